@@ -1,0 +1,279 @@
+// The Janus leg of a half-proxy session: a full ICE agent (RFC 8445) of xRTC's own, running over the
+// project's I/O layer with the RFC 5769-verified STUN codec. Janus's candidates come from its SDP and
+// trickles; xRTC's single local candidate is the shared upstream socket, which Janus learns as
+// peer-reflexive (RFC 8445 §7.3.1.3). The controlling side nominates aggressively: USE-CANDIDATE on
+// every check, so the first pair that succeeds is the selected one for both agents.
+import {
+  Attr,
+  BINDING_ERROR,
+  BINDING_REQUEST,
+  BINDING_SUCCESS,
+  buildStun,
+  encodeErrorCode,
+  encodeString,
+  encodeUint32,
+  encodeUint64,
+  encodeXorAddress,
+  getErrorCode,
+  getTieBreaker,
+  getUsername,
+  hasAttribute,
+  randomTransactionId,
+  type StunMessage,
+  transactionKey,
+  verifyFingerprint,
+  verifyIntegrity,
+} from "../stun/message.ts";
+import type { Candidate } from "../sdp/candidate.ts";
+import { candidatePriority } from "../sdp/candidate.ts";
+import type { DatagramSocket, PeerAddress } from "../io/types.ts";
+import type { IceCredentials } from "./credentials.ts";
+import { TIMING } from "./timing.ts";
+import { counters } from "../metrics.ts";
+
+type PairState = "waiting" | "in-progress" | "succeeded" | "failed";
+
+interface Pair {
+  remote: PeerAddress;
+  state: PairState;
+  transaction?: string;
+  sentAt: number;
+  attempts: number;
+}
+
+/** Retransmissions per check before a pair is given up (RFC 8489 §6.2.1 Rc, spread over ~5 s). */
+const MAX_CHECK_ATTEMPTS = 25;
+const PRFLX_PRIORITY = candidatePriority(110, 65535, 1);
+
+export interface JanusLegEvents {
+  /** A pair was selected (or changed): media may flow. */
+  onSelected(remote: PeerAddress): void;
+  /** No pair could be established, or consent was lost. */
+  onFailed(reason: string): void;
+  /** Every address that may send to this leg: route its packets here. */
+  onRemoteAddress(remote: PeerAddress): void;
+}
+
+export class JanusLeg {
+  readonly #pairs: Pair[] = [];
+  readonly #utf8 = new TextEncoder();
+  readonly #localKey: Uint8Array;
+  readonly #remoteKey: Uint8Array;
+  readonly #tieBreaker: bigint;
+  #controlling: boolean;
+  #selected?: Pair;
+  #nominatedByPeer?: PeerAddress;
+  #timer?: ReturnType<typeof setInterval>;
+  #startedAt = Date.now();
+  #lastConsentSent = 0;
+  #lastConsentReply = Date.now();
+  #lastMediaSent = 0;
+  #closed = false;
+
+  constructor(
+    readonly socket: DatagramSocket,
+    readonly address: (host: string, port: number) => PeerAddress,
+    readonly local: IceCredentials,
+    readonly remote: IceCredentials,
+    controlling: boolean,
+    tieBreaker: bigint,
+    readonly events: JanusLegEvents,
+  ) {
+    this.#controlling = controlling;
+    this.#tieBreaker = tieBreaker;
+    this.#localKey = this.#utf8.encode(local.pwd);
+    this.#remoteKey = this.#utf8.encode(remote.pwd);
+    this.#timer = setInterval(() => this.#pace(), TIMING.checkIntervalMs);
+  }
+
+  get controlling(): boolean {
+    return this.#controlling;
+  }
+
+  get selected(): PeerAddress | undefined {
+    return this.#selected?.remote;
+  }
+
+  /** Adds a remote candidate from Janus's SDP or a trickle. Only UDP: the half proxy's Janus leg is UDP. */
+  addRemoteCandidate(c: Candidate): void {
+    if (this.#closed || c.transport.toLowerCase() !== "udp" || c.component !== 1 || c.port === 0) return;
+    if (c.address.endsWith(".local")) return; // mDNS names are not resolvable here
+    this.#addPair(this.address(c.address, c.port));
+  }
+
+  #addPair(remote: PeerAddress): Pair {
+    let pair = this.#pairs.find((p) => p.remote === remote);
+    if (!pair) {
+      pair = { remote, state: "waiting", sentAt: 0, attempts: 0 };
+      this.#pairs.push(pair);
+      this.events.onRemoteAddress(remote);
+      if (this.#timer === undefined && !this.#selected) {
+        this.#timer = setInterval(() => this.#pace(), TIMING.checkIntervalMs);
+      }
+    }
+    return pair;
+  }
+
+  /** Media (DTLS/SRTP/SCTP) to Janus on the selected pair. Returns false when there is none yet. */
+  send(data: Uint8Array): boolean {
+    const s = this.#selected;
+    if (s === undefined) return false;
+    this.socket.send(data, s.remote);
+    this.#lastMediaSent = performance.now();
+    return true;
+  }
+
+  /** A STUN message that arrived on the upstream socket from one of this leg's addresses. */
+  onStun(msg: StunMessage, from: PeerAddress): void {
+    if (this.#closed) return;
+    if (msg.type === BINDING_REQUEST) this.#onRequest(msg, from);
+    else if (msg.type === BINDING_SUCCESS || msg.type === BINDING_ERROR) this.#onResponse(msg, from);
+  }
+
+  #onRequest(msg: StunMessage, from: PeerAddress): void {
+    const username = getUsername(msg);
+    if (
+      username !== `${this.local.ufrag}:${this.remote.ufrag}` || !verifyFingerprint(msg) ||
+      !verifyIntegrity(msg, this.#localKey)
+    ) {
+      counters.inc("janus_leg_bad_requests");
+      return;
+    }
+    // Role conflict (RFC 8445 §7.3.1.1).
+    const theirControlling = getTieBreaker(msg, Attr.ICE_CONTROLLING);
+    const theirControlled = getTieBreaker(msg, Attr.ICE_CONTROLLED);
+    if (this.#controlling && theirControlling !== undefined) {
+      if (this.#tieBreaker >= theirControlling) return this.#reply(msg, from, 487);
+      this.#controlling = false;
+    } else if (!this.#controlling && theirControlled !== undefined) {
+      if (this.#tieBreaker >= theirControlled) this.#controlling = true;
+      else return this.#reply(msg, from, 487);
+    }
+    this.#reply(msg, from);
+    const pair = this.#addPair(from); // a new source is a peer-reflexive candidate (§7.3.1.3)
+    this.#lastConsentReply = Date.now();
+    if (!this.#controlling && hasAttribute(msg, Attr.USE_CANDIDATE)) {
+      this.#nominatedByPeer = from;
+      if (pair.state === "succeeded") this.#select(pair);
+    }
+    if (pair.state === "waiting" || pair.state === "failed") {
+      pair.state = "waiting"; // triggered check (§7.3.1.4)
+      pair.attempts = 0;
+    }
+  }
+
+  #reply(msg: StunMessage, to: PeerAddress, errorCode?: number): void {
+    const attributes: Array<[number, Uint8Array]> = errorCode === undefined
+      ? [[Attr.XOR_MAPPED_ADDRESS, encodeXorAddress(to, msg.transactionId)]]
+      : [[Attr.ERROR_CODE, encodeErrorCode(errorCode, "Role Conflict")]];
+    this.socket.send(
+      buildStun({
+        type: errorCode === undefined ? BINDING_SUCCESS : BINDING_ERROR,
+        transactionId: msg.transactionId,
+        attributes,
+        integrityKey: this.#localKey,
+        fingerprint: true,
+      }),
+      to,
+    );
+  }
+
+  #onResponse(msg: StunMessage, from: PeerAddress): void {
+    const key = transactionKey(msg.transactionId);
+    const pair = this.#pairs.find((p) => p.transaction === key);
+    if (!pair || pair.remote !== from || !verifyIntegrity(msg, this.#remoteKey)) {
+      counters.inc("janus_leg_bad_responses");
+      return;
+    }
+    pair.transaction = undefined;
+    this.#lastConsentReply = Date.now();
+    if (msg.type === BINDING_ERROR) {
+      if (getErrorCode(msg) === 487) {
+        this.#controlling = !this.#controlling; // §7.2.5.1: switch role and retry
+        pair.state = "waiting";
+        pair.attempts = 0;
+      } else pair.state = "failed";
+      return;
+    }
+    const wasSucceeded = pair.state === "succeeded";
+    pair.state = "succeeded";
+    if (this.#selected === undefined || (!wasSucceeded && this.#nominatedByPeer === from)) this.#select(pair);
+  }
+
+  #select(pair: Pair): void {
+    if (this.#selected === pair) return;
+    this.#selected = pair;
+    this.#lastConsentReply = Date.now();
+    this.events.onSelected(pair.remote);
+  }
+
+  #check(pair: Pair): void {
+    const tid = randomTransactionId();
+    pair.transaction = transactionKey(tid);
+    pair.state = pair.state === "succeeded" ? "succeeded" : "in-progress";
+    pair.sentAt = Date.now();
+    pair.attempts++;
+    const attributes: Array<[number, Uint8Array]> = [
+      [Attr.USERNAME, encodeString(`${this.remote.ufrag}:${this.local.ufrag}`)],
+      [Attr.PRIORITY, encodeUint32(PRFLX_PRIORITY)],
+      [this.#controlling ? Attr.ICE_CONTROLLING : Attr.ICE_CONTROLLED, encodeUint64(this.#tieBreaker)],
+    ];
+    if (this.#controlling) attributes.push([Attr.USE_CANDIDATE, new Uint8Array(0)]);
+    this.socket.send(
+      buildStun({
+        type: BINDING_REQUEST,
+        transactionId: tid,
+        attributes,
+        integrityKey: this.#remoteKey,
+        fingerprint: true,
+      }),
+      pair.remote,
+    );
+  }
+
+  /** Connectivity checks, one new check per Ta plus due retransmissions; stops once a pair is selected. */
+  #pace(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    if (this.#selected) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+      return;
+    }
+    let sentNew = false;
+    for (const p of this.#pairs) {
+      if (p.state === "waiting" && !sentNew) {
+        this.#check(p);
+        sentNew = true;
+      } else if (p.state === "in-progress" && now - p.sentAt >= TIMING.checkRetransmitMs) {
+        if (p.attempts >= MAX_CHECK_ATTEMPTS) p.state = "failed";
+        else this.#check(p);
+      }
+    }
+    if (now - this.#startedAt > TIMING.janusLegConnectTimeoutMs) {
+      this.events.onFailed("janus leg: no candidate pair succeeded");
+    }
+  }
+
+  /** Consent freshness towards Janus (RFC 7675) and keepalives (RFC 8445 §11), driven by the sweeper. */
+  maintain(now: number): void {
+    if (this.#closed || !this.#selected) return;
+    const mediaFlowing = performance.now() - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
+    const interval = mediaFlowing ? TIMING.consentIntervalMs : TIMING.keepaliveIntervalMs;
+    if (now - this.#lastConsentSent >= interval) {
+      this.#lastConsentSent = now;
+      this.#check(this.#selected);
+    }
+    if (now - this.#lastConsentReply > TIMING.consentLossMs) this.events.onFailed("janus leg: consent lost");
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  remoteAddresses(): PeerAddress[] {
+    return this.#pairs.map((p) => p.remote);
+  }
+}

@@ -1,0 +1,76 @@
+// The session table: the one place that maps demux keys to sessions. Shared ports look up the first
+// STUN request by xRTC's client-facing ufrag, then bound tuples by path; the upstream socket looks
+// up Janus's addresses. /metrics, quotas and drain read it from here.
+import type { StunMessage } from "../stun/message.ts";
+import type { PeerAddress } from "../io/types.ts";
+import type { ClientPath } from "./client_path.ts";
+import { randomIceString, UFRAG_LENGTH } from "./credentials.ts";
+import { log } from "../log.ts";
+
+/** What a shared port (UDP socket or TCP connection) offers a session handling a client's packet. */
+export interface ClientPort {
+  /** The path for this source, created and routed to `session` on first use. */
+  bind(from: PeerAddress, session: MediaSession): ClientPath;
+  /** Sends a packet to a source that may not be bound (STUN responses). */
+  reply(data: Uint8Array, to: PeerAddress): void;
+}
+
+export interface MediaSession {
+  readonly id: string;
+  readonly mode: "half" | "full";
+  /** xRTC's client-facing ufrag: the demux key on every shared port. */
+  readonly localUfrag: string;
+  onClientStun(msg: StunMessage, from: PeerAddress, port: ClientPort): void;
+  onClientData(data: Uint8Array, path: ClientPath): void;
+  /** A packet from Janus on the upstream socket. */
+  onUpstreamPacket(data: Uint8Array, from: PeerAddress): void;
+  /** A client path went away (TCP connection closed). */
+  onPathClosed(path: ClientPath): void;
+  /** Timers: consent, keepalives. Returns a reason when the session must end. */
+  maintain(now: number): string | undefined;
+  close(reason: string): void;
+}
+
+export class SessionTable {
+  readonly byUfrag = new Map<string, MediaSession>();
+  readonly byUpstream = new Map<PeerAddress, MediaSession>();
+  readonly #upstreamOf = new WeakMap<MediaSession, Set<PeerAddress>>();
+
+  get size(): number {
+    return this.byUfrag.size;
+  }
+
+  /** A ufrag unique among every live session of this node. */
+  allocateUfrag(): string {
+    for (;;) {
+      const u = randomIceString(UFRAG_LENGTH);
+      if (!this.byUfrag.has(u)) return u;
+    }
+  }
+
+  add(s: MediaSession): void {
+    if (this.byUfrag.has(s.localUfrag)) throw new Error(`ufrag ${s.localUfrag} already in use`);
+    this.byUfrag.set(s.localUfrag, s);
+    log("info", "session_open", { session: s.id, ufrag: s.localUfrag, mode: s.mode });
+  }
+
+  routeUpstream(addr: PeerAddress, s: MediaSession): void {
+    const other = this.byUpstream.get(addr);
+    if (other && other !== s) {
+      log("warn", "upstream_address_moved", { addr: addr.key, from: other.id, to: s.id });
+    }
+    this.byUpstream.set(addr, s);
+    let set = this.#upstreamOf.get(s);
+    if (!set) this.#upstreamOf.set(s, set = new Set());
+    set.add(addr);
+  }
+
+  /** Removes every entry of a session. */
+  remove(s: MediaSession): void {
+    if (this.byUfrag.get(s.localUfrag) === s) this.byUfrag.delete(s.localUfrag);
+    for (const addr of this.#upstreamOf.get(s) ?? []) {
+      if (this.byUpstream.get(addr) === s) this.byUpstream.delete(addr);
+    }
+    this.#upstreamOf.delete(s);
+  }
+}

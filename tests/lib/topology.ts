@@ -1,0 +1,81 @@
+// The test network, made with network namespaces: Janus on a "server host", clients on a "client
+// host" that has a route to xRTC's public address and none to Janus, and xRTC in the root namespace
+// between them. Janus never gathers candidates on loopback, so it needs a real interface.
+// Addresses are from the benchmarking range (RFC 2544, 198.18.0.0/15) and exist only on these links;
+// the topology refuses to start if the machine already uses them.
+import { run } from "./run.ts";
+
+export interface Topology {
+  serverNs: string;
+  clientNs: string;
+  /** xRTC's address on the server link, and Janus's. */
+  xrtcServerSide: string;
+  janusAddr: string;
+  /** xRTC's address as clients reach it, and the client host's. */
+  xrtcPublic: string;
+  clientAddr: string;
+  /** Runs a command inside the client namespace. */
+  inClient(cmd: string[]): string[];
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+export async function makeTopology(): Promise<Topology> {
+  const tag = `${Deno.pid % 100000}${counter++}`;
+  const serverNs = `xrtc-s${tag}`, clientNs = `xrtc-c${tag}`;
+  const sv = `xs${tag}`, cv = `xc${tag}`;
+  const t: Topology = {
+    serverNs,
+    clientNs,
+    xrtcServerSide: "198.18.0.1",
+    janusAddr: "198.18.0.2",
+    xrtcPublic: "198.19.0.1",
+    clientAddr: "198.19.0.2",
+    inClient: (cmd) => ["ip", "netns", "exec", clientNs, ...cmd],
+    close: async () => {
+      await run(["ip", "netns", "del", serverNs], { allowFail: true });
+      await run(["ip", "netns", "del", clientNs], { allowFail: true });
+      await run(["ip", "link", "del", `${sv}a`], { allowFail: true });
+      await run(["ip", "link", "del", `${cv}a`], { allowFail: true });
+    },
+  };
+  const inUse = await run(["ip", "-br", "addr"]);
+  if (/\b198\.1[89]\./.test(inUse)) {
+    throw new Error(`198.18.0.0/15 is already in use on this machine:\n${inUse}`);
+  }
+  try {
+    for (
+      const [ns, veth, mine, theirs] of [[serverNs, sv, t.xrtcServerSide, t.janusAddr], [
+        clientNs,
+        cv,
+        t.xrtcPublic,
+        t.clientAddr,
+      ]]
+    ) {
+      await run(["ip", "netns", "add", ns]);
+      await run(["ip", "link", "add", `${veth}a`, "type", "veth", "peer", "name", `${veth}b`, "netns", ns]);
+      await run(["ip", "addr", "add", `${mine}/24`, "dev", `${veth}a`]);
+      await run(["ip", "link", "set", `${veth}a`, "up"]);
+      await run(["ip", "-n", ns, "addr", "add", `${theirs}/24`, "dev", `${veth}b`]);
+      await run(["ip", "-n", ns, "link", "set", `${veth}b`, "up"]);
+      await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    }
+    // The client host has only its /24: no route to Janus's network, and no default route.
+    const route = await run(["ip", "netns", "exec", clientNs, "ip", "route", "get", t.janusAddr], {
+      allowFail: true,
+    });
+    if (!/unreachable/i.test(route)) throw new Error(`client namespace can route to Janus: ${route}`);
+  } catch (e) {
+    await t.close();
+    throw e;
+  }
+  return t;
+}
+
+/** Blocks UDP in the client namespace (for ICE-TCP tests), with nftables. */
+export async function blockClientUdp(t: Topology): Promise<void> {
+  const rules =
+    `table inet xrtc_test { chain out { type filter hook output priority 0; meta l4proto udp drop; } chain in { type filter hook input priority 0; meta l4proto udp drop; } }`;
+  await run(["ip", "netns", "exec", t.clientNs, "nft", rules]);
+}

@@ -1,0 +1,94 @@
+// xRTC in the test process (root namespace), between the client and server namespaces, configured
+// through the real routes.yml loader.
+import { loadConfigText } from "../../src/config/load.ts";
+import { start, type Xrtc } from "../../src/app.ts";
+import type { IoBackend } from "../../src/config/types.ts";
+import type { Topology } from "./topology.ts";
+import { run } from "./run.ts";
+
+export const ROOT = new URL("../../", import.meta.url).pathname;
+export const PORTS = { udp: 6001, tcp: 6443, http: 8080 };
+
+export interface XrtcTestOptions {
+  icedirect?: boolean;
+  icetcp?: boolean;
+  tls?: { crt: string; key: string };
+  /** Extra YAML under `options:`. */
+  options?: string;
+}
+
+/** The backend every integration test runs on: XRTC_TEST_IO (deno unless set). */
+export const TEST_BACKEND = (Deno.env.get("XRTC_TEST_IO") ?? "deno") as IoBackend;
+
+export function testConfigYaml(t: Topology, o: XrtcTestOptions = {}): string {
+  const route = `
+      routes:
+        janus:
+          upstream: http://janus
+          icedirect: ${o.icedirect ?? false}
+          icetcp: ${o.icetcp ?? false}
+          paths: [/janus]
+          protos: [ws@janus-protocol]`;
+  const tls = o.tls ? `\n      tls_crt_file: ${o.tls.crt}\n      tls_key_file: ${o.tls.key}` : "";
+  return `
+options:
+  consent_timeout: 30s
+${o.options ?? ""}
+services:
+  janus:
+    proto: upstream
+    mode: rr
+    servers: [http://${t.janusAddr}:8088, ws://${t.janusAddr}:8188]
+  ice_udp:
+    proto: udp
+    net:
+      addr: ${t.xrtcPublic}:${PORTS.udp}
+      enable_ice: true
+      candidate_ips: [${t.xrtcPublic}]
+  ice_tcp:
+    proto: tcp
+    net:
+      addr: ${t.xrtcPublic}:${PORTS.tcp}
+      enable_ice: true
+      candidate_ips: [${t.xrtcPublic}]${tls}
+    enable_http: true
+    http:
+      root: ${ROOT}html${route}
+  web:
+    proto: http
+    net:
+      addr: ${t.xrtcPublic}:${PORTS.http}
+    http:
+      root: ${ROOT}html${route}
+`;
+}
+
+export async function startXrtc(t: Topology, o: XrtcTestOptions = {}): Promise<Xrtc> {
+  const { config } = loadConfigText(testConfigYaml(t, o), "test-routes.yml");
+  return await start(config, { ioBackend: TEST_BACKEND });
+}
+
+export interface ClientResult {
+  [key: string]: unknown;
+  errors: string[];
+  answerCandidates: string[];
+  offerCandidates: string[];
+}
+
+/** Runs the werift client inside the client namespace. */
+export async function runWeriftClient(t: Topology, opts: Record<string, unknown>): Promise<ClientResult> {
+  const out = await run(
+    t.inClient([
+      `${ROOT}node_modules/.bin/deno`,
+      "run",
+      "-A",
+      `--config=${ROOT}deno.json`,
+      `${ROOT}tests/tools/werift_client.ts`,
+      JSON.stringify(opts),
+    ]),
+    { allowFail: true },
+  );
+  const line = out.split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error(`werift client printed no result:\n${out.slice(-4000)}`);
+  return JSON.parse(line.slice(7));
+}

@@ -1,0 +1,316 @@
+// A scriptable WebRTC client for the tests: werift, signalling with Janus through xRTC over HTTP
+// (long-poll with maxev) or WebSocket. Runs inside the client namespace; prints one line
+// "RESULT <json>" with what it saw.
+//   deno run -A tests/tools/werift_client.ts '<json options>'
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket } from "werift";
+
+interface Options {
+  signal: "http" | "ws";
+  /** xRTC's HTTP base, e.g. http://198.19.0.1:8080 */
+  base: string;
+  scenario: "echotest" | "videoroom";
+  tag: string;
+  messages: number;
+  rtp: number;
+  iceTcp?: boolean;
+  timeoutMs?: number;
+}
+
+type Msg = Record<string, unknown>;
+const opts: Options = JSON.parse(Deno.args[0]);
+const result: Record<string, unknown> = {
+  tag: opts.tag,
+  answerCandidates: [],
+  offerCandidates: [],
+  errors: [],
+};
+const errors = result.errors as string[];
+const deadline = setTimeout(() => finish("timeout"), opts.timeoutMs ?? 40_000);
+
+/** Janus API over HTTP long-poll or WebSocket. */
+class Janus {
+  session = 0;
+  #ws?: WebSocket;
+  #waiters = new Map<string, { resolve: (m: Msg) => void; ackIsReply: boolean }>();
+  #listeners: Array<(m: Msg) => void> = [];
+  #closed = false;
+
+  async connect(): Promise<void> {
+    if (opts.signal === "ws") {
+      const ws = new WebSocket(opts.base.replace(/^http/, "ws") + "/", "janus-protocol");
+      await new Promise((res, rej) => {
+        ws.onopen = res;
+        ws.onerror = () => rej(new Error("ws error"));
+      });
+      result.wsProtocol = ws.protocol;
+      ws.onmessage = (ev) => this.#dispatch(JSON.parse(ev.data));
+      this.#ws = ws;
+    }
+    const created = await this.request({ janus: "create" });
+    this.session = (created.data as Msg).id as number;
+    if (opts.signal === "http") this.#poll();
+    setInterval(() => this.request({ janus: "keepalive", session_id: this.session }).catch(() => {}), 20_000);
+  }
+
+  on(f: (m: Msg) => void) {
+    this.#listeners.push(f);
+  }
+
+  #dispatch(m: Msg) {
+    const t = m.transaction as string | undefined;
+    const w = t ? this.#waiters.get(t) : undefined;
+    // trickle and keepalive are answered by an ack; everything else by its reply or event.
+    if (w && (m.janus !== "ack" || w.ackIsReply)) {
+      this.#waiters.delete(t!);
+      w.resolve(m);
+      return;
+    }
+    if (m.janus === "ack") return;
+    for (const f of this.#listeners) f(m);
+  }
+
+  async #poll() {
+    while (!this.#closed) {
+      try {
+        const r = await fetch(`${opts.base}/janus/${this.session}?rid=${Date.now()}&maxev=10`);
+        const body = await r.json();
+        if (Array.isArray(body)) result.sawArray = true;
+        for (const m of Array.isArray(body) ? body : [body]) this.#dispatch(m);
+      } catch (e) {
+        if (!this.#closed) errors.push(`poll: ${e}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async request(body: Msg, path = ""): Promise<Msg> {
+    const transaction = crypto.randomUUID();
+    const msg = { ...body, transaction };
+    if (this.#ws) {
+      const ackIsReply = body.janus === "trickle" || body.janus === "keepalive";
+      const p = new Promise<Msg>((resolve) => this.#waiters.set(transaction, { resolve, ackIsReply }));
+      this.#ws.send(JSON.stringify(msg));
+      return await p;
+    }
+    const r = await fetch(`${opts.base}/janus${path}`, { method: "POST", body: JSON.stringify(msg) });
+    return await r.json();
+  }
+
+  /** A plugin message; resolves with the event that carries its transaction (or the sync reply). */
+  async message(handle: number, body: Msg, jsep?: Msg): Promise<Msg> {
+    const transaction = crypto.randomUUID();
+    const event = new Promise<Msg>((resolve) =>
+      this.#waiters.set(transaction, { resolve, ackIsReply: false })
+    );
+    const msg: Msg = { janus: "message", body, transaction, session_id: this.session, handle_id: handle };
+    if (jsep) msg.jsep = jsep;
+    if (this.#ws) this.#ws.send(JSON.stringify(msg));
+    else {
+      const r = await (await fetch(`${opts.base}/janus/${this.session}/${handle}`, {
+        method: "POST",
+        body: JSON.stringify(msg),
+      })).json();
+      if (r.janus !== "ack") {
+        this.#waiters.delete(transaction);
+        return r;
+      }
+    }
+    return await event;
+  }
+
+  async attach(plugin: string): Promise<number> {
+    const r = await this.request({ janus: "attach", plugin, session_id: this.session }, `/${this.session}`);
+    return (r.data as Msg).id as number;
+  }
+
+  async trickle(handle: number, candidate: Msg): Promise<Msg> {
+    return await this.request(
+      { janus: "trickle", candidate, session_id: this.session, handle_id: handle },
+      `/${this.session}/${handle}`,
+    );
+  }
+
+  close() {
+    this.#closed = true;
+    this.#ws?.close();
+  }
+}
+
+function candidatesOf(sdp: string): string[] {
+  return sdp.split(/\r?\n/).filter((l) => l.startsWith("a=candidate:"));
+}
+
+function makePc(): RTCPeerConnection {
+  return new RTCPeerConnection({
+    codecs: { video: [new RTCRtpCodecParameters({ mimeType: "video/VP8", clockRate: 90000 })], audio: [] },
+    iceUseTcp: opts.iceTcp ?? false,
+    iceUseIpv4: true,
+    iceUseIpv6: false,
+  });
+}
+
+function rtpFor(seq: number, marker: string): RtpPacket {
+  const payload = new TextEncoder().encode(`\x10\x00\x00${marker}#${seq}#`.padEnd(200, "x"));
+  return new RtpPacket(
+    new RtpHeader({ sequenceNumber: seq, timestamp: seq * 3000, payloadType: 96, marker: true }),
+    Buffer.from(payload),
+  );
+}
+
+let finished = false;
+function finish(reason: string) {
+  if (finished) return;
+  finished = true;
+  clearTimeout(deadline);
+  result.end = reason;
+  console.log("RESULT " + JSON.stringify(result));
+  setTimeout(() => Deno.exit(0), 100);
+}
+
+async function echotest(janus: Janus) {
+  const handle = await janus.attach("janus.plugin.echotest");
+  const pc = makePc();
+  const track = new MediaStreamTrack({ kind: "video" });
+  pc.addTransceiver(track, { direction: "sendrecv" });
+  const dc = pc.createDataChannel("xrtc");
+  const echoes: string[] = [];
+  dc.onMessage.subscribe((m) => echoes.push(typeof m === "string" ? m : new TextDecoder().decode(m)));
+  const marker = `${opts.tag}-${crypto.randomUUID().slice(0, 8)}`;
+  let rtpEchoed = 0, foreign = 0;
+  pc.onTrack.subscribe((t) => {
+    t.onReceiveRtp.subscribe((rtp) => {
+      const text = new TextDecoder().decode(rtp.payload);
+      if (text.includes(marker)) rtpEchoed++;
+      else if (text.includes("#")) foreign++;
+    });
+  });
+  pc.iceConnectionStateChange.subscribe((s) => {
+    if (s === "connected") result.iceConnected = true;
+  });
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await new Promise((r) => setTimeout(r, 300)); // let werift gather
+  const local = pc.localDescription!;
+  result.offerCandidates = candidatesOf(local.sdp);
+  const reply = await janus.message(handle, { audio: false, video: true, data: true }, {
+    type: "offer",
+    sdp: local.sdp,
+  });
+  const jsep = reply.jsep as Msg | undefined;
+  if (!jsep) throw new Error(`no answer: ${JSON.stringify(reply)}`);
+  result.answerCandidates = candidatesOf(jsep.sdp as string);
+  result.answerLite = (jsep.sdp as string).includes("a=ice-lite");
+  result.trickleAck = (await janus.trickle(handle, { completed: true })).janus;
+  await pc.setRemoteDescription({ type: "answer", sdp: jsep.sdp as string });
+  await new Promise<void>((res) => {
+    const check = setInterval(() => {
+      if (dc.readyState === "open") {
+        clearInterval(check);
+        res();
+      }
+    }, 50);
+  });
+  result.dcOpen = true;
+  for (let i = 0; i < opts.messages; i++) dc.send(`${marker}:msg${i}`);
+  for (let i = 0; i < opts.rtp; i++) {
+    track.writeRtp(rtpFor(i, marker));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  result.dcEchoes = echoes.filter((e) => e.includes(marker)).length;
+  result.dcForeign = echoes.filter((e) => !e.includes(marker)).length;
+  result.rtpEchoed = rtpEchoed;
+  result.rtpForeign = foreign;
+  const stats = await pc.getStats();
+  for (const s of stats.values()) {
+    const st = s as unknown as Record<string, unknown>;
+    if (st.type === "candidate-pair" && (st.nominated || st.state === "succeeded")) {
+      const remote = stats.get(st.remoteCandidateId as string) as unknown as
+        | Record<string, unknown>
+        | undefined;
+      if (remote) result.selectedRemote = `${remote.protocol}:${remote.address ?? remote.ip}:${remote.port}`;
+    }
+  }
+  if (Deno.env.get("XRTC_CLIENT_HANGUP") !== "0") {
+    await janus.request(
+      { janus: "hangup", session_id: janus.session, handle_id: handle },
+      `/${janus.session}/${handle}`,
+    );
+  }
+  await pc.close();
+}
+
+async function videoroom(janus: Janus) {
+  // Publisher: the client offers.
+  const pub = await janus.attach("janus.plugin.videoroom");
+  const joined = await janus.message(pub, {
+    request: "join",
+    ptype: "publisher",
+    room: 1234,
+    display: opts.tag,
+  });
+  const feed = ((joined.plugindata as Msg).data as Msg).id as number;
+  const pcPub = makePc();
+  const track = new MediaStreamTrack({ kind: "video" });
+  pcPub.addTransceiver(track, { direction: "sendonly" });
+  await pcPub.setLocalDescription(await pcPub.createOffer());
+  await new Promise((r) => setTimeout(r, 300));
+  const pubReply = await janus.message(pub, { request: "publish", audio: false, video: true }, {
+    type: "offer",
+    sdp: pcPub.localDescription!.sdp,
+  });
+  const pubJsep = pubReply.jsep as Msg;
+  result.answerCandidates = candidatesOf(pubJsep.sdp as string);
+  await pcPub.setRemoteDescription({ type: "answer", sdp: pubJsep.sdp as string });
+  const marker = `${opts.tag}-vr`;
+  let sending = true;
+  (async () => {
+    for (let i = 0; sending; i++) {
+      track.writeRtp(rtpFor(i, marker));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  // Subscriber: Janus offers.
+  const sub = await janus.attach("janus.plugin.videoroom");
+  // The feed exists once the publisher's PeerConnection is up.
+  let offerEvent: Msg = {};
+  for (let i = 0; i < 20 && !offerEvent.jsep; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    offerEvent = await janus.message(sub, { request: "join", ptype: "subscriber", room: 1234, feed });
+  }
+  const offer = offerEvent.jsep as Msg | undefined;
+  if (!offer) throw new Error(`no offer for the subscriber: ${JSON.stringify(offerEvent)}`);
+  result.offerCandidates = candidatesOf(offer.sdp as string);
+  result.offerLite = (offer.sdp as string).includes("a=ice-lite");
+  const pcSub = makePc();
+  let received = 0;
+  pcSub.onTrack.subscribe((t) =>
+    t.onReceiveRtp.subscribe((rtp) => {
+      if (new TextDecoder().decode(rtp.payload).includes(marker)) received++;
+    })
+  );
+  await pcSub.setRemoteDescription({ type: "offer", sdp: offer.sdp as string });
+  await pcSub.setLocalDescription(await pcSub.createAnswer());
+  await janus.message(sub, { request: "start", room: 1234 }, {
+    type: "answer",
+    sdp: pcSub.localDescription!.sdp,
+  });
+  await new Promise((r) => setTimeout(r, 6000));
+  sending = false;
+  result.subscriberRtp = received;
+  result.iceConnected = pcSub.iceConnectionState === "connected" || pcSub.iceConnectionState === "completed";
+  await pcPub.close();
+  await pcSub.close();
+}
+
+try {
+  const janus = new Janus();
+  await janus.connect();
+  if (opts.scenario === "echotest") await echotest(janus);
+  else await videoroom(janus);
+  janus.close();
+  finish("done");
+} catch (e) {
+  errors.push(String(e instanceof Error ? e.stack : e));
+  finish("error");
+}
