@@ -10,11 +10,11 @@ import {
   BINDING_REQUEST,
   BINDING_SUCCESS,
   buildStun,
+  classifyPacket,
   encodeString,
   encodeXorAddress,
   getUsername,
   hasAttribute,
-  looksLikeStun,
   parseStun,
   plainAttributes,
   StunError,
@@ -183,7 +183,7 @@ export class FullSession implements MediaSession {
 
   #fromJanus(data: Uint8Array, target: JanusTarget): void {
     if (this.#closed) return;
-    if (!looksLikeStun(data)) {
+    if (data.length === 0 || classifyPacket(data[0]) !== "stun") {
       if (this.#janusTarget === undefined) this.#janusTarget = target;
       this.#selected?.send(data) ?? counters.inc("media_drop_no_client_path");
       return;

@@ -2,7 +2,7 @@
 // credentials it gave the client, runs its own agent towards Janus, and forwards everything else
 // (DTLS, SRTP, SRTCP, SCTP) untouched between the client's selected path and the Janus leg.
 import type { StunMessage } from "../stun/message.ts";
-import { looksLikeStun, parseStun, StunError } from "../stun/message.ts";
+import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import type { Candidate } from "../sdp/candidate.ts";
 import type { DatagramSocket, PeerAddress } from "../io/types.ts";
 import type { ClientPath } from "./client_path.ts";
@@ -115,7 +115,7 @@ export class HalfSession implements MediaSession {
 
   onUpstreamPacket(data: Uint8Array, from: PeerAddress): void {
     if (this.#closed) return;
-    if (looksLikeStun(data)) {
+    if (data.length > 0 && classifyPacket(data[0]) === "stun") {
       try {
         this.leg.onStun(parseStun(data), from);
       } catch (e) {

@@ -40,7 +40,12 @@ interface HandleState {
   /** Janus's credentials in the live session. */
   janusRemote?: IceCredentials;
   clientFacing?: IceCredentials;
+  /** Janus's trickled candidates, kept for the session (they may arrive before the answer). */
+  janusCandidates: Candidate[];
 }
+
+/** Janus trickles a handful of candidates; more than this per handle is not kept. */
+const MAX_TRICKLED_CANDIDATES = 32;
 
 export interface MediaPlaneOptions {
   backend: DatagramBackend;
@@ -80,7 +85,7 @@ export class MediaPlane {
   #handle(key: string, janusSession: string, mode: RouteMode): HandleState {
     let h = this.#handles.get(key);
     if (!h) {
-      h = { key, janusSession, mode, janusLocal: randomCredentials() };
+      h = { key, janusSession, mode, janusLocal: randomCredentials(), janusCandidates: [] };
       this.#handles.set(key, h);
     }
     h.mode = mode;
@@ -166,9 +171,13 @@ export class MediaPlane {
 
   /** A candidate Janus trickled (full_trickle, or Janus's offers): given to the session, never to the client. */
   janusCandidate(key: string, candidate: Candidate): void {
-    const s = this.#handles.get(key)?.session;
-    if (s instanceof HalfSession) s.addJanusCandidate(candidate);
-    else if (s instanceof FullSession) s.addJanusCandidate(candidate);
+    const h = this.#handles.get(key);
+    if (!h) {
+      counters.inc("janus_candidates_unmatched");
+      return;
+    }
+    if (h.janusCandidates.length < MAX_TRICKLED_CANDIDATES) h.janusCandidates.push(candidate);
+    if (h.session) addJanusCandidate(h.session, candidate);
   }
 
   #establish(
@@ -184,7 +193,10 @@ export class MediaPlane {
     const same = h.session && h.janusRemote?.ufrag === janus.ufrag && h.janusRemote.pwd === janus.pwd &&
       (client === undefined || (h.session as { clientUfrag?: string }).clientUfrag === client.ufrag);
     if (!same) {
-      if (h.session) this.#closeSession(h, "ICE restart");
+      if (h.session) {
+        this.#closeSession(h, "ICE restart");
+        h.janusCandidates = [];
+      }
       const ufrag = this.table.allocateUfrag();
       h.janusRemote = janus;
       if (h.mode.icedirect) {
@@ -226,10 +238,7 @@ export class MediaPlane {
       }
     }
     const s = h.session!;
-    for (const c of janusCandidates) {
-      if (s instanceof HalfSession) s.addJanusCandidate(c);
-      else if (s instanceof FullSession) s.addJanusCandidate(c);
-    }
+    for (const c of [...janusCandidates, ...h.janusCandidates]) addJanusCandidate(s, c);
     if (client && s instanceof FullSession) s.setClientCredentials(client);
     return rewriteIce(sdp, {
       ufrag: h.clientFacing!.ufrag,
@@ -294,6 +303,10 @@ export class MediaPlane {
     for (const p of this.ports) p.close();
     this.upstream.close();
   }
+}
+
+function addJanusCandidate(s: MediaSession, c: Candidate): void {
+  if (s instanceof HalfSession || s instanceof FullSession) s.addJanusCandidate(c);
 }
 
 /** xRTC's candidates as clients see them (RFC 8839 §5.1): UDP first, then passive TCP (RFC 6544). */

@@ -12,7 +12,7 @@ import type { DatagramBackend, PeerAddress } from "../io/types.ts";
 import type { ConnectIceTcp, JanusTarget } from "./full_session.ts";
 import { classifyStream } from "./tcp_classify.ts";
 import { FrameDecoder, FramingError } from "./framing.ts";
-import { looksLikeStun, parseStun, StunError } from "../stun/message.ts";
+import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import { localUfragOf } from "./client_check.ts";
 import { DeadlineError, FramedWriter, readWithDeadline } from "../io/tcp.ts";
 import { counters } from "../metrics.ts";
@@ -288,7 +288,7 @@ class IceTcpConnection implements ClientPort {
   }
 
   #onFrame(frame: Uint8Array): void {
-    if (looksLikeStun(frame)) {
+    if (frame.length > 0 && classifyPacket(frame[0]) === "stun") {
       let msg;
       try {
         msg = parseStun(frame);

@@ -2,7 +2,7 @@
 // Pion's udp_mux. The first packet of a tuple must be a STUN Binding request whose USERNAME names a
 // live session; only after the session has verified it is the tuple bound. Everything else from an
 // unbound tuple is dropped and counted.
-import { looksLikeStun, parseStun, StunError } from "../stun/message.ts";
+import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import type { DatagramBackend, DatagramSocket, PeerAddress } from "../io/types.ts";
 import type { ClientPath } from "./client_path.ts";
 import type { ClientPort, MediaSession, SessionTable } from "./session.ts";
@@ -34,8 +34,12 @@ export class SharedUdpPort implements ClientPort {
   }
 
   #onPacket(data: Uint8Array, from: PeerAddress): void {
+    if (data.length === 0) {
+      counters.inc("udp_drop_empty");
+      return;
+    }
     const bound = this.#bound.get(from);
-    if (data.length > 0 && data[0] <= 3 && looksLikeStun(data)) {
+    if (classifyPacket(data[0]) === "stun") {
       let msg;
       try {
         msg = parseStun(data);

@@ -40,6 +40,7 @@ export async function makeTopology(): Promise<Topology> {
       await run(["ip", "link", "del", `${cv}a`], { allowFail: true });
     },
   };
+  await removeStale();
   const inUse = await run(["ip", "-br", "addr"]);
   if (/\b198\.1[89]\./.test(inUse)) {
     throw new Error(`198.18.0.0/15 is already in use on this machine:\n${inUse}`);
@@ -75,7 +76,38 @@ export async function makeTopology(): Promise<Topology> {
 
 /** Blocks UDP in the client namespace (for ICE-TCP tests), with nftables. */
 export async function blockClientUdp(t: Topology): Promise<void> {
-  const rules =
-    `table inet xrtc_test { chain out { type filter hook output priority 0; meta l4proto udp drop; } chain in { type filter hook input priority 0; meta l4proto udp drop; } }`;
-  await run(["ip", "netns", "exec", t.clientNs, "nft", rules]);
+  const file = await Deno.makeTempFile({ suffix: ".nft" });
+  await Deno.writeTextFile(
+    file,
+    `table inet xrtc_test {
+  chain out {
+    type filter hook output priority 0;
+    meta l4proto udp drop
+  }
+  chain in {
+    type filter hook input priority 0;
+    meta l4proto udp drop
+  }
+}
+`,
+  );
+  try {
+    await run(["ip", "netns", "exec", t.clientNs, "nft", "-f", file]);
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
+/** Removes what a crashed earlier run of these tests left: its namespaces (and their processes). */
+async function removeStale(): Promise<void> {
+  const list = await run(["ip", "netns", "list"]);
+  for (const ns of list.split("\n").map((l) => l.split(" ")[0]).filter((n) => /^xrtc-[sc]\d+$/.test(n))) {
+    const pids = (await run(["ip", "netns", "pids", ns], { allowFail: true })).split(/\s+/).filter(Boolean);
+    for (const pid of pids) await run(["kill", "-9", pid], { allowFail: true });
+    await run(["ip", "netns", "del", ns], { allowFail: true });
+  }
+  const links = await run(["ip", "-br", "link"]);
+  for (const name of links.split("\n").map((l) => l.split(/[\s@]/)[0]).filter((n) => /^x[sc]\d+a$/.test(n))) {
+    await run(["ip", "link", "del", name], { allowFail: true });
+  }
 }

@@ -3,7 +3,8 @@
 import { loadConfigText } from "../../src/config/load.ts";
 import { start, type Xrtc } from "../../src/app.ts";
 import type { IoBackend } from "../../src/config/types.ts";
-import type { Topology } from "./topology.ts";
+import { makeTopology, type Topology } from "./topology.ts";
+import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run } from "./run.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -32,8 +33,7 @@ export function testConfigYaml(t: Topology, o: XrtcTestOptions = {}): string {
   const tls = o.tls ? `\n      tls_crt_file: ${o.tls.crt}\n      tls_key_file: ${o.tls.key}` : "";
   return `
 options:
-  consent_timeout: 30s
-${o.options ?? ""}
+${o.options ?? "  consent_timeout: 30s"}
 services:
   janus:
     proto: upstream
@@ -91,4 +91,30 @@ export async function runWeriftClient(t: Topology, opts: Record<string, unknown>
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
   if (!line) throw new Error(`werift client printed no result:\n${out.slice(-4000)}`);
   return JSON.parse(line.slice(7));
+}
+
+export interface Stack {
+  topo: Topology;
+  janus: Janus;
+  xrtc: Xrtc;
+  base: string;
+}
+
+/** Topology, Janus and xRTC for one test, torn down whatever happens. */
+export async function withStack(
+  o: { janus?: JanusOptions; xrtc?: XrtcTestOptions },
+  fn: (s: Stack) => Promise<void>,
+): Promise<void> {
+  const topo = await makeTopology();
+  let janus: Janus | undefined;
+  let xrtc: Xrtc | undefined;
+  try {
+    janus = await startJanus(topo, o.janus ?? {});
+    xrtc = await startXrtc(topo, o.xrtc ?? {});
+    await fn({ topo, janus, xrtc, base: `http://${topo.xrtcPublic}:${PORTS.http}` });
+  } finally {
+    await xrtc?.stop();
+    await janus?.stop();
+    await topo.close();
+  }
 }

@@ -132,7 +132,6 @@ class Janus {
 
   close() {
     this.#closed = true;
-    this.#ws?.close();
   }
 }
 
@@ -308,7 +307,9 @@ try {
   await janus.connect();
   if (opts.scenario === "echotest") await echotest(janus);
   else await videoroom(janus);
+  // Leave nothing behind: Janus's hangup events cannot reach xRTC once this client stops polling.
   janus.close();
+  await janus.request({ janus: "destroy", session_id: janus.session }, `/${janus.session}`).catch(() => {});
   finish("done");
 } catch (e) {
   errors.push(String(e instanceof Error ? e.stack : e));

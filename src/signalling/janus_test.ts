@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { JanusSignalling, type JsonObject, rewriteJanusText } from "./janus.ts";
+
+const ANSWER = Deno.readTextFileSync(new URL("../../tests/fixtures/janus-answer.sdp", import.meta.url));
+const OFFER = Deno.readTextFileSync(new URL("../../tests/fixtures/chromium-offer.sdp", import.meta.url));
+const ctx = { route: { icedirect: false, icetcp: false } };
+
+Deno.test("messages xRTC does not change pass as their original text: unknown fields and big ids survive", () => {
+  const sig = new JanusSignalling(undefined);
+  const text =
+    '{"janus":"event","session_id":12345678901234567890,"sender":1,"x-unknown":{"deep":[1,2,3]},"plugindata":{}}';
+  assert.equal(rewriteJanusText(text, sig, ctx, undefined), text);
+  const arr = '[{"janus":"keepalive"},{"janus":"webrtcup","session_id":1,"sender":2,"extra":true}]';
+  assert.equal(rewriteJanusText(arr, sig, ctx, undefined), arr);
+  assert.equal(rewriteJanusText("not json", sig, ctx, undefined), "not json");
+});
+
+Deno.test("maxev arrays: Janus trickles are removed, the other events kept in order", () => {
+  const sig = new JanusSignalling(undefined);
+  const arr = JSON.stringify([
+    {
+      janus: "trickle",
+      session_id: 1,
+      sender: 2,
+      candidate: { sdpMid: "0", candidate: "candidate:1 1 udp 1 198.18.0.2 4000 typ host" },
+    },
+    {
+      janus: "event",
+      session_id: 1,
+      sender: 2,
+      plugindata: { data: { result: "ok" } },
+      unknown_field: "kept",
+    },
+    { janus: "trickle", session_id: 1, sender: 2, candidate: { completed: true } },
+  ]);
+  const out = JSON.parse(rewriteJanusText(arr, sig, ctx, undefined)!);
+  assert.deepEqual(out, [{
+    janus: "event",
+    session_id: 1,
+    sender: 2,
+    plugindata: { data: { result: "ok" } },
+    unknown_field: "kept",
+  }]);
+  // A single swallowed long-poll event becomes the replacement (a keepalive for janus.js).
+  const single = JSON.stringify({
+    janus: "trickle",
+    session_id: 1,
+    sender: 2,
+    candidate: { completed: true },
+  });
+  assert.equal(rewriteJanusText(single, sig, ctx, '{"janus":"keepalive"}'), '{"janus":"keepalive"}');
+});
+
+Deno.test("client trickles are answered with the ack Janus would send and never forwarded", () => {
+  const sig = new JanusSignalling(undefined);
+  const v = sig.fromClient({
+    janus: "trickle",
+    transaction: "t1",
+    candidate: { candidate: "candidate:1 1 udp 1 198.19.0.2 5 typ host" },
+  }, { ...ctx, sessionId: "77", handleId: "88" });
+  assert.deepEqual(v, { action: "reply", reply: { janus: "ack", transaction: "t1", session_id: 77 } });
+});
+
+Deno.test("offers and answers are recorded per handle; candidates never cross; jsep without ids is stripped", () => {
+  const sig = new JanusSignalling(undefined);
+  const offer: JsonObject = {
+    janus: "message",
+    transaction: "t",
+    body: { audio: true },
+    jsep: { type: "offer", sdp: OFFER + "a=candidate:9 1 udp 1 198.19.0.2 5000 typ host\r\n" },
+  };
+  const v = sig.fromClient(offer, { ...ctx, sessionId: "5", handleId: "6" });
+  assert.deepEqual(v, { action: "forward", changed: true });
+  assert.ok(!((offer.jsep as JsonObject).sdp as string).includes("198.19.0.2"));
+  assert.deepEqual(offer.body, { audio: true });
+  const ev: JsonObject = { janus: "event", session_id: 5, sender: 6, jsep: { type: "answer", sdp: ANSWER } };
+  assert.equal(sig.fromJanus(ev, ctx), "changed");
+  assert.ok(!((ev.jsep as JsonObject).sdp as string).includes("198.18.0.2"));
+  const rec = sig.registry.get("5/6")!;
+  assert.equal(rec.offer?.from, "client");
+  assert.equal(rec.answer?.from, "janus");
+  assert.equal(rec.answer?.ice[0].candidates[0].address, "198.18.0.2");
+  assert.ok(rec.answer?.ice[0].fingerprint);
+  const orphan: JsonObject = { janus: "event", jsep: { type: "answer", sdp: ANSWER } };
+  assert.equal(sig.fromJanus(orphan, ctx), "changed");
+  assert.ok(!((orphan.jsep as JsonObject).sdp as string).includes("a=candidate"));
+  sig.fromClient({ janus: "destroy", transaction: "d" }, { ...ctx, sessionId: "5" });
+  assert.equal(sig.registry.size, 0);
+});
+
+Deno.test("a bad SDP from the client gets a Janus-style error reply, not a crash", () => {
+  const sig = new JanusSignalling(undefined);
+  const v = sig.fromClient({ janus: "message", transaction: "t", jsep: { type: "offer", sdp: "garbage" } }, {
+    ...ctx,
+    sessionId: "5",
+    handleId: "6",
+  });
+  assert.equal(v.action, "reply");
+  if (v.action === "reply") {
+    assert.equal(v.reply.janus, "error");
+    assert.equal((v.reply.error as JsonObject).code, 465);
+  }
+});

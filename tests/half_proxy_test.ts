@@ -1,0 +1,339 @@
+// Half proxy on one UDP port against the real Janus: werift and Chromium clients in a namespace with
+// no route to Janus, so media can only flow through xRTC.
+import assert from "node:assert/strict";
+import type { Topology } from "./lib/topology.ts";
+import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { launchChromium } from "./lib/browser.ts";
+import { sleep, waitFor } from "./lib/run.ts";
+import { counters } from "../src/metrics.ts";
+import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
+import {
+  Attr,
+  BINDING_REQUEST,
+  BINDING_SUCCESS,
+  buildStun,
+  encodeString,
+  encodeUint32,
+  encodeUint64,
+  getXorMappedAddress,
+  parseStun,
+  randomTransactionId,
+} from "../src/stun/message.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const OFFER = await Deno.readTextFile(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
+
+function onlyXrtcCandidates(t: Topology, lines: string[]): boolean {
+  return lines.length > 0 && lines.every((l) => l.includes(` ${t.xrtcPublic} `));
+}
+
+function assertEcho(t: Topology, r: Record<string, unknown>) {
+  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
+  assert.ok(r.iceConnected, "ICE connected");
+  assert.equal(r.dcEchoes, 5, "every data-channel message echoed");
+  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed: ${r.rtpEchoed}/30`);
+  assert.equal(r.rtpForeign, 0, "no other client's RTP");
+  assert.equal(r.dcForeign, 0, "no other client's messages");
+  assert.ok(onlyXrtcCandidates(t, r.answerCandidates as string[]), "answer carries only xRTC's candidates");
+  assert.equal(r.selectedRemote, `udp:${t.xrtcPublic}:${PORTS.udp}`);
+  assert.ok(r.answerLite, "xRTC is ICE-lite towards clients");
+  assert.equal(r.trickleAck, "ack");
+}
+
+Deno.test("half proxy: werift and Chromium through one UDP port", opts, async (t) => {
+  await withStack({}, async ({ topo, xrtc, base }) => {
+    await t.step("werift echotest, signalling over HTTP (long-poll, maxev)", async () => {
+      const r = await runWeriftClient(topo, {
+        signal: "http",
+        base,
+        scenario: "echotest",
+        tag: "h",
+        messages: 5,
+        rtp: 30,
+      });
+      assertEcho(topo, r);
+      assert.ok(r.sawArray);
+      assert.ok(!(r.offerCandidates as string[]).some((c) => c.includes(topo.xrtcPublic)));
+    });
+
+    await t.step("werift echotest, signalling over WebSocket", async () => {
+      const r = await runWeriftClient(topo, {
+        signal: "ws",
+        base,
+        scenario: "echotest",
+        tag: "w",
+        messages: 5,
+        rtp: 30,
+      });
+      assertEcho(topo, r);
+      assert.equal(r.wsProtocol, "janus-protocol");
+    });
+
+    await t.step("VideoRoom: Janus offers to the subscriber; roles swap on both legs", async () => {
+      const r = await runWeriftClient(topo, {
+        signal: "http",
+        base,
+        scenario: "videoroom",
+        tag: "v",
+        messages: 0,
+        rtp: 0,
+      });
+      assert.deepEqual(r.errors, []);
+      assert.ok(
+        onlyXrtcCandidates(topo, r.offerCandidates),
+        "Janus's offer reaches the client with xRTC's candidates only",
+      );
+      assert.ok(r.offerLite);
+      assert.ok((r.subscriberRtp as number) > 30, `subscriber received ${r.subscriberRtp} packets`);
+    });
+
+    await t.step("5 clients at once on the same port, each gets only its own payloads", async () => {
+      const results = await Promise.all(
+        [0, 1, 2, 3, 4].map((i) =>
+          runWeriftClient(topo, {
+            signal: i % 2 ? "ws" : "http",
+            base,
+            scenario: "echotest",
+            tag: `c${i}`,
+            messages: 5,
+            rtp: 30,
+          })
+        ),
+      );
+      for (const r of results) assertEcho(topo, r);
+    });
+
+    await t.step("hangups released every session", async () => {
+      await waitFor("sessions released", () => xrtc.plane!.table.size === 0 || undefined, 10_000);
+      assert.equal(xrtc.plane!.table.byUpstream.size, 0);
+    });
+
+    for (const signal of ["http", "ws"]) {
+      await t.step(`Chromium echotest from xRTC's own page, signalling over ${signal}`, async () => {
+        const b = await launchChromium(topo, { secureOrigin: base });
+        try {
+          const page = await b.browser.newPage();
+          await page.goto(`${base}/echotest.html?autostart=1&signal=${signal}`);
+          await page.waitForFunction(
+            () => (globalThis as unknown as { xrtcResult: { dcEchoes: number } }).xrtcResult.dcEchoes >= 5,
+            null,
+            { timeout: 25_000 },
+          );
+          const stats = await waitFor(
+            "30 decoded frames",
+            async () => {
+              const s = await page.evaluate(() =>
+                (globalThis as unknown as {
+                  xrtcStats: () => Promise<{ framesDecoded: number; selectedRemote?: string }>;
+                }).xrtcStats()
+              );
+              return s.framesDecoded > 30 ? s : undefined;
+            },
+            20_000,
+            500,
+          );
+          const result = await page.evaluate(() =>
+            (globalThis as unknown as {
+              xrtcResult: { iceState: string; answerCandidates: string[]; errors: string[] };
+            }).xrtcResult
+          );
+          assert.deepEqual(result.errors, []);
+          assert.ok(["connected", "completed"].includes(result.iceState));
+          assert.ok(onlyXrtcCandidates(topo, result.answerCandidates));
+          assert.equal(stats.selectedRemote, `udp:${topo.xrtcPublic}:${PORTS.udp}`);
+        } finally {
+          await b.close();
+        }
+      });
+    }
+  });
+});
+
+Deno.test(
+  "half proxy with Janus full_trickle: Janus's trickles feed xRTC's agent, never the client",
+  opts,
+  async () => {
+    await withStack({ janus: { fullTrickle: true } }, async ({ topo, base }) => {
+      const before = counters.get("janus_trickles_absorbed");
+      const r = await runWeriftClient(topo, {
+        signal: "http",
+        base,
+        scenario: "echotest",
+        tag: "ft",
+        messages: 5,
+        rtp: 30,
+      });
+      assertEcho(topo, r);
+      assert.ok(counters.get("janus_trickles_absorbed") > before, "Janus trickled and xRTC absorbed it");
+    });
+  },
+);
+
+/** Creates an echotest session through xRTC's HTTP API and returns the credentials the client got. */
+async function openSession(
+  base: string,
+): Promise<{ sid: number; hid: number; ufrag: string; pwd: string; clientUfrag: string }> {
+  const post = async (path: string, body: unknown) =>
+    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
+  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
+  const hid =
+    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
+  await post(`/${sid}/${hid}`, {
+    janus: "message",
+    transaction: "m",
+    body: { audio: true, video: true },
+    jsep: { type: "offer", sdp: OFFER },
+  });
+  for (let i = 0; i < 10; i++) {
+    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
+    for (const e of Array.isArray(events) ? events : [events]) {
+      if (e.jsep) {
+        const creds = iceCredentials(parseSdp(e.jsep.sdp))!;
+        return { sid, hid, ...creds, clientUfrag: iceCredentials(parseSdp(OFFER))!.ufrag };
+      }
+    }
+  }
+  throw new Error("no answer");
+}
+
+function check(
+  localUfrag: string,
+  remoteUfrag: string,
+  pwd: string,
+  extra: Array<[number, Uint8Array]> = [],
+): Uint8Array {
+  return buildStun({
+    type: BINDING_REQUEST,
+    transactionId: randomTransactionId(),
+    attributes: [
+      [Attr.USERNAME, encodeString(`${localUfrag}:${remoteUfrag}`)],
+      [Attr.PRIORITY, encodeUint32(1853817087)],
+      [Attr.ICE_CONTROLLING, encodeUint64(12345n)],
+      ...extra,
+    ],
+    integrityKey: new TextEncoder().encode(pwd),
+    fingerprint: true,
+  });
+}
+
+Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted", opts, async (t) => {
+  await withStack({ xrtc: { options: "  consent_timeout: 3s" } }, async ({ topo, xrtc, base }) => {
+    const target = { transport: "udp" as const, hostname: topo.xrtcPublic, port: PORTS.udp };
+    const attacker = Deno.listenDatagram({ transport: "udp", hostname: topo.xrtcPublic, port: 0 });
+    const client = Deno.listenDatagram({ transport: "udp", hostname: topo.xrtcPublic, port: 0 });
+    /** The first STUN message that arrives within `ms` (media such as Janus's DTLS may arrive too). */
+    const received = async (sock: Deno.DatagramConn, ms = 500): Promise<Uint8Array | undefined> => {
+      const buf = new Uint8Array(2048);
+      const end = Date.now() + ms;
+      while (Date.now() < end) {
+        const r = await Promise.race([
+          sock.receive(buf).then(([d]) => d.slice()),
+          sleep(end - Date.now()).then(() => undefined),
+        ]);
+        if (r === undefined) return undefined;
+        if (r[0] <= 3) return r;
+      }
+      return undefined;
+    };
+    const port = xrtc.plane!.ports[0];
+    const delta = (name: string, before: Record<string, number>) => counters.get(name) - (before[name] ?? 0);
+    try {
+      const s = await openSession(base);
+      await t.step(
+        "garbage, truncated STUN, unknown ufrag, SRTP from an unbound tuple: dropped and counted",
+        async () => {
+          const before = counters.snapshot();
+          const valid = check(s.ufrag, s.clientUfrag, s.pwd);
+          await attacker.send(
+            crypto.getRandomValues(new Uint8Array(300)).map((b, i) => i === 0 ? 0x80 : b),
+            target,
+          ); // SRTP-looking
+          await attacker.send(new Uint8Array([0x17, 0xfe, 0xfd, 0, 1]), target); // DTLS-looking
+          await attacker.send(valid.subarray(0, 30), target); // truncated STUN
+          await attacker.send(check("nosuchuf", s.clientUfrag, s.pwd), target); // unknown ufrag
+          await attacker.send(new Uint8Array(0), target);
+          assert.equal(await received(attacker), undefined, "no answer to any of it");
+          assert.equal(delta("udp_drop_unknown_tuple", before), 2);
+          assert.equal(delta("udp_drop_empty", before), 1);
+          assert.equal(delta("stun_drop_malformed", before), 1);
+          assert.equal(delta("stun_drop_unknown_ufrag", before), 1);
+          assert.equal(port.boundCount, 0);
+        },
+      );
+      await t.step(
+        "wrong MESSAGE-INTEGRITY, no FINGERPRINT, wrong client ufrag: not bound, counted",
+        async () => {
+          const before = counters.snapshot();
+          await attacker.send(check(s.ufrag, s.clientUfrag, "wrong-password-123456789"), target);
+          const noFp = buildStun({
+            type: BINDING_REQUEST,
+            transactionId: randomTransactionId(),
+            attributes: [[Attr.USERNAME, encodeString(`${s.ufrag}:${s.clientUfrag}`)]],
+            integrityKey: new TextEncoder().encode(s.pwd),
+          });
+          await attacker.send(noFp, target);
+          await attacker.send(check(s.ufrag, "otherufrag", s.pwd), target);
+          assert.equal(await received(attacker), undefined);
+          assert.equal(delta("stun_drop_bad_integrity", before), 1);
+          assert.equal(delta("stun_drop_no_fingerprint", before), 1);
+          assert.equal(delta("stun_drop_bad_username", before), 1);
+          assert.equal(port.boundCount, 0);
+        },
+      );
+      await t.step(
+        "a correctly signed check binds, with a correct XOR-MAPPED-ADDRESS; ICE-CONTROLLED gets a signed 487",
+        async () => {
+          await client.send(
+            check(s.ufrag, s.clientUfrag, s.pwd, [[Attr.USE_CANDIDATE, new Uint8Array(0)]]),
+            target,
+          );
+          const resp = await received(client, 2000);
+          assert.ok(resp, "a response");
+          const msg = parseStun(resp!);
+          assert.equal(msg.type, BINDING_SUCCESS);
+          const local = client.addr as Deno.NetAddr;
+          assert.deepEqual(getXorMappedAddress(msg), { host: local.hostname, port: local.port });
+          assert.equal(port.boundCount, 1);
+          const conflict = buildStun({
+            type: BINDING_REQUEST,
+            transactionId: randomTransactionId(),
+            attributes: [[Attr.USERNAME, encodeString(`${s.ufrag}:${s.clientUfrag}`)], [
+              Attr.ICE_CONTROLLED,
+              encodeUint64(1n),
+            ]],
+            integrityKey: new TextEncoder().encode(s.pwd),
+            fingerprint: true,
+          });
+          await attacker.send(conflict, target);
+          const err = parseStun((await received(attacker, 2000))!);
+          assert.equal(err.type, 0x0111);
+          assert.equal(port.boundCount, 1, "the 487 bound nothing");
+        },
+      );
+      await t.step(
+        "SRTP from the attacker tuple still goes nowhere while the client's is bound",
+        async () => {
+          const before = counters.snapshot();
+          await attacker.send(new Uint8Array(200).fill(0x80, 0, 1), target);
+          await sleep(200);
+          assert.equal(delta("udp_drop_unknown_tuple", before), 1);
+        },
+      );
+      await t.step(
+        "consent freshness (RFC 7675): silent for the consent timeout, the session and its tuple are freed",
+        async () => {
+          assert.equal(xrtc.plane!.table.size, 1);
+          await waitFor("session expiry", () => xrtc.plane!.table.size === 0 || undefined, 8_000);
+          assert.equal(port.boundCount, 0, "tuple freed");
+          assert.equal(xrtc.plane!.table.byUfrag.has(s.ufrag), false, "ufrag freed");
+          assert.equal(xrtc.plane!.table.byUpstream.size, 0, "Janus leg closed");
+          await client.send(check(s.ufrag, s.clientUfrag, s.pwd), target);
+          assert.equal(await received(client), undefined, "the expired ufrag answers nothing");
+        },
+      );
+    } finally {
+      attacker.close();
+      client.close();
+    }
+  });
+});

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# What the integration tests need from Debian: Janus, Chromium, iproute2 (namespaces), nftables
+# (blocking UDP for the ICE-TCP tests), openssl (test certificates). Installed with apt-get when run
+# as root; otherwise this stops and names the packages.
+set -euo pipefail
+need=()
+command -v janus >/dev/null || need+=(janus)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+command -v openssl >/dev/null || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests: missing Debian packages: ${need[*]}" >&2
+  echo "tests: install them (apt-get install -y ${need[*]}) or run the tests as root, which installs them" >&2
+  exit 1
+fi
+echo "tests: installing ${need[*]} with apt-get"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then the integration tests against the real Janus and Chromium on the
+# deno UDP backend, then the integration tests again on the ffi backend. Provisions what they need.
+# Prints each runner's output and ends with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DENO=./node_modules/.bin/deno
+[ -x "$DENO" ] || { echo "tests: $DENO is missing: run 'npm ci' first" >&2; exit 1; }
+
+bash tests/provision.sh || exit 1
+
+# Each run gets its own TMPDIR: Chromium profiles and Janus configs never outlive it.
+export TMPDIR="$(mktemp -d /tmp/xrtc-tests.XXXXXX)"
+trap 'rm -rf "$TMPDIR"' EXIT
+export XRTC_LOG="${XRTC_LOG:-warn}"
+
+passed=0
+failed=0
+run_suite() {
+  local label="$1"; shift
+  echo "=== $label"
+  local out
+  out=$(mktemp)
+  "$@" 2>&1 | tee "$out"
+  local rc=${PIPESTATUS[0]}
+  # deno test's summary: "ok | 12 passed (3 steps) | 0 failed" or "FAILED | 3 passed | 1 failed"
+  local summary
+  summary=$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -1)
+  if [ -z "$summary" ]; then
+    echo "tests: $label printed no summary (exit $rc)"
+    failed=$((failed + 1))
+  else
+    passed=$((passed + $(echo "$summary" | sed -E 's/.*\| ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$summary" | sed -E 's/.*\| ([0-9]+) failed.*/\1/')))
+    [ "$rc" -eq 0 ] || [ "$(echo "$summary" | sed -E 's/.*\| ([0-9]+) failed.*/\1/')" -gt 0 ] || failed=$((failed + 1))
+  fi
+  rm -f "$out"
+}
+
+run_suite "check: fmt, lint, types" bash -c "$DENO fmt --check >/dev/null && $DENO lint >/dev/null && $DENO check main.ts src/ tests/ bench/ && echo 'ok | 1 passed | 0 failed'"
+run_suite "unit tests (src/)" "$DENO" test -A src/
+run_suite "integration tests, deno UDP backend" env XRTC_TEST_IO=deno "$DENO" test -A tests/
+run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
