@@ -74,6 +74,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     })
     : undefined;
   const signalling = new JanusSignalling(plane);
+  // The one shutdown signal: aborts upstream requests in flight and closes proxied WebSockets.
+  const shutdown = new AbortController();
   const httpListeners: HttpListener[] = [];
   const tcpPorts: TcpPort[] = [];
   try {
@@ -84,7 +86,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
         plane.addUdpPort(l.name, l.net.addr.host, l.net.addr.port);
         announce(`xrtc: ${l.name} listening on udp://${where} (ice, ${backend.name} backend)`);
       } else if (l.proto === "tcp") {
-        const handler = l.enableHttp ? makeHttpHandler(l, config, signalling) : undefined;
+        const handler = l.enableHttp ? makeHttpHandler(l, config, signalling, shutdown.signal) : undefined;
         const port = new TcpPort(l, plane, handler);
         await port.start();
         tcpPorts.push(port);
@@ -92,13 +94,14 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
           .filter(Boolean).join(", ");
         announce(`xrtc: ${l.name} listening on tcp://${where} (${what})`);
       } else {
-        const h = new HttpListener(l, makeHttpHandler(l, config, signalling));
+        const h = new HttpListener(l, makeHttpHandler(l, config, signalling, shutdown.signal));
         await h.start();
         httpListeners.push(h);
         announce(`xrtc: ${l.name} listening on ${l.net.tlsCrtFile ? "https" : "http"}://${where}`);
       }
     }
   } catch (e) {
+    shutdown.abort();
     plane?.close();
     for (const h of httpListeners) await h.stop();
     for (const t of tcpPorts) t.stop();
@@ -125,6 +128,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
       }
     },
     async stop() {
+      shutdown.abort();
       plane?.close();
       for (const t of tcpPorts) t.stop();
       await Promise.all(httpListeners.map((h) => h.stop()));

@@ -95,6 +95,8 @@ export interface ProxyDeps {
   client: Deno.HttpClient;
   signalling?: JanusSignalling;
   ctx: SignallingContext;
+  /** Aborted when xRTC stops: in-flight upstream requests (long-polls) end at once. */
+  shutdown: AbortSignal;
 }
 
 /** The Janus session id of an HTTP request: the first all-digit path segment (/janus/<session>/<handle>). */
@@ -161,7 +163,7 @@ export async function proxyHttp(
         headers,
         body: typeof body === "string" || body === null ? body : i === 0 ? body : null,
         client: deps.client,
-        signal: abort.signal,
+        signal: AbortSignal.any([abort.signal, deps.shutdown]),
         redirect: "manual",
       });
     } catch (e) {

@@ -41,6 +41,7 @@ export function makeHttpHandler(
   listener: ListenerService,
   config: Config,
   signalling: JanusSignalling,
+  shutdown: AbortSignal,
 ): HttpHandler {
   const http: HttpConfig = listener.http;
   const routes: PreparedRoute[] = http.routes.map((route) => {
@@ -85,6 +86,7 @@ export function makeHttpHandler(
           signalling: janus ? signalling : undefined,
           ctx,
           dialTimeoutMs: http.dialTimeoutMs,
+          shutdown,
         });
       }
       return await proxyHttp(req, url, clientInfo, {
@@ -93,6 +95,7 @@ export function makeHttpHandler(
         client,
         signalling: janus ? signalling : undefined,
         ctx,
+        shutdown,
       });
     } catch (e) {
       counters.inc("http_proxy_errors");

@@ -23,6 +23,7 @@ export interface WsDeps {
   signalling?: JanusSignalling;
   ctx: SignallingContext;
   dialTimeoutMs: number;
+  shutdown: AbortSignal;
 }
 
 /** Close codes an endpoint may send itself (RFC 6455 §7.4): 1000, or 3000-4999. */
@@ -133,7 +134,12 @@ export async function proxyWebSocket(
     }
     sendTo(socket, data);
   };
-  socket.onclose = (ev) => closeBoth(ev.code, ev.reason);
+  const onShutdown = () => closeBoth(1001, "xRTC is shutting down");
+  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+  socket.onclose = (ev) => {
+    deps.shutdown.removeEventListener("abort", onShutdown);
+    closeBoth(ev.code, ev.reason);
+  };
   up.onclose = (ev) => closeBoth(ev.code, ev.reason);
   socket.onerror = () => closeBoth(1011, "client error");
   up.onerror = () => closeBoth(1011, "upstream error");

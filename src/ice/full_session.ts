@@ -34,6 +34,7 @@ import { log } from "../log.ts";
 /** A connection to one of Janus's candidates: the shared upstream UDP socket, or an ICE-TCP stream. */
 export interface JanusTarget {
   readonly remote: PeerAddress;
+  readonly transport: "udp" | "tcp";
   send(data: Uint8Array): void;
   close(): void;
 }
@@ -115,7 +116,12 @@ export class FullSession implements MediaSession {
     }
     if (transport !== "udp") return;
     const upstream = this.opts.upstream;
-    const target: JanusTarget = { remote, send: (data) => upstream.send(data, remote), close() {} };
+    const target: JanusTarget = {
+      remote,
+      transport: "udp",
+      send: (data) => upstream.send(data, remote),
+      close() {},
+    };
     this.#targets.push(target);
     this.opts.table.routeUpstream(remote, this);
   }
@@ -218,10 +224,12 @@ export class FullSession implements MediaSession {
       if (msg.type === BINDING_SUCCESS && this.#janusTarget !== target) {
         // The first Janus candidate that answers carries the session (RFC 8445 §7.2.5.3: a valid pair).
         this.#janusTarget = target;
+        counters.inc(`full_proxy_janus_leg_${target.transport}`);
         log("info", "janus_target_selected", {
           session: this.id,
           ufrag: this.localUfrag,
           janus: target.remote.key,
+          transport: target.transport,
         });
       }
       tx.client.send(this.#resign(msg, this.#janusKey, undefined, tx.client.remote));

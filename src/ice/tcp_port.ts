@@ -233,6 +233,7 @@ export class TcpPort {
       })();
       const target: JanusTarget = {
         remote,
+        transport: "tcp",
         send(data) {
           if (writer) writer.sendFrame(data);
           else if (!closed && early.length < 64) early.push(data.slice());

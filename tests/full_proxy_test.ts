@@ -1,0 +1,245 @@
+// Full proxy (icedirect): ICE end to end between client and Janus, every packet relayed by xRTC, over
+// UDP and TCP on either leg.
+import assert from "node:assert/strict";
+import { blockClientUdp, type Topology } from "./lib/topology.ts";
+import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { launchChromium } from "./lib/browser.ts";
+import { sleep, waitFor } from "./lib/run.ts";
+import { counters } from "../src/metrics.ts";
+import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
+import {
+  Attr,
+  BINDING_REQUEST,
+  buildStun,
+  encodeString,
+  encodeUint64,
+  randomTransactionId,
+} from "../src/stun/message.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+const OFFER = await Deno.readTextFile(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
+
+function assertRelayed(t: Topology, r: Record<string, unknown>, transport: "udp" | "tcp") {
+  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
+  assert.equal(r.dcEchoes, 5);
+  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed ${r.rtpEchoed}`);
+  assert.equal(r.rtpForeign, 0);
+  assert.equal(
+    r.selectedRemote,
+    `${transport}:${t.xrtcPublic}:${transport === "udp" ? PORTS.udp : PORTS.tcp}`,
+  );
+  const cands = r.answerCandidates as string[];
+  assert.ok(
+    cands.length > 0 && cands.every((c) => c.includes(` ${t.xrtcPublic} `)),
+    "only xRTC's candidates",
+  );
+  assert.equal(r.answerLite, false, "Janus's full ICE runs end to end");
+}
+
+async function chromium(t: Topology, base: string) {
+  const b = await launchChromium(t, { secureOrigin: base });
+  try {
+    const page = await b.browser.newPage();
+    await page.goto(`${base}/echotest.html?autostart=1&signal=http`);
+    await page.waitForFunction(
+      () => (globalThis as unknown as { xrtcResult: { dcEchoes: number } }).xrtcResult.dcEchoes >= 5,
+      null,
+      { timeout: 30_000 },
+    );
+    return await waitFor(
+      "30 decoded frames",
+      async () => {
+        const s = await page.evaluate(() =>
+          (globalThis as unknown as {
+            xrtcStats: () => Promise<{ framesDecoded: number; selectedRemote?: string }>;
+          }).xrtcStats()
+        );
+        return s.framesDecoded > 30 ? s : undefined;
+      },
+      20_000,
+      500,
+    );
+  } finally {
+    await b.close();
+  }
+}
+
+Deno.test(
+  "full proxy, Janus leg UDP: werift over HTTP and WS, Chromium, 4 sessions at once, then client over ICE-TCP",
+  opts,
+  async (t) => {
+    await withStack({ xrtc: { icedirect: true } }, async ({ topo, base }) => {
+      await t.step("werift, client UDP <-> Janus UDP, HTTP and WS signalling", async () => {
+        for (const signal of ["http", "ws"]) {
+          const before = counters.get("full_proxy_janus_leg_udp");
+          assertRelayed(
+            topo,
+            await runWeriftClient(topo, {
+              signal,
+              base,
+              scenario: "echotest",
+              tag: `f${signal}`,
+              messages: 5,
+              rtp: 30,
+            }),
+            "udp",
+          );
+          assert.equal(counters.get("full_proxy_janus_leg_udp"), before + 1);
+        }
+      });
+      await t.step("Chromium, client UDP <-> Janus UDP", async () => {
+        assert.equal((await chromium(topo, base)).selectedRemote, `udp:${topo.xrtcPublic}:${PORTS.udp}`);
+      });
+      await t.step("4 concurrent sessions, no cross-talk", async () => {
+        const rs = await Promise.all([0, 1, 2, 3].map((i) =>
+          runWeriftClient(topo, {
+            signal: i % 2 ? "ws" : "http",
+            base,
+            scenario: "echotest",
+            tag: `p${i}`,
+            messages: 5,
+            rtp: 30,
+          })
+        ));
+        for (const r of rs) {
+          assertRelayed(topo, r, "udp");
+        }
+      });
+      await t.step("UDP blocked: werift and Chromium over ICE-TCP to xRTC, Janus leg still UDP", async () => {
+        await blockClientUdp(topo);
+        assertRelayed(
+          topo,
+          await runWeriftClient(topo, {
+            signal: "http",
+            base,
+            scenario: "echotest",
+            tag: "ft",
+            messages: 5,
+            rtp: 30,
+            iceTcp: true,
+          }),
+          "tcp",
+        );
+        assert.equal((await chromium(topo, base)).selectedRemote, `tcp:${topo.xrtcPublic}:${PORTS.tcp}`);
+      });
+    });
+  },
+);
+
+Deno.test(
+  "full proxy, Janus leg ICE-TCP (icetcp: true, Janus ice_tcp): client over UDP, then over ICE-TCP",
+  opts,
+  async () => {
+    await withStack(
+      { janus: { iceTcp: true }, xrtc: { icedirect: true, icetcp: true } },
+      async ({ topo, base }) => {
+        const before = counters.get("full_proxy_janus_leg_tcp");
+        assertRelayed(
+          topo,
+          await runWeriftClient(topo, {
+            signal: "http",
+            base,
+            scenario: "echotest",
+            tag: "jt",
+            messages: 5,
+            rtp: 30,
+          }),
+          "udp",
+        );
+        await blockClientUdp(topo);
+        assertRelayed(
+          topo,
+          await runWeriftClient(topo, {
+            signal: "ws",
+            base,
+            scenario: "echotest",
+            tag: "jtt",
+            messages: 5,
+            rtp: 30,
+            iceTcp: true,
+          }),
+          "tcp",
+        );
+        assert.equal(
+          counters.get("full_proxy_janus_leg_tcp"),
+          before + 2,
+          "both sessions reached Janus over ICE-TCP",
+        );
+      },
+    );
+  },
+);
+
+Deno.test(
+  "full proxy: forged checks bind nothing; packets from addresses Janus did not announce are dropped",
+  opts,
+  async () => {
+    await withStack({ xrtc: { icedirect: true } }, async ({ topo, xrtc, base }) => {
+      const post = async (path: string, body: unknown) =>
+        await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
+      const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
+      const hid =
+        (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data
+          .id;
+      await post(`/${sid}/${hid}`, {
+        janus: "message",
+        transaction: "m",
+        body: { audio: true },
+        jsep: { type: "offer", sdp: OFFER },
+      });
+      let answer = "";
+      for (let i = 0; i < 10 && !answer; i++) {
+        const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
+        for (const e of Array.isArray(events) ? events : [events]) if (e.jsep) answer = e.jsep.sdp;
+      }
+      const seen = iceCredentials(parseSdp(answer))!;
+      const janusUfrag = xrtc.signalling.registry.get(`${sid}/${hid}`)!.answer!.ice[0].ufrag!;
+      assert.notEqual(seen.ufrag, janusUfrag, "the client sees xRTC's node-unique ufrag, not Janus's");
+      assert.equal(
+        seen.pwd,
+        xrtc.signalling.registry.get(`${sid}/${hid}`)!.answer!.ice[0].pwd,
+        "with Janus's password",
+      );
+      const attacker = Deno.listenDatagram({ transport: "udp", hostname: topo.xrtcPublic, port: 0 });
+      try {
+        const before = counters.get("stun_drop_bad_integrity");
+        const forged = buildStun({
+          type: BINDING_REQUEST,
+          transactionId: randomTransactionId(),
+          attributes: [[
+            Attr.USERNAME,
+            encodeString(`${seen.ufrag}:${iceCredentials(parseSdp(OFFER))!.ufrag}`),
+          ], [Attr.ICE_CONTROLLING, encodeUint64(1n)]],
+          integrityKey: new TextEncoder().encode("not-the-password-at-all"),
+          fingerprint: true,
+        });
+        await attacker.send(forged, { transport: "udp", hostname: topo.xrtcPublic, port: PORTS.udp });
+        await sleep(300);
+        assert.equal(counters.get("stun_drop_bad_integrity"), before + 1);
+        assert.equal(xrtc.plane!.ports[0].boundCount, 0, "the forged check bound nothing");
+        // The relay socket towards Janus accepts only the addresses Janus announced.
+        const upstreamPort = xrtc.plane!.upstream.localAddress.port;
+        const dropped = counters.get("upstream_drop_unknown_source");
+        const stranger = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+        await stranger.send(new Uint8Array(100).fill(0x80, 0, 1), {
+          transport: "udp",
+          hostname: "127.0.0.1",
+          port: upstreamPort,
+        });
+        stranger.close();
+        await waitFor(
+          "drop counted",
+          () => counters.get("upstream_drop_unknown_source") > dropped || undefined,
+          2000,
+        );
+        const announced = [...xrtc.plane!.table.byUpstream.keys()].map((a) => a.host);
+        assert.ok(
+          announced.length > 0 && announced.every((h) => h === topo.janusAddr),
+          `relay targets are Janus's own: ${announced}`,
+        );
+      } finally {
+        attacker.close();
+      }
+    });
+  },
+);
