@@ -168,6 +168,7 @@ export async function proxyHttp(
       });
     } catch (e) {
       clearTimeout(timer);
+      if (deps.shutdown.aborted) return jsonResponse(503, { error: "xRTC is shutting down" });
       counters.inc("upstream_errors");
       log("warn", "upstream_error", { server, path: url.pathname, error: e });
       if (i + 1 < servers.length && (typeof body === "string" || body === null)) continue;

@@ -28,6 +28,8 @@ export interface HalfSessionOptions {
   tieBreaker: bigint;
   consentTimeoutMs: number;
   upstream: DatagramSocket;
+  /** False when `upstream` is this session's own socket (its Janus address is shared with another session). */
+  sharedUpstream: boolean;
   address: (host: string, port: number) => PeerAddress;
   table: SessionTable;
   onClose: (s: HalfSession, reason: string) => void;
@@ -65,7 +67,7 @@ export class HalfSession implements MediaSession {
           this.#flushPending();
         },
         onFailed: (reason) => this.close(reason),
-        onRemoteAddress: (remote) => opts.table.routeUpstream(remote, this),
+        onRemoteAddress: (remote) => !opts.sharedUpstream || opts.table.routeUpstream(remote, this),
       },
     );
   }
@@ -124,6 +126,11 @@ export class HalfSession implements MediaSession {
       }
       return;
     }
+    // A private upstream socket hears any source; only Janus's own addresses may send media.
+    if (!this.opts.sharedUpstream && !this.leg.knows(from)) {
+      counters.inc("upstream_drop_unknown_source");
+      return;
+    }
     const path = this.#selected;
     if (path === undefined) {
       counters.inc("media_drop_no_client_path");
@@ -156,6 +163,7 @@ export class HalfSession implements MediaSession {
     if (this.#closed) return;
     this.#closed = true;
     this.leg.close();
+    if (!this.opts.sharedUpstream) this.opts.upstream.close();
     for (const p of this.#paths) p.close();
     this.#paths.clear();
     this.#pending = [];

@@ -50,8 +50,8 @@ export interface JanusLegEvents {
   onSelected(remote: PeerAddress): void;
   /** No pair could be established, or consent was lost. */
   onFailed(reason: string): void;
-  /** Every address that may send to this leg: route its packets here. */
-  onRemoteAddress(remote: PeerAddress): void;
+  /** Every address that may send to this leg: route its packets here. False refuses the address. */
+  onRemoteAddress(remote: PeerAddress): boolean;
 }
 
 export class JanusLeg {
@@ -65,7 +65,8 @@ export class JanusLeg {
   #nominatedByPeer?: PeerAddress;
   #timer?: ReturnType<typeof setInterval>;
   #startedAt = Date.now();
-  #lastConsentSent = 0;
+  /** When the next consent check or keepalive is due. */
+  #nextConsentAt = 0;
   #lastConsentReply = Date.now();
   #lastMediaSent = 0;
   #closed = false;
@@ -101,12 +102,12 @@ export class JanusLeg {
     this.#addPair(this.address(c.address, c.port));
   }
 
-  #addPair(remote: PeerAddress): Pair {
+  #addPair(remote: PeerAddress): Pair | undefined {
     let pair = this.#pairs.find((p) => p.remote === remote);
     if (!pair) {
+      if (!this.events.onRemoteAddress(remote)) return undefined;
       pair = { remote, state: "waiting", sentAt: 0, attempts: 0 };
       this.#pairs.push(pair);
-      this.events.onRemoteAddress(remote);
       if (this.#timer === undefined && !this.#selected) {
         this.#timer = setInterval(() => this.#pace(), TIMING.checkIntervalMs);
       }
@@ -149,8 +150,9 @@ export class JanusLeg {
       if (this.#tieBreaker >= theirControlled) this.#controlling = true;
       else return this.#reply(msg, from, 487);
     }
-    this.#reply(msg, from);
     const pair = this.#addPair(from); // a new source is a peer-reflexive candidate (§7.3.1.3)
+    if (!pair) return;
+    this.#reply(msg, from);
     this.#lastConsentReply = Date.now();
     if (!this.#controlling && hasAttribute(msg, Attr.USE_CANDIDATE)) {
       this.#nominatedByPeer = from;
@@ -204,6 +206,8 @@ export class JanusLeg {
     if (this.#selected === pair) return;
     this.#selected = pair;
     this.#lastConsentReply = Date.now();
+    // The check that selected the pair counts as the first consent (RFC 7675 §5.1).
+    this.#nextConsentAt = Date.now() + this.#consentInterval(TIMING.keepaliveIntervalMs);
     this.events.onSelected(pair.remote);
   }
 
@@ -258,19 +262,31 @@ export class JanusLeg {
   /** Consent freshness towards Janus (RFC 7675) and keepalives (RFC 8445 §11), driven by the sweeper. */
   maintain(now: number): void {
     if (this.#closed || !this.#selected) return;
-    const mediaFlowing = performance.now() - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
-    const interval = mediaFlowing ? TIMING.consentIntervalMs : TIMING.keepaliveIntervalMs;
-    if (now - this.#lastConsentSent >= interval) {
-      this.#lastConsentSent = now;
+    if (now >= this.#nextConsentAt) {
+      // Consent checks every ~5 s while media flows to Janus (RFC 7675 §5.1), keepalives every ~15 s
+      // when idle (RFC 8445 §11); randomised so thousands of sessions do not check in step.
+      const mediaFlowing = performance.now() - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
+      this.#nextConsentAt = now +
+        this.#consentInterval(mediaFlowing ? TIMING.consentIntervalMs : TIMING.keepaliveIntervalMs);
       this.#check(this.#selected);
     }
     if (now - this.#lastConsentReply > TIMING.consentLossMs) this.events.onFailed("janus leg: consent lost");
+  }
+
+  /** RFC 7675 §5.1: uniformly random between 0.8 and 1.2 times the base interval. */
+  #consentInterval(base: number): number {
+    return base * (0.8 + 0.4 * Math.random());
   }
 
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** True for an address this leg has a pair with (from Janus's SDP, trickles, or a verified check). */
+  knows(remote: PeerAddress): boolean {
+    return this.#pairs.some((p) => p.remote === remote);
   }
 
   remoteAddresses(): PeerAddress[] {

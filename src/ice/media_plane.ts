@@ -199,43 +199,41 @@ export class MediaPlane {
       }
       const ufrag = this.table.allocateUfrag();
       h.janusRemote = janus;
+      const up = this.#upstreamFor([...janusCandidates, ...h.janusCandidates]);
+      const common = {
+        id: h.key,
+        consentTimeoutMs: this.opts.consentTimeoutMs,
+        upstream: up.socket,
+        sharedUpstream: up.shared,
+        address: (host: string, port: number) => this.opts.backend.address(host, port),
+        table: this.table,
+        onClose: (s: MediaSession, reason: string) => this.#onSessionClosed(h, s, reason),
+      };
       if (h.mode.icedirect) {
         // Full proxy: the client checks Janus's password through xRTC's node-unique ufrag.
         h.clientFacing = { ufrag, pwd: janus.pwd };
-        const s: FullSession = new FullSession({
-          id: h.key,
+        h.session = new FullSession({
+          ...common,
           localUfrag: ufrag,
           janus,
           client,
           icetcp: h.mode.icetcp,
-          consentTimeoutMs: this.opts.consentTimeoutMs,
-          upstream: this.upstream,
-          address: (host, port) => this.opts.backend.address(host, port),
-          table: this.table,
           connectIceTcp: this.opts.connectIceTcp,
-          onClose: (_s, reason) => this.#onSessionClosed(h, s, reason),
         });
-        h.session = s;
-        this.table.add(s);
       } else {
         h.clientFacing = randomCredentials(ufrag);
-        const s: HalfSession = new HalfSession({
-          id: h.key,
+        h.session = new HalfSession({
+          ...common,
           clientFacing: h.clientFacing,
           clientUfrag: client?.ufrag,
           janusLocal: h.janusLocal,
           janusRemote: janus,
           janusControlling: xrtcOffered || janusLite,
           tieBreaker: randomTieBreaker(),
-          consentTimeoutMs: this.opts.consentTimeoutMs,
-          upstream: this.upstream,
-          address: (host, port) => this.opts.backend.address(host, port),
-          table: this.table,
-          onClose: (_s, reason) => this.#onSessionClosed(h, s, reason),
         });
-        h.session = s;
-        this.table.add(s);
       }
+      up.owner.session = h.session;
+      this.table.add(h.session);
     }
     const s = h.session!;
     for (const c of [...janusCandidates, ...h.janusCandidates]) addJanusCandidate(s, c);
@@ -248,6 +246,25 @@ export class MediaPlane {
       // Half proxy: xRTC is ICE-lite to clients. Full proxy: Janus's own ICE runs end to end.
       lite: h.mode.icedirect ? janusLite : true,
     });
+  }
+
+  /** The shared upstream socket, unless a live session already owns one of these Janus addresses (a
+   * server serving many sessions on one port): then a socket of the session's own, so that packets are
+   * never delivered to another client's session. */
+  #upstreamFor(
+    janusCandidates: Candidate[],
+  ): { socket: DatagramSocket; shared: boolean; owner: { session?: MediaSession } } {
+    const owner: { session?: MediaSession } = {};
+    const addrs = janusCandidates.filter((c) => c.transport.toLowerCase() === "udp").map((c) =>
+      this.opts.backend.address(c.address, c.port)
+    );
+    if (this.table.canShareUpstream(addrs)) return { socket: this.upstream, shared: true, owner };
+    counters.inc("upstream_private_sockets");
+    const socket = this.opts.backend.bind(
+      { host: "0.0.0.0", port: 0 },
+      (data, from) => owner.session?.onUpstreamPacket(data, from),
+    );
+    return { socket, shared: false, owner };
   }
 
   #closeSession(h: HandleState, reason: string): void {

@@ -6,6 +6,7 @@ import type { PeerAddress } from "../io/types.ts";
 import type { ClientPath } from "./client_path.ts";
 import { randomIceString, UFRAG_LENGTH } from "./credentials.ts";
 import { log } from "../log.ts";
+import { counters } from "../metrics.ts";
 
 /** What a shared port (UDP socket or TCP connection) offers a session handling a client's packet. */
 export interface ClientPort {
@@ -54,15 +55,25 @@ export class SessionTable {
     log("info", "session_open", { session: s.id, ufrag: s.localUfrag, mode: s.mode });
   }
 
-  routeUpstream(addr: PeerAddress, s: MediaSession): void {
+  /** Routes packets from a Janus address on the shared upstream socket to a session. Refused (false)
+   * when another live session already owns the address: never another client's data. */
+  routeUpstream(addr: PeerAddress, s: MediaSession): boolean {
     const other = this.byUpstream.get(addr);
     if (other && other !== s) {
-      log("warn", "upstream_address_moved", { addr: addr.key, from: other.id, to: s.id });
+      counters.inc("upstream_address_conflicts");
+      log("warn", "upstream_address_conflict", { addr: addr.key, owner: other.id, refused: s.id });
+      return false;
     }
     this.byUpstream.set(addr, s);
     let set = this.#upstreamOf.get(s);
     if (!set) this.#upstreamOf.set(s, set = new Set());
     set.add(addr);
+    return true;
+  }
+
+  /** True when every address is free on the shared upstream socket. */
+  canShareUpstream(addrs: PeerAddress[]): boolean {
+    return addrs.every((a) => !this.byUpstream.has(a));
   }
 
   /** Removes every entry of a session. */

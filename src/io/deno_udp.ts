@@ -11,7 +11,9 @@ import {
   type PeerAddress,
 } from "./types.ts";
 
-export const MAX_DATAGRAM = 65536;
+/** Receive buffer per socket. WebRTC keeps datagrams under the path MTU (DTLS fragments its flights,
+ * RFC 6347 §4.1.1), so 8 KiB holds any of them; larger datagrams arrive truncated and are dropped. */
+export const MAX_DATAGRAM = 8192;
 
 export class DenoUdpBackend implements DatagramBackend {
   readonly name = "deno" as const;
@@ -60,6 +62,10 @@ class DenoUdpSocket implements DatagramSocket {
         if (this.#closed) return;
         counters.inc("udp_receive_errors");
         log("warn", "udp_receive_error", { local: this.localAddress.key, error: e });
+        continue;
+      }
+      if (data.length === MAX_DATAGRAM) {
+        counters.inc("udp_drop_truncated");
         continue;
       }
       const addr = from as Deno.NetAddr;

@@ -1,0 +1,308 @@
+// deno task bench: xRTC's data plane, measured against a direct path and a bare relay in the same run.
+// Processes: an echo peer with a Janus-like API (project-owned, not Janus), the proxy under test
+// (bare relay, or xRTC half/full proxy) and the load generator, all on 127.0.0.1.
+// Environment: BENCH_BACKENDS (deno,ffi), BENCH_RATES (comma list of packets/s), BENCH_STEP_MS,
+// BENCH_CLIENTS, BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_OUT (JSON path).
+const ROOT = new URL("../", import.meta.url).pathname;
+const DENO = `${ROOT}node_modules/.bin/deno`;
+const env = (k: string, d: string) => Deno.env.get(k) ?? d;
+const BACKENDS = env("BENCH_BACKENDS", "deno,ffi").split(",").filter(Boolean) as Array<"deno" | "ffi">;
+const RATES = env("BENCH_RATES", "5000,10000,20000,30000,40000,60000,80000,100000,140000").split(",").map(
+  Number,
+);
+const STEP_MS = Number(env("BENCH_STEP_MS", "2000"));
+const CLIENTS = Number(env("BENCH_CLIENTS", "4"));
+const SESSIONS = env("BENCH_SESSIONS", "100,1000,10000").split(",").filter(Boolean).map(Number);
+const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);
+const SIZE = 1200;
+const MAX_LOSS = 0.001;
+const LATENCY_RATE = 20000;
+const PEER_HTTP = 18088, RELAY_PORT = 17001, XRTC_UDP = 17101, XRTC_HTTP = 17180;
+
+interface Step {
+  rate: number;
+  sent: number;
+  received: number;
+  loss: number;
+  reordered: number;
+  foreign: number;
+  cpuMs: number;
+  rttP50: number;
+  rttP99: number;
+  rttP999: number;
+}
+
+interface Proc {
+  child: Deno.ChildProcess;
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+function spawn(args: string[], ready: RegExp): Promise<Proc> {
+  const child = new Deno.Command(DENO, {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+    env: { XRTC_LOG: "error" },
+  }).spawn();
+  const lines: string[] = [];
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.join(" ")}: not ready`)), 20_000);
+    (async () => {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += value;
+        const parts = buf.split("\n");
+        buf = parts.pop()!;
+        for (const l of parts) {
+          lines.push(l);
+          if (ready.test(l)) {
+            clearTimeout(timer);
+            resolve({
+              child,
+              lines,
+              stop: async () => {
+                try {
+                  child.kill("SIGTERM");
+                } catch { /* gone */ }
+                await child.status;
+              },
+            });
+          }
+        }
+      }
+    })();
+  });
+}
+
+async function gen(
+  opts: Record<string, unknown>,
+): Promise<{ steps: Step[]; sessions?: number; seconds?: number; error?: string }> {
+  const out = await new Deno.Command(DENO, {
+    args: ["run", "-A", "bench/gen.ts", JSON.stringify(opts)],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error("generator printed no result");
+  const r = JSON.parse(line.slice(7));
+  if (r.error) throw new Error(`generator: ${r.error}`);
+  return r;
+}
+
+function rssKb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
+}
+
+async function startXrtc(backend: string, icedirect: boolean, sessionsLimit = 50_000): Promise<Proc> {
+  const file = await Deno.makeTempFile({ suffix: ".yml" });
+  await Deno.writeTextFile(
+    file,
+    `
+options:
+  io_backend: ${backend}
+  max_sessions: ${sessionsLimit}
+services:
+  peer: { proto: upstream, servers: [http://127.0.0.1:${PEER_HTTP}] }
+  ice: { proto: udp, net: { addr: 127.0.0.1:${XRTC_UDP}, candidate_ips: [127.0.0.1] } }
+  web:
+    proto: http
+    net: { addr: 127.0.0.1:${XRTC_HTTP} }
+    http:
+      routes:
+        janus: { upstream: http://peer, icedirect: ${icedirect}, paths: [/janus] }
+`,
+  );
+  return await spawn(["run", "-A", "main.ts", "--config", file], /^xrtc: ready/);
+}
+
+const row = (label: string, backend: string, steps: Step[]) => {
+  const ok = steps.filter((s) => s.loss <= MAX_LOSS);
+  const at = steps.find((s) => s.rate === LATENCY_RATE);
+  return { label, backend, maxPps: ok.length ? Math.max(...ok.map((s) => s.rate)) : 0, at, steps };
+};
+type Row = ReturnType<typeof row>;
+
+const rows: Row[] = [];
+const memory: Array<
+  { backend: string; sessions: number; rssMb: number; kbPerSession: number; setupPerSecond: number }
+> = [];
+const peer = await spawn(["run", "-A", "bench/peer.ts", String(PEER_HTTP)], /^PEER \d+/);
+const peerPort = Number(peer.lines.find((l) => l.startsWith("PEER "))!.split(" ")[1]);
+let idBase = 1_000_000;
+const common = { clients: CLIENTS, size: SIZE, maxLoss: MAX_LOSS, stepMs: STEP_MS };
+try {
+  console.error("bench: direct path");
+  rows.push(
+    row(
+      "direct path",
+      "-",
+      (await gen({ ...common, mode: "raw", port: peerPort, rates: [LATENCY_RATE] })).steps,
+    ),
+  );
+  for (const backend of BACKENDS) {
+    console.error(`bench: bare relay, ${backend}`);
+    const relay = await spawn(
+      ["run", "-A", "bench/relay.ts", String(RELAY_PORT), String(peerPort), backend],
+      /^RELAY/,
+    );
+    rows.push(
+      row(
+        "bare relay",
+        backend,
+        (await gen({ ...common, mode: "raw", port: RELAY_PORT, rates: RATES, pid: relay.child.pid })).steps,
+      ),
+    );
+    await relay.stop();
+    for (const icedirect of [false, true]) {
+      console.error(`bench: xRTC ${icedirect ? "full" : "half"} proxy, ${backend}`);
+      const x = await startXrtc(backend, icedirect);
+      const r = await gen({
+        ...common,
+        mode: "xrtc",
+        port: XRTC_UDP,
+        http: `http://127.0.0.1:${XRTC_HTTP}`,
+        rates: RATES,
+        pid: x.child.pid,
+        idBase: idBase += 100_000,
+      });
+      rows.push(row(`xRTC ${icedirect ? "full" : "half"} proxy`, backend, r.steps));
+      await x.stop();
+    }
+    if (SESSIONS.length) {
+      console.error(`bench: idle sessions, ${backend}`);
+      const x = await startXrtc(backend, false);
+      await new Promise((r) => setTimeout(r, 1000));
+      const base = rssKb(x.child.pid);
+      let made = 0;
+      for (const n of SESSIONS) {
+        const g = await gen({
+          ...common,
+          mode: "sessions",
+          port: XRTC_UDP,
+          http: `http://127.0.0.1:${XRTC_HTTP}`,
+          rates: [],
+          sessions: n - made,
+          idBase: idBase += 100_000,
+        });
+        made = n;
+        await new Promise((r) => setTimeout(r, 2000)); // Janus legs connect, then memory settles
+        const rss = rssKb(x.child.pid);
+        memory.push({
+          backend,
+          sessions: n,
+          rssMb: rss / 1024,
+          kbPerSession: (rss - base) / n,
+          setupPerSecond: g.sessions! / g.seconds!,
+        });
+      }
+      console.error(`bench: half proxy with ${made} idle sessions held, ${backend}`);
+      const r = await gen({
+        ...common,
+        mode: "xrtc",
+        port: XRTC_UDP,
+        http: `http://127.0.0.1:${XRTC_HTTP}`,
+        rates: [LATENCY_RATE],
+        pid: x.child.pid,
+        idBase: idBase += 100_000,
+      });
+      rows.push(row(`xRTC half proxy, ${made} idle sessions held`, backend, r.steps));
+      await x.stop();
+    }
+  }
+} finally {
+  await peer.stop();
+}
+
+// ---- report ----
+const direct = rows[0].at!;
+const f = (n: number | undefined, d = 2) => n === undefined || Number.isNaN(n) ? "-" : n.toFixed(d);
+const lines: string[] = [];
+lines.push(
+  `xRTC data plane: ${CLIENTS} clients, ${SIZE}-byte packets, generator on ffi; peer: project-owned echo, not Janus`,
+);
+lines.push(
+  `rate steps: ${
+    RATES.join(", ")
+  } packets/s, ${STEP_MS} ms each; max pps = highest step with < 0.1 % loss (the proxy forwards twice that: both directions)`,
+);
+lines.push("");
+lines.push(
+  "| target | backend | max pps (<0.1% loss) | CPU ms/1000 pkts @20000 | loss @20000 | added one-way p50/p99/p99.9 ms | reordered | cross-talk |",
+);
+lines.push("|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+  const a = r.at;
+  const added = r.label === "direct path"
+    ? `0 (RTT ${f(direct.rttP50)}/${f(direct.rttP99)}/${f(direct.rttP999)})`
+    : a
+    ? `${f((a.rttP50 - direct.rttP50) / 2)}/${f((a.rttP99 - direct.rttP99) / 2)}/${
+      f((a.rttP999 - direct.rttP999) / 2)
+    }`
+    : "-";
+  const cpu = a && a.cpuMs ? f((a.cpuMs / (a.received * 2)) * 1000, 3) : "-";
+  lines.push(
+    `| ${r.label} | ${r.backend} | ${
+      r.label === "direct path" || r.label.includes("idle") ? "-" : r.maxPps
+    } | ${cpu} | ${a ? f(a.loss * 100, 3) + " %" : "-"} | ${added} | ${
+      r.steps.reduce((n, s) => n + s.reordered, 0)
+    } | ${r.steps.reduce((n, s) => n + s.foreign, 0)} |`,
+  );
+}
+lines.push("");
+lines.push("ratios (same run):");
+const get = (label: string, backend: string) => rows.find((r) => r.label === label && r.backend === backend);
+for (const b of BACKENDS) {
+  const bare = get("bare relay", b)?.maxPps;
+  const half = get("xRTC half proxy", b)?.maxPps, full = get("xRTC full proxy", b)?.maxPps;
+  if (bare) {
+    lines.push(
+      `  ${b}: half proxy / bare relay = ${f(half! / bare)}; full proxy / bare relay = ${f(full! / bare)}`,
+    );
+  }
+}
+if (BACKENDS.includes("ffi") && BACKENDS.includes("deno")) {
+  const ratio = (label: string) => f(get(label, "ffi")!.maxPps / Math.max(1, get(label, "deno")!.maxPps));
+  lines.push(
+    `  ffi / deno: half proxy = ${ratio("xRTC half proxy")}; full proxy = ${
+      ratio("xRTC full proxy")
+    }; bare relay = ${ratio("bare relay")}`,
+  );
+}
+if (memory.length) {
+  lines.push("");
+  lines.push("| backend | idle sessions | RSS MB | KB per session | sessions set up/s |");
+  lines.push("|---|---|---|---|---|");
+  for (const m of memory) {
+    lines.push(
+      `| ${m.backend} | ${m.sessions} | ${f(m.rssMb, 1)} | ${f(m.kbPerSession, 1)} | ${
+        f(m.setupPerSecond, 0)
+      } |`,
+    );
+  }
+}
+const table = lines.join("\n");
+console.log(table);
+await Deno.writeTextFile(
+  OUT,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      clients: CLIENTS,
+      size: SIZE,
+      rates: RATES,
+      stepMs: STEP_MS,
+      rows,
+      memory,
+      table,
+    },
+    null,
+    1,
+  ) + "\n",
+);
+console.error(`bench: results written to ${OUT}`);

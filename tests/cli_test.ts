@@ -1,0 +1,108 @@
+// The xrtc command: --check-config, configuration errors, the FFI permission message, and the shipped
+// routes.yml starting as it is (README's first command).
+import assert from "node:assert/strict";
+import { ROOT } from "./lib/xrtc.ts";
+import { sleep, waitFor } from "./lib/run.ts";
+
+const DENO = `${ROOT}node_modules/.bin/deno`;
+const PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+
+async function xrtc(args: string[], env: Record<string, string> = {}, perms = [...PERMS, "--allow-ffi"]) {
+  const out = await new Deno.Command(DENO, {
+    args: ["run", ...perms, `${ROOT}main.ts`, ...args],
+    cwd: ROOT,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("--check-config prints the effective configuration with defaults", async () => {
+  const r = await xrtc(["--check-config"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /"response_header_timeout": "60s"/);
+  assert.match(r.stdout, /"io_backend": "deno"/);
+  assert.match(r.stdout, /routes\.yml: configuration OK/);
+});
+
+Deno.test("a bad config lists every error with file and line, exits 1, and nothing listens", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/bad.yml`,
+      "services:\n  a:\n    proto: udp\n    net:\n      addr: nope\n  b:\n    proto: http\n    net: { addr: ':6080' }\n    http: { dial_timeout: later }\n",
+    );
+    const r = await xrtc(["--config", `${dir}/bad.yml`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /3 configuration error\(s\)/);
+    assert.match(r.stderr, /bad\.yml:5: services\.a\.net\.addr: expected a listen address/);
+    assert.match(r.stderr, /bad\.yml:9: services\.b\.http\.dial_timeout: expected a duration/);
+    assert.match(r.stderr, /services\.a\.net\.candidate_ips: enable_ice needs/);
+    assert.doesNotMatch(r.stdout, /listening/);
+    const viaEnv = await xrtc(["--check-config"], { XRTC_CONFIG: `${dir}/bad.yml` });
+    assert.equal(viaEnv.code, 1);
+    const missing = await xrtc(["--config", `${dir}/nope.yml`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /nope\.yml: cannot read/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--io ffi without FFI permission stops with a clear message", async () => {
+  const r = await xrtc(["--io", "ffi"], {}, PERMS);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /ffi UDP backend is unavailable: FFI is not permitted: run with --allow-ffi; use io_backend: deno/,
+  );
+  const bad = await xrtc(["--io", "quic"]);
+  assert.equal(bad.code, 2);
+});
+
+Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without a Janus, clean exit on SIGTERM", async () => {
+  const child = new Deno.Command(DENO, {
+    args: ["task", "start"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      lines.push(...value.split("\n"));
+    }
+  })();
+  child.stderr.cancel();
+  try {
+    await waitFor("xrtc: ready", () => lines.includes("xrtc: ready") || undefined, 20_000);
+    assert.ok(
+      lines.includes("xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, deno backend)"),
+      lines.join("\n"),
+    );
+    assert.ok(lines.includes("xrtc: ice_tcp listening on tcp://127.0.0.1:6443 (ice-tcp, http)"));
+    assert.ok(lines.includes("xrtc: web listening on http://127.0.0.1:6080"));
+    const page = await fetch("http://127.0.0.1:6080/");
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /echotest\.html/);
+    const viaTcpPort = await fetch("http://127.0.0.1:6443/echotest.html");
+    assert.equal(viaTcpPort.status, 200, "HTTP on the ICE-TCP port");
+    await viaTcpPort.body?.cancel();
+    const janus = await fetch("http://127.0.0.1:6080/janus/info");
+    assert.equal(janus.status, 502);
+    assert.equal((await janus.json()).error, "upstream unavailable");
+  } finally {
+    child.kill("SIGTERM");
+    const status = await Promise.race([child.status, sleep(5000).then(() => undefined)]);
+    if (!status) child.kill("SIGKILL");
+    assert.equal(status?.code, 0, "exits 0 on SIGTERM");
+  }
+});
