@@ -159,6 +159,36 @@ try {
       ),
     );
     await relay.stop();
+    if (backend === "ffi") {
+      // Every core on one port, the ceiling: 1 and 2 relay processes on one SO_REUSEPORT port, 16 clients.
+      for (const procs of [1, 2]) {
+        console.error(`bench: bare relay x${procs} (SO_REUSEPORT), ffi`);
+        const relays: Proc[] = [];
+        for (let i = 0; i < procs; i++) {
+          relays.push(
+            await spawn([
+              "run",
+              "-A",
+              "bench/relay.ts",
+              String(RELAY_PORT),
+              String(peerPort),
+              backend,
+              "reuseport",
+            ], /^RELAY/),
+          );
+        }
+        const r = await gen({
+          ...common,
+          clients: 16,
+          mode: "raw",
+          port: RELAY_PORT,
+          rates: RATES,
+          pid: relays[0].child.pid,
+        });
+        rows.push(row(`bare relay x${procs} (SO_REUSEPORT, 16 clients)`, backend, r.steps));
+        for (const x of relays) await x.stop();
+      }
+    }
     for (const icedirect of [false, true]) {
       console.error(`bench: xRTC ${icedirect ? "full" : "half"} proxy, ${backend}`);
       const x = await startXrtc(backend, icedirect);
@@ -256,7 +286,8 @@ for (const r of rows) {
 }
 lines.push("");
 lines.push("ratios (same run):");
-const get = (label: string, backend: string) => rows.find((r) => r.label === label && r.backend === backend);
+const get = (label: string, backend: string): Row | undefined =>
+  rows.find((r) => r.label === label && r.backend === backend);
 for (const b of BACKENDS) {
   const bare = get("bare relay", b)?.maxPps;
   const half = get("xRTC half proxy", b)?.maxPps, full = get("xRTC full proxy", b)?.maxPps;
@@ -265,6 +296,15 @@ for (const b of BACKENDS) {
       `  ${b}: half proxy / bare relay = ${f(half! / bare)}; full proxy / bare relay = ${f(full! / bare)}`,
     );
   }
+}
+const reuse1 = get("bare relay x1 (SO_REUSEPORT, 16 clients)", "ffi");
+const reuse2 = get("bare relay x2 (SO_REUSEPORT, 16 clients)", "ffi");
+if (reuse1 && reuse2) {
+  lines.push(
+    `  every core on one port, bare relay: 2 processes / 1 process = ${
+      f(reuse2.maxPps / Math.max(1, reuse1.maxPps))
+    }`,
+  );
 }
 if (BACKENDS.includes("ffi") && BACKENDS.includes("deno")) {
   const ratio = (label: string) => f(get(label, "ffi")!.maxPps / Math.max(1, get(label, "deno")!.maxPps));
