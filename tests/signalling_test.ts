@@ -207,3 +207,62 @@ services:
     }
   },
 );
+
+Deno.test("servername like nginx, and WebSocket close codes propagated from the upstream", opts, async () => {
+  // A project-owned WebSocket upstream that closes with the code the client sends it.
+  const upstream = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "janus-protocol" });
+    socket.onmessage = (ev) => socket.close(Number(ev.data), "bye from upstream");
+    return response;
+  });
+  const cfg = loadConfigText(
+    `
+services:
+  named:
+    proto: http
+    net: { addr: "127.0.0.1:18082" }
+    http:
+      servername: [example.com, "*.example.org"]
+  any:
+    proto: http
+    net: { addr: "127.0.0.1:18083" }
+    http:
+      routes:
+        echo: { upstream: "ws://127.0.0.1:${upstream.addr.port}", protos: [ws@janus-protocol] }
+`,
+    "t.yml",
+  ).config;
+  const x = await start(cfg);
+  try {
+    // fetch cannot set Host, so these requests are written by hand.
+    const status = async (host: string, path: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: 18082 });
+      await conn.write(
+        new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+      );
+      const buf = new Uint8Array(512);
+      const n = await conn.read(buf);
+      conn.close();
+      return Number(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(" ")[1]);
+    };
+    assert.equal(await status("other.net", "/"), 421);
+    for (const host of ["example.com", "a.example.org:18082", "EXAMPLE.com"]) {
+      assert.equal(
+        await status(host, "/etc/passwd"),
+        404,
+        `${host}: a served name with no route and no root gets 404, never the filesystem`,
+      );
+    }
+    const ws = new WebSocket("ws://127.0.0.1:18083/", "janus-protocol");
+    const closed = new Promise<CloseEvent>((res) => ws.onclose = res);
+    await new Promise((res, rej) => ((ws.onopen = res), (ws.onerror = rej)));
+    assert.equal(ws.protocol, "janus-protocol");
+    ws.send("4001");
+    const ev = await closed;
+    assert.equal(ev.code, 4001, "the upstream's close code reaches the client");
+    assert.equal(ev.reason, "bye from upstream");
+  } finally {
+    await x.stop();
+    await upstream.shutdown();
+  }
+});
