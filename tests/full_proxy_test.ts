@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { blockClientUdp, type Topology } from "./lib/topology.ts";
 import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
-import { launchChromium } from "./lib/browser.ts";
+import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
 import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
@@ -37,31 +37,7 @@ function assertRelayed(t: Topology, r: Record<string, unknown>, transport: "udp"
 }
 
 async function chromium(t: Topology, base: string) {
-  const b = await launchChromium(t, { secureOrigin: base });
-  try {
-    const page = await b.browser.newPage();
-    await page.goto(`${base}/echotest.html?autostart=1&signal=http`);
-    await page.waitForFunction(
-      () => (globalThis as unknown as { xrtcResult: { dcEchoes: number } }).xrtcResult.dcEchoes >= 5,
-      null,
-      { timeout: 30_000 },
-    );
-    return await waitFor(
-      "30 decoded frames",
-      async () => {
-        const s = await page.evaluate(() =>
-          (globalThis as unknown as {
-            xrtcStats: () => Promise<{ framesDecoded: number; selectedRemote?: string }>;
-          }).xrtcStats()
-        );
-        return s.framesDecoded > 30 ? s : undefined;
-      },
-      20_000,
-      500,
-    );
-  } finally {
-    await b.close();
-  }
+  return await chromiumEchotest(t, `${base}/echotest.html?autostart=1&signal=http`, { secureOrigin: base });
 }
 
 Deno.test(

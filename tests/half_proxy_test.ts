@@ -2,11 +2,10 @@
 // no route to Janus, so media can only flow through xRTC.
 import assert from "node:assert/strict";
 import type { Topology } from "./lib/topology.ts";
-import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
-import { launchChromium } from "./lib/browser.ts";
+import { openEchoSession, PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
-import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
 import {
   Attr,
   BINDING_REQUEST,
@@ -21,7 +20,6 @@ import {
 } from "../src/stun/message.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const OFFER = await Deno.readTextFile(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
 
 function onlyXrtcCandidates(t: Topology, lines: string[]): boolean {
   return lines.length > 0 && lines.every((l) => l.includes(` ${t.xrtcPublic} `));
@@ -110,40 +108,13 @@ Deno.test("half proxy: werift and Chromium through one UDP port", opts, async (t
 
     for (const signal of ["http", "ws"]) {
       await t.step(`Chromium echotest from xRTC's own page, signalling over ${signal}`, async () => {
-        const b = await launchChromium(topo, { secureOrigin: base });
-        try {
-          const page = await b.browser.newPage();
-          await page.goto(`${base}/echotest.html?autostart=1&signal=${signal}`);
-          await page.waitForFunction(
-            () => (globalThis as unknown as { xrtcResult: { dcEchoes: number } }).xrtcResult.dcEchoes >= 5,
-            null,
-            { timeout: 25_000 },
-          );
-          const stats = await waitFor(
-            "30 decoded frames",
-            async () => {
-              const s = await page.evaluate(() =>
-                (globalThis as unknown as {
-                  xrtcStats: () => Promise<{ framesDecoded: number; selectedRemote?: string }>;
-                }).xrtcStats()
-              );
-              return s.framesDecoded > 30 ? s : undefined;
-            },
-            20_000,
-            500,
-          );
-          const result = await page.evaluate(() =>
-            (globalThis as unknown as {
-              xrtcResult: { iceState: string; answerCandidates: string[]; errors: string[] };
-            }).xrtcResult
-          );
-          assert.deepEqual(result.errors, []);
-          assert.ok(["connected", "completed"].includes(result.iceState));
-          assert.ok(onlyXrtcCandidates(topo, result.answerCandidates));
-          assert.equal(stats.selectedRemote, `udp:${topo.xrtcPublic}:${PORTS.udp}`);
-        } finally {
-          await b.close();
-        }
+        const out = await chromiumEchotest(topo, `${base}/echotest.html?autostart=1&signal=${signal}`, {
+          secureOrigin: base,
+        });
+        assert.deepEqual(out.result.errors, []);
+        assert.ok(["connected", "completed"].includes(out.result.iceState));
+        assert.ok(onlyXrtcCandidates(topo, out.result.answerCandidates));
+        assert.equal(out.selectedRemote, `udp:${topo.xrtcPublic}:${PORTS.udp}`);
       });
     }
   });
@@ -168,33 +139,6 @@ Deno.test(
     });
   },
 );
-
-/** Creates an echotest session through xRTC's HTTP API and returns the credentials the client got. */
-async function openSession(
-  base: string,
-): Promise<{ sid: number; hid: number; ufrag: string; pwd: string; clientUfrag: string }> {
-  const post = async (path: string, body: unknown) =>
-    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
-  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
-  const hid =
-    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
-  await post(`/${sid}/${hid}`, {
-    janus: "message",
-    transaction: "m",
-    body: { audio: true, video: true },
-    jsep: { type: "offer", sdp: OFFER },
-  });
-  for (let i = 0; i < 10; i++) {
-    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
-    for (const e of Array.isArray(events) ? events : [events]) {
-      if (e.jsep) {
-        const creds = iceCredentials(parseSdp(e.jsep.sdp))!;
-        return { sid, hid, ...creds, clientUfrag: iceCredentials(parseSdp(OFFER))!.ufrag };
-      }
-    }
-  }
-  throw new Error("no answer");
-}
 
 function check(
   localUfrag: string,
@@ -238,7 +182,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
     const port = xrtc.plane!.ports[0];
     const delta = (name: string, before: Record<string, number>) => counters.get(name) - (before[name] ?? 0);
     try {
-      const s = await openSession(base);
+      const s = await openEchoSession(base);
       await t.step(
         "garbage, truncated STUN, unknown ufrag, SRTP from an unbound tuple: dropped and counted",
         async () => {

@@ -1,12 +1,11 @@
 // One TCP port for everything: ICE-TCP (RFC 6544/4571), HTTP, WebSocket and TLS, against the real
 // Janus, with UDP blocked in the client namespace.
 import assert from "node:assert/strict";
-import { blockClientUdp, type Topology } from "./lib/topology.ts";
-import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
-import { launchChromium } from "./lib/browser.ts";
+import { blockClientUdp } from "./lib/topology.ts";
+import { openEchoSession, PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { chromiumEchotest } from "./lib/browser.ts";
 import { run, sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
-import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
 import {
   Attr,
   BINDING_REQUEST,
@@ -20,7 +19,6 @@ import {
 import { encodeFrame, FrameDecoder } from "../src/ice/framing.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-const OFFER = await Deno.readTextFile(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
 
 async function makeCert(): Promise<{ crt: string; key: string; spki: string; dir: string }> {
   const dir = await Deno.makeTempDir({ prefix: "xrtc-cert-" });
@@ -53,35 +51,6 @@ async function makeCert(): Promise<{ crt: string; key: string; spki: string; dir
   return { crt: `${dir}/crt.pem`, key: `${dir}/key.pem`, spki, dir };
 }
 
-async function chromiumEcho(topo: Topology, url: string, extraArgs: string[], secureOrigin?: string) {
-  const b = await launchChromium(topo, { secureOrigin, extraArgs });
-  try {
-    const page = await b.browser.newPage();
-    await page.goto(url);
-    await page.waitForFunction(
-      () => (globalThis as unknown as { xrtcResult: { dcEchoes: number } }).xrtcResult.dcEchoes >= 5,
-      null,
-      { timeout: 30_000 },
-    );
-    const stats = await waitFor(
-      "30 decoded frames",
-      async () => {
-        const s = await page.evaluate(() =>
-          (globalThis as unknown as {
-            xrtcStats: () => Promise<{ framesDecoded: number; selectedRemote?: string }>;
-          }).xrtcStats()
-        );
-        return s.framesDecoded > 30 ? s : undefined;
-      },
-      20_000,
-      500,
-    );
-    return stats;
-  } finally {
-    await b.close();
-  }
-}
-
 Deno.test("ICE-TCP with UDP blocked: werift and Chromium through the one TCP port", opts, async (t) => {
   await withStack({}, async ({ topo, base }) => {
     await blockClientUdp(topo);
@@ -102,7 +71,9 @@ Deno.test("ICE-TCP with UDP blocked: werift and Chromium through the one TCP por
     });
     await t.step("Chromium: page, HTTP signalling and media all on the TCP port", async () => {
       const origin = `http://${topo.xrtcPublic}:${PORTS.tcp}`;
-      const stats = await chromiumEcho(topo, `${origin}/echotest.html?autostart=1&signal=http`, [], origin);
+      const stats = await chromiumEchotest(topo, `${origin}/echotest.html?autostart=1&signal=http`, {
+        secureOrigin: origin,
+      });
       assert.equal(stats.selectedRemote, `tcp:${topo.xrtcPublic}:${PORTS.tcp}`);
     });
   });
@@ -115,9 +86,9 @@ Deno.test("HTTPS and WSS on the same TCP port as ICE-TCP; TLS reload on demand",
       await blockClientUdp(topo);
       await t.step("Chromium loads the page and signals over WSS, media over ICE-TCP, one port", async () => {
         const origin = `https://${topo.xrtcPublic}:${PORTS.tcp}`;
-        const stats = await chromiumEcho(topo, `${origin}/echotest.html?autostart=1&signal=ws`, [
-          `--ignore-certificate-errors-spki-list=${cert.spki}`,
-        ]);
+        const stats = await chromiumEchotest(topo, `${origin}/echotest.html?autostart=1&signal=ws`, {
+          extraArgs: [`--ignore-certificate-errors-spki-list=${cert.spki}`],
+        });
         assert.equal(stats.selectedRemote, `tcp:${topo.xrtcPublic}:${PORTS.tcp}`);
       });
       await t.step("a new certificate is served after reload, the old one before", async () => {
@@ -144,32 +115,6 @@ Deno.test("HTTPS and WSS on the same TCP port as ICE-TCP; TLS reload on demand",
   }
 });
 
-async function openSession(base: string) {
-  const post = async (path: string, body: unknown) =>
-    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
-  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
-  const hid =
-    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
-  await post(`/${sid}/${hid}`, {
-    janus: "message",
-    transaction: "m",
-    body: { audio: true },
-    jsep: { type: "offer", sdp: OFFER },
-  });
-  for (let i = 0; i < 10; i++) {
-    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
-    for (const e of Array.isArray(events) ? events : [events]) {
-      if (e.jsep) {
-        return {
-          ...iceCredentials(parseSdp(e.jsep.sdp))!,
-          clientUfrag: iceCredentials(parseSdp(OFFER))!.ufrag,
-        };
-      }
-    }
-  }
-  throw new Error("no answer");
-}
-
 function fdCount(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
@@ -182,7 +127,7 @@ function rssMb(): number {
 Deno.test("TCP port: bad input closes on time, binds nothing wrongly, leaks nothing", opts, async (t) => {
   await withStack({}, async ({ topo, base }) => {
     const addr = { hostname: topo.xrtcPublic, port: PORTS.tcp };
-    const s = await openSession(base);
+    const s = await openEchoSession(base);
     const check = (extra: Array<[number, Uint8Array]> = []) =>
       buildStun({
         type: BINDING_REQUEST,

@@ -6,6 +6,7 @@ import type { IoBackend } from "../../src/config/types.ts";
 import { makeTopology, type Topology } from "./topology.ts";
 import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run } from "./run.ts";
+import { iceCredentials, parseSdp } from "../../src/sdp/sdp.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const PORTS = { udp: 6001, tcp: 6443, http: 8080 };
@@ -117,4 +118,38 @@ export async function withStack(
     await janus?.stop();
     await topo.close();
   }
+}
+
+const FIXTURE_OFFER = Deno.readTextFileSync(new URL("../fixtures/chromium-offer.sdp", import.meta.url));
+
+/** Opens an echotest session through xRTC's HTTP API with the captured Chromium offer; returns the
+ * credentials xRTC gave the client, and the client's own ufrag. */
+export async function openEchoSession(
+  base: string,
+): Promise<{ sid: number; hid: number; ufrag: string; pwd: string; clientUfrag: string }> {
+  const post = async (path: string, body: unknown) =>
+    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
+  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
+  const hid =
+    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
+  await post(`/${sid}/${hid}`, {
+    janus: "message",
+    transaction: "m",
+    body: { audio: true, video: true },
+    jsep: { type: "offer", sdp: FIXTURE_OFFER },
+  });
+  for (let i = 0; i < 10; i++) {
+    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
+    for (const e of Array.isArray(events) ? events : [events]) {
+      if (e.jsep) {
+        return {
+          sid,
+          hid,
+          ...iceCredentials(parseSdp(e.jsep.sdp))!,
+          clientUfrag: iceCredentials(parseSdp(FIXTURE_OFFER))!.ufrag,
+        };
+      }
+    }
+  }
+  throw new Error("no answer from Janus through xRTC");
 }
