@@ -76,14 +76,19 @@ function address(buf: ArrayBufferView): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
 }
 
-function writeSockaddr(view: DataView, offset: number, host: string, port: number): void {
+/** IPv4 text to a 32-bit number; undefined when it is not a dotted quad. */
+function ipv4Number(host: string): number | undefined {
   const parts = host.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) {
-    throw new Error(`the ffi backend takes IPv4 addresses only: ${host}`);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255) || !Number.isInteger(p))) {
+    return undefined;
   }
+  return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
+}
+
+function writeSockaddr(view: DataView, offset: number, ip: number, port: number): void {
   view.setUint16(offset, AF_INET, true);
   view.setUint16(offset + 2, port, false);
-  for (let i = 0; i < 4; i++) view.setUint8(offset + 4 + i, parts[i]);
+  view.setUint32(offset + 4, ip, false);
 }
 
 export class FfiUdpBackend implements DatagramBackend {
@@ -92,6 +97,8 @@ export class FfiUdpBackend implements DatagramBackend {
   /** IPv4 sockaddr (address << 16 | port) -> interned address, so the hot path builds no strings. */
   readonly #byNumber = new Map<number, PeerAddress>();
   readonly #sockets = new Map<number, FfiSocket>();
+  /** The IPv4 number of each address object: sends write a sockaddr without parsing text per packet. */
+  readonly #ipOf = new WeakMap<PeerAddress, number>();
   readonly #events = new Uint8Array(Math.max(256, BATCH * EPOLL_EVENT));
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #epollEvent = new Uint8Array(256);
@@ -143,6 +150,7 @@ export class FfiUdpBackend implements DatagramBackend {
     let a = this.#byNumber.get(key);
     if (a === undefined) {
       a = this.#addresses.get(`${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`, port);
+      this.#ipOf.set(a, ip);
       if (this.#byNumber.size >= this.#addresses.limit) this.#byNumber.clear();
       this.#byNumber.set(key, a);
     }
@@ -165,7 +173,9 @@ export class FfiUdpBackend implements DatagramBackend {
       setopt(SO_REUSEPORT, 1);
     }
     const sa = new Uint8Array(256);
-    writeSockaddr(new DataView(sa.buffer), 0, opts.host || "0.0.0.0", opts.port);
+    const bindIp = ipv4Number(opts.host || "0.0.0.0");
+    if (bindIp === undefined) throw new Error(`the ffi backend binds IPv4 addresses only, not ${opts.host}`);
+    writeSockaddr(new DataView(sa.buffer), 0, bindIp, opts.port);
     if (c.bind(fd, sa, 16) !== 0) {
       c.close(fd);
       throw new Error(`cannot bind udp ${opts.host || "0.0.0.0"}:${opts.port} (address in use or not local)`);
@@ -195,12 +205,21 @@ export class FfiUdpBackend implements DatagramBackend {
       counters.inc("udp_send_too_large");
       return;
     }
+    let ip = this.#ipOf.get(to);
+    if (ip === undefined) {
+      ip = ipv4Number(to.host);
+      if (ip === undefined) {
+        counters.inc("udp_send_not_ipv4");
+        return;
+      }
+      this.#ipOf.set(to, ip);
+    }
     if (this.#txCount === TX_BATCH) this.flush();
     const i = this.#txCount++;
     const tx = this.#tx;
     tx.slots.set(data, i * TX_SLOT);
     tx.iov[2 * i + 1] = BigInt(data.length);
-    writeSockaddr(tx.namesView, i * NAME, to.host, to.port);
+    writeSockaddr(tx.namesView, i * NAME, ip, to.port);
     tx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, 16, true);
     this.#txFd[i] = fd;
     if (i === 0 && !this.#flushScheduled) {
