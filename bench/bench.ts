@@ -135,6 +135,7 @@ const memory: Array<
 const peer = await spawn(["run", "-A", "bench/peer.ts", String(PEER_HTTP)], /^PEER \d+/);
 const peerPort = Number(peer.lines.find((l) => l.startsWith("PEER "))!.split(" ")[1]);
 let idBase = 1_000_000;
+let heap: { sessions: number; heapKbPerSession: number; rssKbPerSession: number } | undefined;
 const common = { clients: CLIENTS, size: SIZE, maxLoss: MAX_LOSS, stepMs: STEP_MS };
 try {
   console.error("bench: direct path");
@@ -245,6 +246,19 @@ try {
       await x.stop();
     }
   }
+  if (SESSIONS.length) {
+    const n = SESSIONS[SESSIONS.length - 1];
+    console.error(`bench: live heap per idle session (${n} sessions, in-process, after GC)`);
+    const out = await new Deno.Command(DENO, {
+      args: ["run", "-A", "--v8-flags=--expose-gc", "bench/session_heap.ts", String(PEER_HTTP), String(n)],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+      env: { XRTC_LOG: "error" },
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("HEAP "));
+    if (line) heap = JSON.parse(line.slice(5));
+  }
 } finally {
   await peer.stop();
 }
@@ -326,6 +340,14 @@ if (memory.length) {
     );
   }
 }
+if (heap) {
+  lines.push("");
+  lines.push(
+    `live JS heap per idle session after GC (ffi, ${heap.sessions} sessions, in-process): ${
+      f(heap.heapKbPerSession, 1)
+    } KB; RSS growth in that run ${f(heap.rssKbPerSession, 1)} KB (V8's high-water mark from set-up churn)`,
+  );
+}
 const table = lines.join("\n");
 console.log(table);
 await Deno.writeTextFile(
@@ -339,6 +361,7 @@ await Deno.writeTextFile(
       stepMs: STEP_MS,
       rows,
       memory,
+      heap,
       table,
     },
     null,

@@ -2,6 +2,8 @@
 // Janus, with UDP blocked in the client namespace.
 import assert from "node:assert/strict";
 import { blockClientUdp } from "./lib/topology.ts";
+import { loadConfigText } from "../src/config/load.ts";
+import { start } from "../src/app.ts";
 import { openEchoSession, PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { run, sleep, waitFor } from "./lib/run.ts";
@@ -235,3 +237,52 @@ Deno.test("TCP port: bad input closes on time, binds nothing wrongly, leaks noth
     );
   });
 });
+
+Deno.test(
+  "an https listener (proto: http with TLS files) serves its certificate and reloads it",
+  opts,
+  async () => {
+    const cert = await makeCert();
+    const x = await start(
+      loadConfigText(
+        `
+services:
+  web:
+    proto: http
+    net: { addr: "127.0.0.1:18443", tls_crt_file: ${cert.crt}, tls_key_file: ${cert.key} }
+    http: { root: ${new URL("../html", import.meta.url).pathname} }
+`,
+        "t.yml",
+      ).config,
+    );
+    try {
+      const fingerprint = async () =>
+        (await run([
+          "sh",
+          "-c",
+          "echo | openssl s_client -connect 127.0.0.1:18443 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
+        ])).trim();
+      const page = await run([
+        "sh",
+        "-c",
+        "openssl s_client -connect 127.0.0.1:18443 -quiet 2>/dev/null <<'X'\nGET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nX",
+      ]);
+      assert.match(page, /HTTP\/1.1 200/);
+      const before = await fingerprint();
+      assert.match(before, /Fingerprint/);
+      const next = await makeCert();
+      await Deno.copyFile(next.crt, cert.crt);
+      await Deno.copyFile(next.key, cert.key);
+      await x.reloadTls();
+      const after = await fingerprint();
+      assert.notEqual(after, before, "the new certificate is served after reload");
+      await Deno.writeTextFile(cert.crt, "not a certificate");
+      await x.reloadTls(); // logged and refused: the server keeps the certificate it has
+      assert.equal(await fingerprint(), after, "a failed reload keeps the old certificate");
+      await Deno.remove(next.dir, { recursive: true });
+    } finally {
+      await x.stop();
+      await Deno.remove(cert.dir, { recursive: true });
+    }
+  },
+);
