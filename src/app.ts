@@ -108,7 +108,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     backend.close();
     throw e;
   }
-  if (plane) plane.opts.connectIceTcp = TcpPort.connectIceTcp(backend);
+  if (plane) plane.opts.connectIceTcp = TcpPort.connectIceTcp();
   log("info", "started", { listeners: config.listeners.length, backend: backend.name });
   return {
     config,

@@ -9,6 +9,10 @@ DENO=./node_modules/.bin/deno
 
 bash tests/provision.sh || exit 1
 
+# The TCP tests hold 1,000 idle connections (both ends in the test process): raise a 1,024 soft limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 4096 ] || echo "tests: warning: only $(ulimit -n) file descriptors; the 1,000-connection test needs about 2,100" >&2
+
 # Each run gets its own TMPDIR: Chromium profiles and Janus configs never outlive it.
 export TMPDIR="$(mktemp -d /tmp/xrtc-tests.XXXXXX)"
 trap 'rm -rf "$TMPDIR"' EXIT

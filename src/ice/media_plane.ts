@@ -105,7 +105,7 @@ export class MediaPlane {
     if (!creds) throw new SdpRejected("the offer has no ice-ufrag/ice-pwd");
     const h = this.#handle(key, janusSession, mode);
     this.#checkCapacity(h);
-    if (h.session && h.clientFacing && (h.session as { clientUfrag?: string }).clientUfrag !== creds.ufrag) {
+    if (h.session && h.clientFacing && h.session.clientUfrag !== creds.ufrag) {
       this.#closeSession(h, "ICE restart by the client");
     }
     h.clientOffer = creds;
@@ -191,7 +191,7 @@ export class MediaPlane {
   ): Sdp {
     // Renegotiation without an ICE restart keeps the session and the credentials the client has.
     const same = h.session && h.janusRemote?.ufrag === janus.ufrag && h.janusRemote.pwd === janus.pwd &&
-      (client === undefined || (h.session as { clientUfrag?: string }).clientUfrag === client.ufrag);
+      (client === undefined || h.session.clientUfrag === client.ufrag);
     if (!same) {
       if (h.session) {
         this.#closeSession(h, "ICE restart");

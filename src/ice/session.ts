@@ -21,6 +21,8 @@ export interface MediaSession {
   readonly mode: "half" | "full";
   /** xRTC's client-facing ufrag: the demux key on every shared port. */
   readonly localUfrag: string;
+  /** The client's own ufrag, once known from its offer or answer (an ICE restart changes it). */
+  readonly clientUfrag?: string;
   onClientStun(msg: StunMessage, from: PeerAddress, port: ClientPort): void;
   onClientData(data: Uint8Array, path: ClientPath): void;
   /** A packet from Janus on the upstream socket. */

@@ -8,7 +8,7 @@ import { readTls, type TlsFiles } from "../http/server.ts";
 import type { MediaPlane } from "./media_plane.ts";
 import type { ClientPath } from "./client_path.ts";
 import type { ClientPort, MediaSession } from "./session.ts";
-import type { DatagramBackend, PeerAddress } from "../io/types.ts";
+import type { PeerAddress } from "../io/types.ts";
 import type { ConnectIceTcp, JanusTarget } from "./full_session.ts";
 import { classifyStream } from "./tcp_classify.ts";
 import { FrameDecoder, FramingError } from "./framing.ts";
@@ -193,7 +193,7 @@ export class TcpPort {
   }
 
   /** The Janus side of a full-proxy session over ICE-TCP (route icetcp: true). */
-  static connectIceTcp(_backend: DatagramBackend): ConnectIceTcp {
+  static connectIceTcp(): ConnectIceTcp {
     return (remote, onPacket, onClose) => {
       let conn: Deno.Conn | undefined;
       let closed = false;
