@@ -18,6 +18,7 @@ import {
   randomTransactionId,
 } from "../src/stun/message.ts";
 import { iceCredentials, iceView, parseSdp } from "../src/sdp/sdp.ts";
+import { benchSdp } from "./sdp.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions";
@@ -41,25 +42,6 @@ const o: GenOptions = JSON.parse(Deno.args[0]);
 const backend = FfiUdpBackend.open();
 const CLK_TCK = 100;
 
-function offerSdp(ufrag: string, pwd: string): string {
-  return [
-    "v=0",
-    "o=- 1 1 IN IP4 127.0.0.1",
-    "s=-",
-    "t=0 0",
-    "a=group:BUNDLE 0",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-    "c=IN IP4 0.0.0.0",
-    `a=ice-ufrag:${ufrag}`,
-    `a=ice-pwd:${pwd}`,
-    "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
-    "a=setup:actpass",
-    "a=mid:0",
-    "a=sctp-port:5000",
-    "",
-  ].join("\r\n");
-}
-
 /** Signals one offer through xRTC; returns the credentials and UDP port the answer gives the client. */
 async function signal(i: number): Promise<{ ufrag: string; pwd: string; port: number; clientUfrag: string }> {
   const clientUfrag = `c${i}x`;
@@ -70,7 +52,10 @@ async function signal(i: number): Promise<{ ufrag: string; pwd: string; port: nu
       janus: "message",
       transaction: `t${i}`,
       body: {},
-      jsep: { type: "offer", sdp: offerSdp(clientUfrag, "clientpasswordclientpassword") },
+      jsep: {
+        type: "offer",
+        sdp: benchSdp({ ufrag: clientUfrag, pwd: "clientpasswordclientpassword", setup: "actpass" }),
+      },
     }),
   });
   const reply = await r.json();

@@ -5,6 +5,7 @@
 //   deno run -A bench/peer.ts <http port>      prints "PEER <udp port>" when ready
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramSocket, PeerAddress } from "../src/io/types.ts";
+import { benchSdp } from "./sdp.ts";
 import {
   Attr,
   BINDING_REQUEST,
@@ -52,27 +53,6 @@ function sessionPort(): number {
   return backend.bind({ host: "127.0.0.1", port: 0 }, handler).localAddress.port;
 }
 
-export function answerSdp(udpPort: number): string {
-  return [
-    "v=0",
-    "o=- 1 1 IN IP4 127.0.0.1",
-    "s=-",
-    "t=0 0",
-    "a=group:BUNDLE 0",
-    "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-    "c=IN IP4 127.0.0.1",
-    `a=ice-ufrag:${PEER_UFRAG}`,
-    `a=ice-pwd:${PEER_PWD}`,
-    "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
-    "a=setup:active",
-    "a=mid:0",
-    "a=sctp-port:5000",
-    `a=candidate:1 1 udp 2130706431 127.0.0.1 ${udpPort} typ host`,
-    "a=end-of-candidates",
-    "",
-  ].join("\r\n");
-}
-
 Deno.serve({ hostname: "127.0.0.1", port: httpPort, onListen: () => {} }, async (req) => {
   const url = new URL(req.url);
   const body = req.method === "POST" ? await req.json() : {};
@@ -84,7 +64,10 @@ Deno.serve({ hostname: "127.0.0.1", port: httpPort, onListen: () => {} }, async 
       sender: ids[1],
       transaction: body.transaction,
       plugindata: { plugin: "bench.echo", data: {} },
-      jsep: { type: "answer", sdp: answerSdp(sessionPort()) },
+      jsep: {
+        type: "answer",
+        sdp: benchSdp({ ufrag: PEER_UFRAG, pwd: PEER_PWD, setup: "active", candidatePort: sessionPort() }),
+      },
     });
   }
   return Response.json({ janus: "ack", transaction: body.transaction ?? "" });

@@ -4,6 +4,7 @@
 //   deno run -A --v8-flags=--expose-gc bench/session_heap.ts <peer http port> <sessions>   prints "HEAP <json>"
 import { loadConfigText } from "../src/config/load.ts";
 import { start } from "../src/app.ts";
+import { benchSdp } from "./sdp.ts";
 
 const [peerHttp, n] = Deno.args.map(Number);
 const { config } = loadConfigText(
@@ -25,21 +26,7 @@ const measure = () => {
   const m = Deno.memoryUsage();
   return { heap: m.heapUsed / 1024, rss: m.rss / 1024 };
 };
-const offer = [
-  "v=0",
-  "o=- 1 1 IN IP4 127.0.0.1",
-  "s=-",
-  "t=0 0",
-  "a=group:BUNDLE 0",
-  "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
-  "c=IN IP4 0.0.0.0",
-  "a=ice-ufrag:abcd",
-  "a=ice-pwd:clientpasswordclientpassword",
-  "a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
-  "a=setup:actpass",
-  "a=mid:0",
-  "",
-].join("\r\n");
+const offer = benchSdp({ ufrag: "abcd", pwd: "clientpasswordclientpassword", setup: "actpass" });
 await new Promise((r) => setTimeout(r, 500));
 const before = measure();
 let next = 0;
