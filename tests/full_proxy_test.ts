@@ -2,7 +2,7 @@
 // UDP and TCP on either leg.
 import assert from "node:assert/strict";
 import { blockClientUdp, type Topology } from "./lib/topology.ts";
-import { PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { PORTS, runEchotest, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
@@ -46,18 +46,11 @@ Deno.test(
   async (t) => {
     await withStack({ xrtc: { icedirect: true } }, async ({ topo, base }) => {
       await t.step("werift, client UDP <-> Janus UDP, HTTP and WS signalling", async () => {
-        for (const signal of ["http", "ws"]) {
+        for (const signal of ["http", "ws"] as const) {
           const before = counters.get("full_proxy_janus_leg_udp");
           assertRelayed(
             topo,
-            await runWeriftClient(topo, {
-              signal,
-              base,
-              scenario: "echotest",
-              tag: `f${signal}`,
-              messages: 5,
-              rtp: 30,
-            }),
+            await runEchotest(topo, base, `f${signal}`, { signal }),
             "udp",
           );
           assert.equal(counters.get("full_proxy_janus_leg_udp"), before + 1);
@@ -67,16 +60,9 @@ Deno.test(
         assert.equal((await chromium(topo, base)).selectedRemote, `udp:${topo.xrtcPublic}:${PORTS.udp}`);
       });
       await t.step("4 concurrent sessions, no cross-talk", async () => {
-        const rs = await Promise.all([0, 1, 2, 3].map((i) =>
-          runWeriftClient(topo, {
-            signal: i % 2 ? "ws" : "http",
-            base,
-            scenario: "echotest",
-            tag: `p${i}`,
-            messages: 5,
-            rtp: 30,
-          })
-        ));
+        const rs = await Promise.all(
+          [0, 1, 2, 3].map((i) => runEchotest(topo, base, `p${i}`, { signal: i % 2 ? "ws" : "http" })),
+        );
         for (const r of rs) {
           assertRelayed(topo, r, "udp");
         }
@@ -85,15 +71,7 @@ Deno.test(
         await blockClientUdp(topo);
         assertRelayed(
           topo,
-          await runWeriftClient(topo, {
-            signal: "http",
-            base,
-            scenario: "echotest",
-            tag: "ft",
-            messages: 5,
-            rtp: 30,
-            iceTcp: true,
-          }),
+          await runEchotest(topo, base, "ft", { iceTcp: true }),
           "tcp",
         );
         assert.equal((await chromium(topo, base)).selectedRemote, `tcp:${topo.xrtcPublic}:${PORTS.tcp}`);
@@ -112,28 +90,13 @@ Deno.test(
         const before = counters.get("full_proxy_janus_leg_tcp");
         assertRelayed(
           topo,
-          await runWeriftClient(topo, {
-            signal: "http",
-            base,
-            scenario: "echotest",
-            tag: "jt",
-            messages: 5,
-            rtp: 30,
-          }),
+          await runEchotest(topo, base, "jt"),
           "udp",
         );
         await blockClientUdp(topo);
         assertRelayed(
           topo,
-          await runWeriftClient(topo, {
-            signal: "ws",
-            base,
-            scenario: "echotest",
-            tag: "jtt",
-            messages: 5,
-            rtp: 30,
-            iceTcp: true,
-          }),
+          await runEchotest(topo, base, "jtt", { signal: "ws", iceTcp: true }),
           "tcp",
         );
         assert.equal(

@@ -2,7 +2,7 @@
 // no route to Janus, so media can only flow through xRTC.
 import assert from "node:assert/strict";
 import type { Topology } from "./lib/topology.ts";
-import { openEchoSession, PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { openEchoSession, PORTS, runEchotest, runWeriftClient, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
@@ -41,28 +41,14 @@ function assertEcho(t: Topology, r: Record<string, unknown>) {
 Deno.test("half proxy: werift and Chromium through one UDP port", opts, async (t) => {
   await withStack({}, async ({ topo, xrtc, base }) => {
     await t.step("werift echotest, signalling over HTTP (long-poll, maxev)", async () => {
-      const r = await runWeriftClient(topo, {
-        signal: "http",
-        base,
-        scenario: "echotest",
-        tag: "h",
-        messages: 5,
-        rtp: 30,
-      });
+      const r = await runEchotest(topo, base, "h");
       assertEcho(topo, r);
       assert.ok(r.sawArray);
       assert.ok(!(r.offerCandidates as string[]).some((c) => c.includes(topo.xrtcPublic)));
     });
 
     await t.step("werift echotest, signalling over WebSocket", async () => {
-      const r = await runWeriftClient(topo, {
-        signal: "ws",
-        base,
-        scenario: "echotest",
-        tag: "w",
-        messages: 5,
-        rtp: 30,
-      });
+      const r = await runEchotest(topo, base, "w", { signal: "ws" });
       assertEcho(topo, r);
       assert.equal(r.wsProtocol, "janus-protocol");
     });
@@ -87,16 +73,7 @@ Deno.test("half proxy: werift and Chromium through one UDP port", opts, async (t
 
     await t.step("5 clients at once on the same port, each gets only its own payloads", async () => {
       const results = await Promise.all(
-        [0, 1, 2, 3, 4].map((i) =>
-          runWeriftClient(topo, {
-            signal: i % 2 ? "ws" : "http",
-            base,
-            scenario: "echotest",
-            tag: `c${i}`,
-            messages: 5,
-            rtp: 30,
-          })
-        ),
+        [0, 1, 2, 3, 4].map((i) => runEchotest(topo, base, `c${i}`, { signal: i % 2 ? "ws" : "http" })),
       );
       for (const r of results) assertEcho(topo, r);
     });
@@ -126,14 +103,7 @@ Deno.test(
   async () => {
     await withStack({ janus: { fullTrickle: true } }, async ({ topo, base }) => {
       const before = counters.get("janus_trickles_absorbed");
-      const r = await runWeriftClient(topo, {
-        signal: "http",
-        base,
-        scenario: "echotest",
-        tag: "ft",
-        messages: 5,
-        rtp: 30,
-      });
+      const r = await runEchotest(topo, base, "ft");
       assertEcho(topo, r);
       assert.ok(counters.get("janus_trickles_absorbed") > before, "Janus trickled and xRTC absorbed it");
     });

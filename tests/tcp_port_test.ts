@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { blockClientUdp } from "./lib/topology.ts";
 import { loadConfigText } from "../src/config/load.ts";
 import { start } from "../src/app.ts";
-import { openEchoSession, PORTS, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import { openEchoSession, PORTS, runEchotest, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { run, sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
@@ -57,15 +57,7 @@ Deno.test("ICE-TCP with UDP blocked: werift and Chromium through the one TCP por
   await withStack({}, async ({ topo, base }) => {
     await blockClientUdp(topo);
     await t.step("werift over ICE-TCP (iceUseTcp): echoes through xRTC's TCP port", async () => {
-      const r = await runWeriftClient(topo, {
-        signal: "http",
-        base,
-        scenario: "echotest",
-        tag: "tcp",
-        messages: 5,
-        rtp: 30,
-        iceTcp: true,
-      });
+      const r = await runEchotest(topo, base, "tcp", { iceTcp: true });
       assert.deepEqual(r.errors, []);
       assert.equal(r.dcEchoes, 5);
       assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed ${r.rtpEchoed}`);

@@ -76,6 +76,24 @@ export interface ClientResult {
   offerCandidates: string[];
 }
 
+/** The werift echotest every test runs: 5 data-channel messages and 30 RTP packets. */
+export async function runEchotest(
+  t: Topology,
+  base: string,
+  tag: string,
+  o: { signal?: "http" | "ws"; iceTcp?: boolean } = {},
+): Promise<ClientResult> {
+  return await runWeriftClient(t, {
+    signal: o.signal ?? "http",
+    base,
+    scenario: "echotest",
+    tag,
+    messages: 5,
+    rtp: 30,
+    iceTcp: o.iceTcp ?? false,
+  });
+}
+
 /** Runs the werift client inside the client namespace. */
 export async function runWeriftClient(t: Topology, opts: Record<string, unknown>): Promise<ClientResult> {
   const out = await run(
