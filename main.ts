@@ -48,6 +48,7 @@ function effective(c: Config): unknown {
       io_backend: c.options.ioBackend,
       consent_timeout: formatDuration(c.options.consentTimeoutMs),
       max_sessions: c.options.maxSessions,
+      workers: c.options.workers,
     },
     services: Object.fromEntries([
       ...[...c.upstreams.values()].map((

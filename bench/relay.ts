@@ -4,7 +4,7 @@
 // With "reuseport", several relay processes share the listen port (SO_REUSEPORT, ffi backend): the
 // kernel spreads client tuples across them, the ceiling for "every core on the one public port".
 import type { DatagramSocket, PeerAddress } from "../src/io/types.ts";
-import { createBackend } from "../src/app.ts";
+import { createBackend } from "../src/io/backend.ts";
 
 const [listenPort, peerPort] = Deno.args.slice(0, 2).map(Number);
 const backend = await createBackend(Deno.args[2] === "ffi" ? "ffi" : "deno");

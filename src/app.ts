@@ -1,10 +1,13 @@
-// Wiring: one media plane, one signalling module, every listener. start() and stop() are the one
+// Wiring: the negotiator, the media-plane shards, signalling, every listener. start() and stop() are the one
 // startup and shutdown path of the process (drain on SIGTERM slots in here).
 import type { Config, IoBackend } from "./config/types.ts";
 import { parseIp } from "./stun/message.ts";
 import type { DatagramBackend } from "./io/types.ts";
-import { DenoUdpBackend } from "./io/deno_udp.ts";
-import { makeClientCandidates, MediaPlane } from "./ice/media_plane.ts";
+import { createBackend } from "./io/backend.ts";
+import { ClaimBoard } from "./ice/claims.ts";
+import { makeClientCandidates, Negotiator } from "./ice/negotiator.ts";
+import type { MediaPlane } from "./ice/media_plane.ts";
+import { ShardSet, type UdpPortSpec } from "./ice/shards.ts";
 import { JanusSignalling } from "./signalling/janus.ts";
 import { HttpListener, makeHttpHandler } from "./http/server.ts";
 import { TcpPort } from "./ice/tcp_port.ts";
@@ -19,6 +22,11 @@ export interface StartOptions {
 
 export interface Xrtc {
   readonly config: Config;
+  /** Sessions and SDP (main thread); undefined when no service has ICE enabled. */
+  readonly negotiator?: Negotiator;
+  /** Every shard of the media plane. */
+  readonly shards?: ShardSet;
+  /** Shard 0, the main thread's media plane (with the TCP ports). */
   readonly plane?: MediaPlane;
   readonly signalling: JanusSignalling;
   readonly backend: DatagramBackend;
@@ -44,18 +52,16 @@ export async function resolveCandidateIps(names: string[]): Promise<string[]> {
   return [...new Set(out)];
 }
 
-export async function createBackend(kind: IoBackend): Promise<DatagramBackend> {
-  if (kind === "ffi") {
-    const { FfiUdpBackend } = await import("./io/ffi_udp.ts");
-    return FfiUdpBackend.open();
-  }
-  return new DenoUdpBackend();
-}
-
 export async function start(config: Config, opts: StartOptions = {}): Promise<Xrtc> {
   const announce = opts.announce ?? (() => {});
-  const backend = await createBackend(opts.ioBackend ?? config.options.ioBackend);
+  const ioBackend = opts.ioBackend ?? config.options.ioBackend;
+  const workers = config.options.workers;
+  if (workers > 1 && ioBackend !== "ffi") {
+    throw new Error(`options.workers: ${workers} needs the ffi backend (SO_REUSEPORT), not ${ioBackend}`);
+  }
+  const backend = await createBackend(ioBackend);
   const iceServices: Array<{ proto: "udp" | "tcp"; ips: string[]; port: number }> = [];
+  const udpPorts: UdpPortSpec[] = [];
   for (const l of config.listeners) {
     if ((l.proto === "udp" || l.proto === "tcp") && l.net.enableIce) {
       iceServices.push({
@@ -63,17 +69,37 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
         ips: await resolveCandidateIps(l.net.candidateIps),
         port: l.net.addr.port,
       });
+      if (l.proto === "udp") udpPorts.push({ name: l.name, host: l.net.addr.host, port: l.net.addr.port });
     }
   }
-  const plane = iceServices.length
-    ? new MediaPlane({
-      backend,
+  let negotiator: Negotiator | undefined;
+  let shards: ShardSet | undefined;
+  if (iceServices.length) {
+    const claims = ClaimBoard.create(config.options.maxSessions);
+    try {
+      shards = await ShardSet.start({
+        backend,
+        ioBackend,
+        shards: workers,
+        udpPorts,
+        consentTimeoutMs: config.options.consentTimeoutMs,
+        claims,
+        onEnded: (ufrag, reason) => negotiator?.ended(ufrag, reason),
+      });
+    } catch (e) {
+      backend.close();
+      throw e;
+    }
+    negotiator = new Negotiator({
+      sink: shards,
+      claims,
       clientCandidates: makeClientCandidates(iceServices),
       consentTimeoutMs: config.options.consentTimeoutMs,
       maxSessions: config.options.maxSessions,
-    })
-    : undefined;
-  const signalling = new JanusSignalling(plane);
+    });
+  }
+  const plane = shards?.local;
+  const signalling = new JanusSignalling(negotiator);
   // The one shutdown signal: aborts upstream requests in flight and closes proxied WebSockets.
   const shutdown = new AbortController();
   const httpListeners: HttpListener[] = [];
@@ -83,8 +109,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
       const where = `${l.net.addr.host || "0.0.0.0"}:${l.net.addr.port}`;
       if (l.proto === "udp") {
         if (!plane || !l.net.enableIce) continue;
-        plane.addUdpPort(l.name, l.net.addr.host, l.net.addr.port);
-        announce(`xrtc: ${l.name} listening on udp://${where} (ice, ${backend.name} backend)`);
+        const sharded = workers > 1 ? `, ${workers} shards` : "";
+        announce(`xrtc: ${l.name} listening on udp://${where} (ice, ${backend.name} backend${sharded})`);
       } else if (l.proto === "tcp") {
         const handler = l.enableHttp ? makeHttpHandler(l, config, signalling, shutdown.signal) : undefined;
         const port = new TcpPort(l, plane, handler);
@@ -102,16 +128,18 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     }
   } catch (e) {
     shutdown.abort();
-    plane?.close();
+    negotiator?.close();
+    await shards?.stop();
     for (const h of httpListeners) await h.stop();
     for (const t of tcpPorts) t.stop();
     backend.close();
     throw e;
   }
-  if (plane) plane.opts.connectIceTcp = TcpPort.connectIceTcp();
-  log("info", "started", { listeners: config.listeners.length, backend: backend.name });
+  log("info", "started", { listeners: config.listeners.length, backend: backend.name, shards: workers });
   return {
     config,
+    negotiator,
+    shards,
     plane,
     signalling,
     backend,
@@ -129,7 +157,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     },
     async stop() {
       shutdown.abort();
-      plane?.close();
+      negotiator?.close();
+      await shards?.stop();
       for (const t of tcpPorts) t.stop();
       await Promise.all(httpListeners.map((h) => h.stop()));
       backend.close();

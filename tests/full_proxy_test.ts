@@ -2,7 +2,7 @@
 // UDP and TCP on either leg.
 import assert from "node:assert/strict";
 import { blockClientUdp, type Topology } from "./lib/topology.ts";
-import { PORTS, runEchotest, withStack } from "./lib/xrtc.ts";
+import { PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
@@ -156,6 +156,14 @@ Deno.test(
         await sleep(300);
         assert.equal(counters.get("stun_drop_bad_integrity"), before + 1);
         assert.equal(xrtc.plane!.ports[0].boundCount, 0, "the forged check bound nothing");
+        assert.equal(xrtc.plane!.table.size, 0, "nor made the session live");
+        // A check signed with the password the client was given makes it live (and is relayed to Janus).
+        await attacker.send(
+          signedCheck(seen.ufrag, iceCredentials(parseSdp(OFFER))!.ufrag, seen.pwd),
+          { transport: "udp", hostname: topo.xrtcPublic, port: PORTS.udp },
+        );
+        await waitFor("session live", () => xrtc.plane!.table.size === 1 || undefined, 2000);
+        assert.equal(xrtc.plane!.ports[0].boundCount, 1);
         // The relay socket towards Janus accepts only the addresses Janus announced.
         const upstreamPort = xrtc.plane!.upstream.localAddress.port;
         const dropped = counters.get("upstream_drop_unknown_source");

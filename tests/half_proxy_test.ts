@@ -1,8 +1,16 @@
 // Half proxy on one UDP port against the real Janus: werift and Chromium clients in a namespace with
 // no route to Janus, so media can only flow through xRTC.
 import assert from "node:assert/strict";
-import type { Topology } from "./lib/topology.ts";
-import { openEchoSession, PORTS, runEchotest, runWeriftClient, withStack } from "./lib/xrtc.ts";
+import {
+  assertEcho,
+  onlyXrtcCandidates,
+  openEchoSession,
+  PORTS,
+  runEchotest,
+  runWeriftClient,
+  signedCheck,
+  withStack,
+} from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { counters } from "../src/metrics.ts";
@@ -12,7 +20,6 @@ import {
   BINDING_SUCCESS,
   buildStun,
   encodeString,
-  encodeUint32,
   encodeUint64,
   getXorMappedAddress,
   parseStun,
@@ -20,23 +27,6 @@ import {
 } from "../src/stun/message.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function onlyXrtcCandidates(t: Topology, lines: string[]): boolean {
-  return lines.length > 0 && lines.every((l) => l.includes(` ${t.xrtcPublic} `));
-}
-
-function assertEcho(t: Topology, r: Record<string, unknown>) {
-  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
-  assert.ok(r.iceConnected, "ICE connected");
-  assert.equal(r.dcEchoes, 5, "every data-channel message echoed");
-  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed: ${r.rtpEchoed}/30`);
-  assert.equal(r.rtpForeign, 0, "no other client's RTP");
-  assert.equal(r.dcForeign, 0, "no other client's messages");
-  assert.ok(onlyXrtcCandidates(t, r.answerCandidates as string[]), "answer carries only xRTC's candidates");
-  assert.equal(r.selectedRemote, `udp:${t.xrtcPublic}:${PORTS.udp}`);
-  assert.ok(r.answerLite, "xRTC is ICE-lite towards clients");
-  assert.equal(r.trickleAck, "ack");
-}
 
 Deno.test("half proxy: werift and Chromium through one UDP port", opts, async (t) => {
   await withStack({}, async ({ topo, xrtc, base }) => {
@@ -110,26 +100,6 @@ Deno.test(
   },
 );
 
-function check(
-  localUfrag: string,
-  remoteUfrag: string,
-  pwd: string,
-  extra: Array<[number, Uint8Array]> = [],
-): Uint8Array {
-  return buildStun({
-    type: BINDING_REQUEST,
-    transactionId: randomTransactionId(),
-    attributes: [
-      [Attr.USERNAME, encodeString(`${localUfrag}:${remoteUfrag}`)],
-      [Attr.PRIORITY, encodeUint32(1853817087)],
-      [Attr.ICE_CONTROLLING, encodeUint64(12345n)],
-      ...extra,
-    ],
-    integrityKey: new TextEncoder().encode(pwd),
-    fingerprint: true,
-  });
-}
-
 Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted", opts, async (t) => {
   await withStack({ xrtc: { options: "  consent_timeout: 3s" } }, async ({ topo, xrtc, base }) => {
     const target = { transport: "udp" as const, hostname: topo.xrtcPublic, port: PORTS.udp };
@@ -157,14 +127,14 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
         "garbage, truncated STUN, unknown ufrag, SRTP from an unbound tuple: dropped and counted",
         async () => {
           const before = counters.snapshot();
-          const valid = check(s.ufrag, s.clientUfrag, s.pwd);
+          const valid = signedCheck(s.ufrag, s.clientUfrag, s.pwd);
           await attacker.send(
             crypto.getRandomValues(new Uint8Array(300)).map((b, i) => i === 0 ? 0x80 : b),
             target,
           ); // SRTP-looking
           await attacker.send(new Uint8Array([0x17, 0xfe, 0xfd, 0, 1]), target); // DTLS-looking
           await attacker.send(valid.subarray(0, 30), target); // truncated STUN
-          await attacker.send(check("nosuchuf", s.clientUfrag, s.pwd), target); // unknown ufrag
+          await attacker.send(signedCheck("nosuchuf", s.clientUfrag, s.pwd), target); // unknown ufrag
           await attacker.send(new Uint8Array(0), target);
           assert.equal(await received(attacker), undefined, "no answer to any of it");
           assert.equal(delta("udp_drop_unknown_tuple", before), 2);
@@ -178,7 +148,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
         "wrong MESSAGE-INTEGRITY, no FINGERPRINT, wrong client ufrag: not bound, counted",
         async () => {
           const before = counters.snapshot();
-          await attacker.send(check(s.ufrag, s.clientUfrag, "wrong-password-123456789"), target);
+          await attacker.send(signedCheck(s.ufrag, s.clientUfrag, "wrong-password-123456789"), target);
           const noFp = buildStun({
             type: BINDING_REQUEST,
             transactionId: randomTransactionId(),
@@ -186,7 +156,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
             integrityKey: new TextEncoder().encode(s.pwd),
           });
           await attacker.send(noFp, target);
-          await attacker.send(check(s.ufrag, "otherufrag", s.pwd), target);
+          await attacker.send(signedCheck(s.ufrag, "otherufrag", s.pwd), target);
           assert.equal(await received(attacker), undefined);
           assert.equal(delta("stun_drop_bad_integrity", before), 1);
           assert.equal(delta("stun_drop_no_fingerprint", before), 1);
@@ -198,7 +168,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
         "a correctly signed check binds, with a correct XOR-MAPPED-ADDRESS; ICE-CONTROLLED gets a signed 487",
         async () => {
           await client.send(
-            check(s.ufrag, s.clientUfrag, s.pwd, [[Attr.USE_CANDIDATE, new Uint8Array(0)]]),
+            signedCheck(s.ufrag, s.clientUfrag, s.pwd, [[Attr.USE_CANDIDATE, new Uint8Array(0)]]),
             target,
           );
           const resp = await received(client, 2000);
@@ -241,7 +211,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
           assert.equal(port.boundCount, 0, "tuple freed");
           assert.equal(xrtc.plane!.table.byUfrag.has(s.ufrag), false, "ufrag freed");
           assert.equal(xrtc.plane!.table.byUpstream.size, 0, "Janus leg closed");
-          await client.send(check(s.ufrag, s.clientUfrag, s.pwd), target);
+          await client.send(signedCheck(s.ufrag, s.clientUfrag, s.pwd), target);
           assert.equal(await received(client), undefined, "the expired ufrag answers nothing");
         },
       );

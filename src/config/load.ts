@@ -14,6 +14,7 @@ import type {
   XrtcOptions,
 } from "./types.ts";
 import { parseDuration } from "./duration.ts";
+import { MAX_SHARDS } from "../ice/claims.ts";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -164,7 +165,7 @@ const HTTP_KEYS = [
   "routes",
 ];
 const ROUTE_KEYS = ["upstream", "icedirect", "icetcp", "hosts", "protos", "paths"];
-const OPTION_KEYS = ["io_backend", "consent_timeout", "max_sessions"];
+const OPTION_KEYS = ["io_backend", "consent_timeout", "max_sessions", "workers"];
 
 export function loadConfigText(text: string, file: string): LoadResult {
   const lines = new LineCounter();
@@ -197,7 +198,18 @@ export function loadConfigText(text: string, file: string): LoadResult {
       1,
       10_000_000,
     ),
+    workers: 1,
   };
+  // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).
+  const workersNode = r.get(optionsNode, "workers");
+  if (workersNode !== undefined && isScalar(workersNode) && workersNode.value === "auto") {
+    options.workers = Math.min(MAX_SHARDS, navigator.hardwareConcurrency || 1);
+  } else {
+    options.workers = r.int("options.workers", workersNode, 1, 1, MAX_SHARDS);
+  }
+  if (options.workers > 1 && options.ioBackend !== "ffi") {
+    r.error("options.workers", workersNode, "more than one worker needs io_backend: ffi (SO_REUSEPORT)");
+  }
 
   const servicesNode = r.get(root, "services");
   const services = servicesNode === undefined ? undefined : isMap(servicesNode) ? servicesNode : undefined;

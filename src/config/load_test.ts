@@ -178,3 +178,21 @@ Deno.test("durations and listen addresses", () => {
   assert.equal(parseHostPort("127.0.0.1"), undefined);
   assert.equal(parseHostPort(":0"), undefined);
 });
+
+Deno.test("options.workers: a number or auto, FFI only, within the claim board's shard limit", () => {
+  const withOptions = (o: string) => `options:\n${o}\n${SEED}`;
+  assert.equal(loadConfigText(SEED, "r.yml").config.options.workers, 1, "one shard by default");
+  assert.equal(
+    loadConfigText(withOptions("  io_backend: ffi\n  workers: 2"), "r.yml").config.options.workers,
+    2,
+  );
+  const auto = loadConfigText(withOptions("  io_backend: ffi\n  workers: auto"), "r.yml").config.options;
+  assert.equal(auto.workers, Math.min(63, navigator.hardwareConcurrency));
+  const [deno] = errorsOf(withOptions("  workers: 2"));
+  assert.match(deno, /r\.yml:2: options\.workers: more than one worker needs io_backend: ffi/);
+  assert.match(
+    errorsOf(withOptions("  io_backend: ffi\n  workers: 0"))[0],
+    /options\.workers: expected an integer from 1 to 63/,
+  );
+  assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 64"))[0], /from 1 to 63/);
+});

@@ -64,6 +64,8 @@ export interface XrtcOptions {
   consentTimeoutMs: number;
   /** Largest number of live ICE sessions; more are refused at signalling time. */
   maxSessions: number;
+  /** Shards serving the shared UDP ports: the main thread and workers-1 workers (FFI backend). */
+  workers: number;
 }
 
 export interface Config {

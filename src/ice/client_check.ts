@@ -34,20 +34,19 @@ export function localUfragOf(msg: StunMessage): string | undefined {
 }
 
 /**
- * Verifies a Binding request addressed to `localUfrag` with `key` (the password xRTC gave this client).
- * `remoteUfrag` is the client's ufrag when known from its SDP. Returns undefined when the request must
- * be dropped silently (counted): no fingerprint, bad integrity, wrong username.
+ * True when a Binding request to `localUfrag` is authentic: FINGERPRINT, USERNAME (with the client's
+ * ufrag when known from its SDP) and MESSAGE-INTEGRITY under `key`, the password the client was given
+ * (RFC 8445 §7.3, RFC 8489 §9.2.4). A request that is not is dropped silently and counted here.
  */
-export function answerClientCheck(
+export function authenticCheck(
   msg: StunMessage,
-  from: PeerAddress,
   localUfrag: string,
   remoteUfrag: string | undefined,
   key: Uint8Array,
-): CheckVerdict | undefined {
+): boolean {
   if (!verifyFingerprint(msg)) {
     counters.inc("stun_drop_no_fingerprint");
-    return undefined;
+    return false;
   }
   const username = getUsername(msg) ?? "";
   const sep = username.indexOf(":");
@@ -56,12 +55,27 @@ export function answerClientCheck(
     (remoteUfrag !== undefined && username.slice(sep + 1) !== remoteUfrag)
   ) {
     counters.inc("stun_drop_bad_username");
-    return undefined;
+    return false;
   }
   if (!verifyIntegrity(msg, key)) {
     counters.inc("stun_drop_bad_integrity");
-    return undefined;
+    return false;
   }
+  return true;
+}
+
+/**
+ * Answers an authentic Binding request addressed to `localUfrag` (see authenticCheck). Returns
+ * undefined when the request must be dropped silently (counted).
+ */
+export function answerClientCheck(
+  msg: StunMessage,
+  from: PeerAddress,
+  localUfrag: string,
+  remoteUfrag: string | undefined,
+  key: Uint8Array,
+): CheckVerdict | undefined {
+  if (!authenticCheck(msg, localUfrag, remoteUfrag, key)) return undefined;
   // A lite agent is always controlled (RFC 8445 §6.1.1); a peer that also claims controlled is told to
   // switch with 487 (§7.3.1.1).
   if (hasAttribute(msg, Attr.ICE_CONTROLLED)) {

@@ -6,6 +6,8 @@ export class FramingError extends Error {
 
 /** Largest frame accepted. RFC 4571 allows 65535; media packets fit well under 1500, STUN under 600. */
 export const MAX_FRAME = 65535;
+/** Largest frame xRTC accepts on an ICE-TCP connection (media packets fit in 1500). */
+export const MAX_ICE_TCP_FRAME = 8192;
 
 /** Decodes a byte stream into frames, whatever the split of reads (split and coalesced frames). */
 export class FrameDecoder {

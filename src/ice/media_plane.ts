@@ -1,67 +1,56 @@
-// The media plane: shared ports, the upstream socket, the session table and its sweeper. Signalling
-// hands it each offer and answer; it returns the SDP each side must see and creates, renews and
-// releases sessions. Teardown of every session goes through #closeSession.
+// The media plane of one shard: its sockets on the shared ports, its upstream socket, the specs
+// signalling has negotiated, and the session table of the sessions it owns. A spec stays dormant until
+// a client's authentic check arrives here and this shard wins the claim; only then is the live session
+// built and its Janus leg started. Teardown of every live session goes through #onSessionClosed.
+import type { StunMessage } from "../stun/message.ts";
 import type { Candidate } from "../sdp/candidate.ts";
-import { candidatePriority } from "../sdp/candidate.ts";
-import { iceCredentials, iceView, rewriteIce, type Sdp, stripCandidates } from "../sdp/sdp.ts";
-import type { DatagramBackend, DatagramSocket } from "../io/types.ts";
-import { type IceCredentials, randomCredentials, randomTieBreaker } from "./credentials.ts";
-import { type MediaSession, SessionTable } from "./session.ts";
+import type { DatagramBackend, DatagramSocket, PeerAddress } from "../io/types.ts";
+import { type CheckRoute, type MediaSession, SessionTable } from "./session.ts";
+import { type ClaimBoard, STALE } from "./claims.ts";
+import {
+  applySpecUpdate,
+  checkPassword,
+  type SessionEnded,
+  type SessionSpec,
+  type SpecSink,
+  type SpecUpdate,
+} from "./spec.ts";
+import { authenticCheck } from "./client_check.ts";
 import { HalfSession } from "./half_session.ts";
-import { FullSession } from "./full_session.ts";
-import { SharedUdpPort } from "./udp_port.ts";
+import { type ConnectIceTcp, FullSession } from "./full_session.ts";
+import { type ShardRouter, SharedUdpPort } from "./udp_port.ts";
 import { TIMING } from "./timing.ts";
 import { counters } from "../metrics.ts";
 import { log } from "../log.ts";
 
-export class SessionLimitError extends Error {
-  override name = "SessionLimitError";
-}
-
-export class SdpRejected extends Error {
-  override name = "SdpRejected";
-}
-
-export interface RouteMode {
-  icedirect: boolean;
-  icetcp: boolean;
-}
-
-/** Per Janus handle (one PeerConnection): what has been negotiated so far. */
-interface HandleState {
-  key: string;
-  janusSession: string;
-  mode: RouteMode;
-  /** Client's credentials from its offer, waiting for Janus's answer. */
-  clientOffer?: IceCredentials;
-  /** xRTC's credentials towards Janus, stable across renegotiations. */
-  janusLocal: IceCredentials;
-  session?: MediaSession;
-  /** Janus's credentials in the live session. */
-  janusRemote?: IceCredentials;
-  clientFacing?: IceCredentials;
-  /** Janus's trickled candidates, kept for the session (they may arrive before the answer). */
-  janusCandidates: Candidate[];
-}
-
-/** Janus trickles a handful of candidates; more than this per handle is not kept. */
-const MAX_TRICKLED_CANDIDATES = 32;
-
 export interface MediaPlaneOptions {
   backend: DatagramBackend;
-  /** The candidates clients see: every enabled udp and tcp service × its candidate IPs. */
-  clientCandidates: Candidate[];
+  /** This shard's index: 0 is the main thread. */
+  shard: number;
+  claims: ClaimBoard;
   consentTimeoutMs: number;
-  maxSessions: number;
-  /** Opens the Janus-side connection of a full-proxy session over ICE-TCP (set by the TCP module). */
-  connectIceTcp?: FullSession["opts"]["connectIceTcp"];
+  /** Bind the shared ports with SO_REUSEPORT (several shards on one port). */
+  reusePort: boolean;
+  /** A session this shard owned has ended on its own (consent, failure). */
+  onEnded: SessionEnded;
+  /** Hands a client packet to the shard that owns its session. */
+  handoff: (shard: number, port: string, data: Uint8Array, from: PeerAddress) => void;
+  /** Opens the Janus-side connection of a full-proxy session over ICE-TCP. */
+  connectIceTcp?: ConnectIceTcp;
 }
 
-export class MediaPlane {
+interface SpecEntry {
+  spec: SessionSpec;
+  /** The password clients sign their checks with, encoded once. */
+  key: Uint8Array;
+  session?: MediaSession;
+}
+
+export class MediaPlane implements SpecSink, ShardRouter {
   readonly table = new SessionTable();
   readonly ports: SharedUdpPort[] = [];
   readonly upstream: DatagramSocket;
-  readonly #handles = new Map<string, HandleState>();
+  readonly #specs = new Map<string, SpecEntry>();
   readonly #sweeper: ReturnType<typeof setInterval>;
 
   constructor(readonly opts: MediaPlaneOptions) {
@@ -76,176 +65,117 @@ export class MediaPlane {
     this.#sweeper = setInterval(() => this.#sweep(), TIMING.sweepIntervalMs);
   }
 
+  get shard(): number {
+    return this.opts.shard;
+  }
+
+  /** Negotiated sessions this shard knows, claimed or not. */
+  get specCount(): number {
+    return this.#specs.size;
+  }
+
   addUdpPort(name: string, host: string, port: number): SharedUdpPort {
-    const p = new SharedUdpPort(name, this.opts.backend, host, port, this.table);
+    const p = new SharedUdpPort(name, this.opts.backend, host, port, this, this.opts.reusePort);
     this.ports.push(p);
     return p;
   }
 
-  #handle(key: string, janusSession: string, mode: RouteMode): HandleState {
-    let h = this.#handles.get(key);
-    if (!h) {
-      h = { key, janusSession, mode, janusLocal: randomCredentials(), janusCandidates: [] };
-      this.#handles.set(key, h);
-    }
-    h.mode = mode;
-    return h;
+  // ---- SpecSink: driven by signalling ----
+
+  open(spec: SessionSpec): void {
+    if (this.#specs.has(spec.localUfrag)) return;
+    this.#specs.set(spec.localUfrag, { spec, key: new TextEncoder().encode(checkPassword(spec)) });
   }
 
-  #checkCapacity(h: HandleState): void {
-    if (!h.session && this.table.size >= this.opts.maxSessions) {
-      counters.inc("sessions_refused_limit");
-      throw new SessionLimitError(`xRTC is at its limit of ${this.opts.maxSessions} sessions`);
-    }
+  update(localUfrag: string, u: SpecUpdate): void {
+    const e = this.#specs.get(localUfrag);
+    if (!e) return;
+    applySpecUpdate(e.spec, u);
+    const s = e.session;
+    if (s === undefined) return;
+    if (u.kind === "janusCandidate") addJanusCandidate(s, u.candidate);
+    else if (s instanceof FullSession) s.setClientCredentials(u.credentials);
+    else if (s instanceof HalfSession) s.clientUfrag = u.credentials.ufrag;
   }
 
-  /** The client offers (echotest, publisher): returns the offer Janus must see. */
-  clientOffer(key: string, janusSession: string, mode: RouteMode, sdp: Sdp): Sdp {
-    const creds = iceCredentials(sdp);
-    if (!creds) throw new SdpRejected("the offer has no ice-ufrag/ice-pwd");
-    const h = this.#handle(key, janusSession, mode);
-    this.#checkCapacity(h);
-    if (h.session && h.clientFacing && h.session.clientUfrag !== creds.ufrag) {
-      this.#closeSession(h, "ICE restart by the client");
-    }
-    h.clientOffer = creds;
-    if (mode.icedirect) return stripCandidates(sdp, true);
-    return rewriteIce(sdp, { ...h.janusLocal, candidates: [], endOfCandidates: true, lite: false });
+  end(localUfrag: string, reason: string): void {
+    const e = this.#specs.get(localUfrag);
+    if (!e) return;
+    this.#specs.delete(localUfrag); // first: a session closed from here is not reported back
+    e.session?.close(reason);
+    for (const p of this.ports) p.forget(localUfrag);
   }
 
-  /** Janus answers the client's offer: returns the answer the client must see. */
-  janusAnswer(key: string, sdp: Sdp): Sdp {
-    const h = this.#handles.get(key);
-    const janus = iceCredentials(sdp);
-    if (!h || !h.clientOffer || !janus) {
-      counters.inc("sdp_unmatched_answers");
-      throw new SdpRejected("an answer from Janus without a recorded offer, or without ICE credentials");
+  // ---- SessionRouter: the shared ports ask where a client's check goes ----
+
+  route(ufrag: string, msg: StunMessage): CheckRoute {
+    const live = this.table.byUfrag.get(ufrag);
+    if (live) return { session: live };
+    const e = this.#specs.get(ufrag);
+    if (!e) {
+      counters.inc("stun_drop_unknown_ufrag");
+      return undefined;
     }
-    const client = h.clientOffer;
-    h.clientOffer = undefined;
-    const view = iceView(sdp);
-    return this.#establish(
-      h,
-      client,
-      janus,
-      view[0]?.lite ?? false,
-      true,
-      view.flatMap((v) => v.candidates),
-      sdp,
-    );
+    // Only an authentic check may claim: knowing a ufrag is not enough to move a session.
+    if (!authenticCheck(msg, ufrag, e.spec.clientUfrag, e.key)) return undefined;
+    const owner = this.opts.claims.claim(e.spec.ticket, this.opts.shard);
+    if (owner === STALE) {
+      counters.inc("stun_drop_ended_session");
+      return undefined;
+    }
+    if (owner !== this.opts.shard) return { shard: owner };
+    return { session: this.#goLive(e) };
   }
 
-  /** Janus offers (streaming, subscriber): returns the offer the client must see. */
-  janusOffer(key: string, janusSession: string, mode: RouteMode, sdp: Sdp): Sdp {
-    const janus = iceCredentials(sdp);
-    if (!janus) throw new SdpRejected("Janus's offer has no ice-ufrag/ice-pwd");
-    const h = this.#handle(key, janusSession, mode);
-    this.#checkCapacity(h);
-    const view = iceView(sdp);
-    return this.#establish(
-      h,
-      undefined,
-      janus,
-      view[0]?.lite ?? false,
-      false,
-      view.flatMap((v) => v.candidates),
-      sdp,
-    );
+  handoff(shard: number, port: string, data: Uint8Array, from: PeerAddress): void {
+    this.opts.handoff(shard, port, data, from);
   }
 
-  /** The client answers Janus's offer: returns the answer Janus must see. */
-  clientAnswer(key: string, sdp: Sdp): Sdp {
-    const h = this.#handles.get(key);
-    const creds = iceCredentials(sdp);
-    if (!h || !h.session || !creds) {
-      counters.inc("sdp_unmatched_answers");
-      throw new SdpRejected("an answer without a recorded offer from Janus, or without ICE credentials");
-    }
-    if (h.session instanceof HalfSession) {
-      h.session.clientUfrag = creds.ufrag;
-      return rewriteIce(sdp, { ...h.janusLocal, candidates: [], endOfCandidates: true, lite: false });
-    }
-    if (h.session instanceof FullSession) h.session.setClientCredentials(creds);
-    return stripCandidates(sdp, true);
+  /** A packet another shard received for a session this one owns. */
+  inject(port: string, data: Uint8Array, host: string, portNumber: number): void {
+    const p = this.ports.find((x) => x.name === port);
+    if (!p) return;
+    counters.inc("handoff_packets_in");
+    p.receive(data, this.opts.backend.address(host, portNumber));
   }
 
-  /** A candidate Janus trickled (full_trickle, or Janus's offers): given to the session, never to the client. */
-  janusCandidate(key: string, candidate: Candidate): void {
-    const h = this.#handles.get(key);
-    if (!h) {
-      counters.inc("janus_candidates_unmatched");
-      return;
-    }
-    if (h.janusCandidates.length < MAX_TRICKLED_CANDIDATES) h.janusCandidates.push(candidate);
-    if (h.session) addJanusCandidate(h.session, candidate);
-  }
-
-  #establish(
-    h: HandleState,
-    client: IceCredentials | undefined,
-    janus: IceCredentials,
-    janusLite: boolean,
-    xrtcOffered: boolean,
-    janusCandidates: Candidate[],
-    sdp: Sdp,
-  ): Sdp {
-    // Renegotiation without an ICE restart keeps the session and the credentials the client has.
-    const same = h.session && h.janusRemote?.ufrag === janus.ufrag && h.janusRemote.pwd === janus.pwd &&
-      (client === undefined || h.session.clientUfrag === client.ufrag);
-    if (!same) {
-      if (h.session) {
-        this.#closeSession(h, "ICE restart");
-        h.janusCandidates = [];
-      }
-      const ufrag = this.table.allocateUfrag();
-      h.janusRemote = janus;
-      const up = this.#upstreamFor([...janusCandidates, ...h.janusCandidates]);
-      const common = {
-        id: h.key,
-        consentTimeoutMs: this.opts.consentTimeoutMs,
-        upstream: up.socket,
-        sharedUpstream: up.shared,
-        address: (host: string, port: number) => this.opts.backend.address(host, port),
-        table: this.table,
-        onClose: (s: MediaSession, reason: string) => this.#onSessionClosed(h, s, reason),
-      };
-      if (h.mode.icedirect) {
-        // Full proxy: the client checks Janus's password through xRTC's node-unique ufrag.
-        h.clientFacing = { ufrag, pwd: janus.pwd };
-        h.session = new FullSession({
-          ...common,
-          localUfrag: ufrag,
-          janus,
-          client,
-          icetcp: h.mode.icetcp,
-          connectIceTcp: this.opts.connectIceTcp,
-        });
-      } else {
-        h.clientFacing = randomCredentials(ufrag);
-        h.session = new HalfSession({
-          ...common,
-          clientFacing: h.clientFacing,
-          clientUfrag: client?.ufrag,
-          janusLocal: h.janusLocal,
-          janusRemote: janus,
-          janusControlling: xrtcOffered || janusLite,
-          tieBreaker: randomTieBreaker(),
-        });
-      }
-      up.owner.session = h.session;
-      this.table.add(h.session);
-    }
-    const s = h.session!;
-    for (const c of [...janusCandidates, ...h.janusCandidates]) addJanusCandidate(s, c);
-    if (client && s instanceof FullSession) s.setClientCredentials(client);
-    return rewriteIce(sdp, {
-      ufrag: h.clientFacing!.ufrag,
-      pwd: h.clientFacing!.pwd,
-      candidates: this.opts.clientCandidates,
-      endOfCandidates: true,
-      // Half proxy: xRTC is ICE-lite to clients. Full proxy: Janus's own ICE runs end to end.
-      lite: h.mode.icedirect ? janusLite : true,
-    });
+  #goLive(e: SpecEntry): MediaSession {
+    const spec = e.spec;
+    const up = this.#upstreamFor(spec.janusCandidates);
+    const common = {
+      id: spec.id,
+      consentTimeoutMs: this.opts.consentTimeoutMs,
+      upstream: up.socket,
+      sharedUpstream: up.shared,
+      address: (host: string, port: number) => this.opts.backend.address(host, port),
+      table: this.table,
+      onClose: (s: MediaSession, reason: string) => this.#onSessionClosed(e, s, reason),
+    };
+    const session: MediaSession = spec.mode === "full"
+      ? new FullSession({
+        ...common,
+        localUfrag: spec.localUfrag,
+        janus: spec.janus,
+        client: spec.client,
+        icetcp: spec.icetcp,
+        connectIceTcp: this.opts.connectIceTcp,
+      })
+      : new HalfSession({
+        ...common,
+        clientFacing: spec.clientFacing,
+        clientUfrag: spec.clientUfrag,
+        janusLocal: spec.janusLocal,
+        janusRemote: spec.janusRemote,
+        janusControlling: spec.janusControlling,
+        tieBreaker: spec.tieBreaker,
+      });
+    up.owner.session = session;
+    e.session = session;
+    this.table.add(session);
+    for (const c of spec.janusCandidates) addJanusCandidate(session, c);
+    counters.inc("sessions_claimed");
+    log("info", "session_claimed", { session: spec.id, ufrag: spec.localUfrag, shard: this.opts.shard });
+    return session;
   }
 
   /** The shared upstream socket, unless a live session already owns one of these Janus addresses (a
@@ -267,43 +197,12 @@ export class MediaPlane {
     return { socket, shared: false, owner };
   }
 
-  #closeSession(h: HandleState, reason: string): void {
-    const s = h.session;
-    if (s) s.close(reason); // calls #onSessionClosed
-  }
-
-  #onSessionClosed(h: HandleState, s: MediaSession, reason: string): void {
+  #onSessionClosed(e: SpecEntry, s: MediaSession, reason: string): void {
     this.table.remove(s);
-    if (h.session === s) {
-      h.session = undefined;
-      h.janusRemote = undefined;
-      h.clientFacing = undefined;
+    if (this.#specs.get(s.localUfrag) === e) {
+      this.#specs.delete(s.localUfrag);
+      this.opts.onEnded(s.localUfrag, reason);
     }
-    counters.inc("sessions_closed");
-    log("info", "session_close", { session: s.id, ufrag: s.localUfrag, reason });
-  }
-
-  /** hangup, detach: the handle's PeerConnection is gone. */
-  release(key: string, reason: string): void {
-    const h = this.#handles.get(key);
-    if (!h) return;
-    this.#closeSession(h, reason);
-    this.#handles.delete(key);
-  }
-
-  /** destroy, timeout: everything of a Janus session. */
-  releaseJanusSession(janusSession: string, reason: string): void {
-    for (const h of [...this.#handles.values()]) {
-      if (h.janusSession === janusSession) this.release(h.key, reason);
-    }
-  }
-
-  get handleCount(): number {
-    return this.#handles.size;
-  }
-
-  sessionFor(key: string): MediaSession | undefined {
-    return this.#handles.get(key)?.session;
   }
 
   #sweep(): void {
@@ -314,9 +213,10 @@ export class MediaPlane {
     }
   }
 
-  close(): void {
+  /** Closes every session of this shard and its sockets (shutdown). */
+  shutdown(): void {
     clearInterval(this.#sweeper);
-    for (const h of [...this.#handles.values()]) this.release(h.key, "shutdown");
+    for (const ufrag of [...this.#specs.keys()]) this.end(ufrag, "shutdown");
     for (const p of this.ports) p.close();
     this.upstream.close();
   }
@@ -324,30 +224,4 @@ export class MediaPlane {
 
 function addJanusCandidate(s: MediaSession, c: Candidate): void {
   if (s instanceof HalfSession || s instanceof FullSession) s.addJanusCandidate(c);
-}
-
-/** xRTC's candidates as clients see them (RFC 8839 §5.1): UDP first, then passive TCP (RFC 6544). */
-export function makeClientCandidates(
-  services: Array<{ proto: "udp" | "tcp"; ips: string[]; port: number }>,
-): Candidate[] {
-  const out: Candidate[] = [];
-  let n = 0;
-  for (const svc of services) {
-    for (const ip of svc.ips) {
-      n++;
-      const udp = svc.proto === "udp";
-      out.push({
-        foundation: `xrtc${n}`,
-        component: 1,
-        transport: udp ? "udp" : "tcp",
-        priority: candidatePriority(udp ? 126 : 100, 65535 - n, 1),
-        address: ip,
-        port: svc.port,
-        type: "host",
-        tcpType: udp ? undefined : "passive",
-        extensions: [],
-      });
-    }
-  }
-  return out;
 }

@@ -1,10 +1,9 @@
-// The session table: the one place that maps demux keys to sessions. Shared ports look up the first
-// STUN request by xRTC's client-facing ufrag, then bound tuples by path; the upstream socket looks
-// up Janus's addresses. /metrics, quotas and drain read it from here.
+// The session table of one shard: the one place that maps demux keys to the live sessions this shard
+// owns. Shared ports look up the first STUN request by xRTC's client-facing ufrag, then bound tuples
+// by path; the upstream socket looks up Janus's addresses. /metrics and drain read it from here.
 import type { StunMessage } from "../stun/message.ts";
 import type { PeerAddress } from "../io/types.ts";
 import type { ClientPath } from "./client_path.ts";
-import { randomIceString, UFRAG_LENGTH } from "./credentials.ts";
 import { log } from "../log.ts";
 import { counters } from "../metrics.ts";
 
@@ -14,6 +13,15 @@ export interface ClientPort {
   bind(from: PeerAddress, session: MediaSession): ClientPath;
   /** Sends a packet to a source that may not be bound (STUN responses). */
   reply(data: Uint8Array, to: PeerAddress): void;
+}
+
+/** Where a client's Binding request goes: a live session of this shard (claimed now, perhaps), or
+ * the shard that owns it. Undefined when it must be dropped (counted by the router). */
+export type CheckRoute = { session: MediaSession } | { shard: number } | undefined;
+
+export interface SessionRouter {
+  /** `ufrag` is xRTC's, from the request's USERNAME. */
+  route(ufrag: string, msg: StunMessage): CheckRoute;
 }
 
 export interface MediaSession {
@@ -43,18 +51,9 @@ export class SessionTable {
     return this.byUfrag.size;
   }
 
-  /** A ufrag unique among every live session of this node. */
-  allocateUfrag(): string {
-    for (;;) {
-      const u = randomIceString(UFRAG_LENGTH);
-      if (!this.byUfrag.has(u)) return u;
-    }
-  }
-
   add(s: MediaSession): void {
     if (this.byUfrag.has(s.localUfrag)) throw new Error(`ufrag ${s.localUfrag} already in use`);
     this.byUfrag.set(s.localUfrag, s);
-    log("info", "session_open", { session: s.id, ufrag: s.localUfrag, mode: s.mode });
   }
 
   /** Routes packets from a Janus address on the shared upstream socket to a session. Refused (false)

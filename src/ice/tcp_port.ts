@@ -9,9 +9,8 @@ import type { MediaPlane } from "./media_plane.ts";
 import type { ClientPath } from "./client_path.ts";
 import type { ClientPort, MediaSession } from "./session.ts";
 import type { PeerAddress } from "../io/types.ts";
-import type { ConnectIceTcp, JanusTarget } from "./full_session.ts";
 import { classifyStream } from "./tcp_classify.ts";
-import { FrameDecoder, FramingError } from "./framing.ts";
+import { FrameDecoder, FramingError, MAX_ICE_TCP_FRAME } from "./framing.ts";
 import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import { localUfragOf } from "./client_check.ts";
 import { DeadlineError, FramedWriter, readWithDeadline } from "../io/tcp.ts";
@@ -22,8 +21,6 @@ import { log } from "../log.ts";
 export const CLASSIFY_TIMEOUT_MS = 10_000;
 /** An ICE-TCP connection without a valid STUN check within this long is closed. */
 export const FIRST_CHECK_TIMEOUT_MS = 30_000;
-/** Largest RFC 4571 frame accepted from a client (media packets fit in 1500). */
-export const MAX_CLIENT_FRAME = 8192;
 
 let nextConnectionId = 1;
 
@@ -191,63 +188,11 @@ export class TcpPort {
     }
     this.#httpServer?.shutdown();
   }
-
-  /** The Janus side of a full-proxy session over ICE-TCP (route icetcp: true). */
-  static connectIceTcp(): ConnectIceTcp {
-    return (remote, onPacket, onClose) => {
-      let conn: Deno.Conn | undefined;
-      let closed = false;
-      const early: Uint8Array[] = [];
-      let writer: FramedWriter | undefined;
-      const close = () => {
-        if (closed) return;
-        closed = true;
-        writer?.close();
-        try {
-          conn?.close();
-        } catch { /* closed */ }
-        onClose();
-      };
-      (async () => {
-        try {
-          conn = await Deno.connect({ hostname: remote.host, port: remote.port });
-        } catch (e) {
-          counters.inc("janus_tcp_connect_errors");
-          log("warn", "janus_tcp_connect_error", { janus: remote.key, error: e });
-          return close();
-        }
-        if (closed) return conn.close();
-        writer = new FramedWriter(conn, () => close());
-        for (const p of early) writer.sendFrame(p);
-        early.length = 0;
-        const decoder = new FrameDecoder(MAX_CLIENT_FRAME);
-        const buf = new Uint8Array(65536);
-        try {
-          for (;;) {
-            const n = await conn.read(buf);
-            if (n === null) break;
-            decoder.push(buf.subarray(0, n), onPacket);
-          }
-        } catch { /* reset or bad framing */ }
-        close();
-      })();
-      const target: JanusTarget = {
-        remote,
-        transport: "tcp",
-        send(data) {
-          if (writer) writer.sendFrame(data);
-          else if (!closed && early.length < 64) early.push(data.slice());
-        },
-        close,
-      };
-      return target;
-    };
-  }
 }
 
 /** One ICE-TCP connection from a client: framed STUN routed by ufrag, then media by the bound path. */
 class IceTcpConnection implements ClientPort {
-  readonly #decoder = new FrameDecoder(MAX_CLIENT_FRAME);
+  readonly #decoder = new FrameDecoder(MAX_ICE_TCP_FRAME);
   readonly #writer: FramedWriter;
   #session?: MediaSession;
   #path?: ClientPath;
@@ -299,9 +244,18 @@ class IceTcpConnection implements ClientPort {
         return;
       }
       const ufrag = msg.type === 0x0001 ? localUfragOf(msg) : undefined;
-      const session = ufrag !== undefined ? this.plane.table.byUfrag.get(ufrag) : this.#session;
-      if (!session) {
-        counters.inc(ufrag === undefined ? "stun_drop_unbound" : "stun_drop_unknown_ufrag");
+      let session = this.#session;
+      if (ufrag !== undefined) {
+        const route = this.plane.route(ufrag, msg);
+        if (route === undefined) return; // counted by the router
+        if ("shard" in route) {
+          // A TCP connection cannot move to another shard; the client's UDP path to the owner serves.
+          counters.inc("tcp_drop_session_on_other_shard");
+          return;
+        }
+        session = route.session;
+      } else if (!session) {
+        counters.inc("stun_drop_unbound");
         return;
       }
       session.onClientStun(msg, this.peer, this);

@@ -1,11 +1,12 @@
-// One shared UDP ICE port (a `proto: udp` service): the demux of RFC 8445 on a single socket, as in
-// Pion's udp_mux. The first packet of a tuple must be a STUN Binding request whose USERNAME names a
-// live session; only after the session has verified it is the tuple bound. Everything else from an
-// unbound tuple is dropped and counted.
-import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
+// One shared UDP ICE port (a `proto: udp` service) as one shard sees it: the demux of RFC 8445 on a
+// single socket, as in Pion's udp_mux. The first packet of a tuple must be a STUN Binding request whose
+// USERNAME names a live session; only after the session has verified it is the tuple bound. When
+// several shards share the port (SO_REUSEPORT), a tuple whose session another shard owns is handed to
+// that shard. Everything else from an unbound tuple is dropped and counted.
+import { BINDING_REQUEST, classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import type { DatagramBackend, DatagramSocket, PeerAddress } from "../io/types.ts";
 import type { ClientPath } from "./client_path.ts";
-import type { ClientPort, MediaSession, SessionTable } from "./session.ts";
+import type { ClientPort, MediaSession, SessionRouter } from "./session.ts";
 import { localUfragOf } from "./client_check.ts";
 import { counters } from "../metrics.ts";
 
@@ -14,26 +15,41 @@ interface BoundPath {
   session: MediaSession;
 }
 
+interface HandedOff {
+  shard: number;
+  ufrag: string;
+}
+
+/** Tuples remembered as belonging to another shard's session; beyond this, new ones are not kept. */
+const MAX_HANDED_OFF = 65_536;
+
+export interface ShardRouter extends SessionRouter {
+  readonly shard: number;
+  handoff(shard: number, port: string, data: Uint8Array, from: PeerAddress): void;
+}
+
 export class SharedUdpPort implements ClientPort {
   readonly socket: DatagramSocket;
   readonly #bound = new Map<PeerAddress, BoundPath>();
+  readonly #handedOff = new Map<PeerAddress, HandedOff>();
 
   constructor(
     readonly name: string,
     backend: DatagramBackend,
     host: string,
     port: number,
-    readonly table: SessionTable,
+    readonly router: ShardRouter,
     reusePort = false,
   ) {
-    this.socket = backend.bind({ host, port, reusePort }, (data, from) => this.#onPacket(data, from));
+    this.socket = backend.bind({ host, port, reusePort }, (data, from) => this.receive(data, from));
   }
 
   get boundCount(): number {
     return this.#bound.size;
   }
 
-  #onPacket(data: Uint8Array, from: PeerAddress): void {
+  /** A datagram from a client: from this shard's socket, or handed over by another shard. */
+  receive(data: Uint8Array, from: PeerAddress): void {
     if (data.length === 0) {
       counters.inc("udp_drop_empty");
       return;
@@ -49,26 +65,46 @@ export class SharedUdpPort implements ClientPort {
         return;
       }
       // Requests are routed by ufrag: a bound tuple may start checks for a new session (ICE restart).
-      const ufrag = msg.type === 0x0001 ? localUfragOf(msg) : undefined;
-      const session = ufrag !== undefined ? this.table.byUfrag.get(ufrag) : bound?.session;
-      if (session === undefined) {
-        counters.inc(ufrag === undefined ? "stun_drop_unbound" : "stun_drop_unknown_ufrag");
+      const ufrag = msg.type === BINDING_REQUEST ? localUfragOf(msg) : undefined;
+      let session = bound?.session;
+      if (ufrag !== undefined) {
+        const route = this.router.route(ufrag, msg);
+        if (route === undefined) return; // counted by the router
+        if ("shard" in route) return this.#handOff(route.shard, ufrag, data, from);
+        session = route.session;
+      } else if (session === undefined) {
+        const other = this.#handedOff.get(from);
+        if (other) return this.#handOff(other.shard, other.ufrag, data, from);
+        counters.inc("stun_drop_unbound");
         return;
       }
       session.onClientStun(msg, from, this);
       return;
     }
-    if (bound === undefined) {
-      counters.inc("udp_drop_unknown_tuple");
-      return;
+    if (bound !== undefined) return bound.session.onClientData(data, bound.path);
+    const other = this.#handedOff.get(from);
+    if (other) return this.#handOff(other.shard, other.ufrag, data, from);
+    counters.inc("udp_drop_unknown_tuple");
+  }
+
+  #handOff(shard: number, ufrag: string, data: Uint8Array, from: PeerAddress): void {
+    if (!this.#handedOff.has(from) && this.#handedOff.size < MAX_HANDED_OFF) {
+      this.#handedOff.set(from, { shard, ufrag });
     }
-    bound.session.onClientData(data, bound.path);
+    counters.inc("handoff_packets_out");
+    this.router.handoff(shard, this.name, data, from);
+  }
+
+  /** A session has ended: tuples handed off for it are forgotten. */
+  forget(ufrag: string): void {
+    for (const [from, h] of this.#handedOff) if (h.ufrag === ufrag) this.#handedOff.delete(from);
   }
 
   bind(from: PeerAddress, session: MediaSession): ClientPath {
     const existing = this.#bound.get(from);
     if (existing?.session === session) return existing.path;
     if (existing) existing.session.onPathClosed(existing.path); // the tuple moved to another session
+    this.#handedOff.delete(from);
     const socket = this.socket;
     const bound = this.#bound;
     const path: ClientPath = {

@@ -5,7 +5,7 @@
 // and large ids survive byte for byte.
 import { type IceView, iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
 import { CandidateError, parseCandidate } from "../sdp/candidate.ts";
-import { type MediaPlane, type RouteMode, SdpRejected, SessionLimitError } from "../ice/media_plane.ts";
+import { type Negotiator, type RouteMode, SdpRejected, SessionLimitError } from "../ice/negotiator.ts";
 import { counters } from "../metrics.ts";
 import { log } from "../log.ts";
 
@@ -57,7 +57,7 @@ export class JanusSignalling {
   /** The route mode of each Janus session, learnt when the client speaks, used for Janus's offers. */
   readonly #modes = new Map<string, RouteMode>();
 
-  constructor(readonly plane: MediaPlane | undefined) {}
+  constructor(readonly plane: Negotiator | undefined) {}
 
   #key(sessionId: string, handleId: string): string {
     return `${sessionId}/${handleId}`;

@@ -7,6 +7,16 @@ import { makeTopology, type Topology } from "./topology.ts";
 import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run } from "./run.ts";
 import { iceCredentials, parseSdp } from "../../src/sdp/sdp.ts";
+import assert from "node:assert/strict";
+import {
+  Attr,
+  BINDING_REQUEST,
+  buildStun,
+  encodeString,
+  encodeUint32,
+  encodeUint64,
+  randomTransactionId,
+} from "../../src/stun/message.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const PORTS = { udp: 6001, tcp: 6443, http: 8080 };
@@ -17,6 +27,8 @@ export interface XrtcTestOptions {
   tls?: { crt: string; key: string };
   /** Extra YAML under `options:`. */
   options?: string;
+  /** Overrides XRTC_TEST_IO. */
+  ioBackend?: IoBackend;
 }
 
 /** The backend every integration test runs on: XRTC_TEST_IO (deno unless set). */
@@ -66,7 +78,26 @@ services:
 
 export async function startXrtc(t: Topology, o: XrtcTestOptions = {}): Promise<Xrtc> {
   const { config } = loadConfigText(testConfigYaml(t, o), "test-routes.yml");
-  return await start(config, { ioBackend: TEST_BACKEND });
+  return await start(config, { ioBackend: o.ioBackend ?? TEST_BACKEND });
+}
+
+/** True when every candidate line names xRTC's public address. */
+export function onlyXrtcCandidates(t: Topology, lines: string[]): boolean {
+  return lines.length > 0 && lines.every((l) => l.includes(` ${t.xrtcPublic} `));
+}
+
+/** A werift echotest through the half proxy on the UDP port: everything echoed, nothing foreign. */
+export function assertEcho(t: Topology, r: Record<string, unknown>) {
+  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
+  assert.ok(r.iceConnected, "ICE connected");
+  assert.equal(r.dcEchoes, 5, "every data-channel message echoed");
+  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed: ${r.rtpEchoed}/30`);
+  assert.equal(r.rtpForeign, 0, "no other client's RTP");
+  assert.equal(r.dcForeign, 0, "no other client's messages");
+  assert.ok(onlyXrtcCandidates(t, r.answerCandidates as string[]), "answer carries only xRTC's candidates");
+  assert.equal(r.selectedRemote, `udp:${t.xrtcPublic}:${PORTS.udp}`);
+  assert.ok(r.answerLite, "xRTC is ICE-lite towards clients");
+  assert.equal(r.trickleAck, "ack");
 }
 
 export interface ClientResult {
@@ -170,4 +201,25 @@ export async function openEchoSession(
     }
   }
   throw new Error("no answer from Janus through xRTC");
+}
+
+/** A client's Binding request to xRTC's ufrag, signed with `pwd` (RFC 8445 §7.2.2), with FINGERPRINT. */
+export function signedCheck(
+  localUfrag: string,
+  remoteUfrag: string,
+  pwd: string,
+  extra: Array<[number, Uint8Array]> = [],
+): Uint8Array {
+  return buildStun({
+    type: BINDING_REQUEST,
+    transactionId: randomTransactionId(),
+    attributes: [
+      [Attr.USERNAME, encodeString(`${localUfrag}:${remoteUfrag}`)],
+      [Attr.PRIORITY, encodeUint32(1853817087)],
+      [Attr.ICE_CONTROLLING, encodeUint64(12345n)],
+      ...extra,
+    ],
+    integrityKey: new TextEncoder().encode(pwd),
+    fingerprint: true,
+  });
 }
