@@ -81,7 +81,7 @@ function spawn(args: string[], ready: RegExp): Promise<Proc> {
 
 async function gen(
   opts: Record<string, unknown>,
-): Promise<{ steps: Step[]; sessions?: number; seconds?: number; error?: string }> {
+): Promise<{ steps: Step[]; sessions?: number; connected?: number; seconds?: number; error?: string }> {
   const out = await new Deno.Command(DENO, {
     args: ["run", "-A", "bench/gen.ts", JSON.stringify(opts)],
     cwd: ROOT,
@@ -95,18 +95,44 @@ async function gen(
   return r;
 }
 
+/** CPU ticks (utime + stime) of each thread of a process, by "tid name". */
+function threadTicks(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/stat`);
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const f = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+      out.set(`${t.name} ${name}`, Number(f[11]) + Number(f[12]));
+    } catch { /* the thread ended */ }
+  }
+  return out;
+}
+
+/** Each thread's share of the CPU the process used between two threadTicks readings, busiest first. */
+function threadShares(before: Map<string, number>, after: Map<string, number>): Array<[string, number]> {
+  const used = [...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as [string, number]);
+  const total = used.reduce((n, [, v]) => n + v, 0) || 1;
+  return used.filter(([, v]) => v > 0).map(([k, v]) => [k, v / total] as [string, number]).sort((a, b) =>
+    b[1] - a[1]
+  );
+}
+
 function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
 }
 
-async function startXrtc(backend: string, icedirect: boolean, sessionsLimit = 50_000): Promise<Proc> {
+async function startXrtc(backend: string, icedirect: boolean, workers = 1): Promise<Proc> {
   const file = await Deno.makeTempFile({ suffix: ".yml" });
   await Deno.writeTextFile(
     file,
     `
 options:
   io_backend: ${backend}
-  max_sessions: ${sessionsLimit}
+  max_sessions: 50000
+  workers: ${workers}
+  # Idle sessions are connected once, then silent for the rest of the run.
+  consent_timeout: 10m
 services:
   peer: { proto: upstream, servers: [http://127.0.0.1:${PEER_HTTP}] }
   ice: { proto: udp, net: { addr: 127.0.0.1:${XRTC_UDP}, candidate_ips: [127.0.0.1] } }
@@ -129,13 +155,30 @@ const row = (label: string, backend: string, steps: Step[]) => {
 type Row = ReturnType<typeof row>;
 
 const rows: Row[] = [];
+/** Per shard count: the busiest threads of xRTC over the run and their share of its CPU. */
+const threadCpu: Record<number, Array<[string, number]>> = {};
 const memory: Array<
-  { backend: string; sessions: number; rssMb: number; kbPerSession: number; setupPerSecond: number }
+  {
+    backend: string;
+    sessions: number;
+    connected: number;
+    rssMb: number;
+    kbPerSession: number;
+    setupPerSecond: number;
+  }
 > = [];
 const peer = await spawn(["run", "-A", "bench/peer.ts", String(PEER_HTTP)], /^PEER \d+/);
 const peerPort = Number(peer.lines.find((l) => l.startsWith("PEER "))!.split(" ")[1]);
 let idBase = 1_000_000;
-let heap: { sessions: number; heapKbPerSession: number; rssKbPerSession: number } | undefined;
+let heap: {
+  sessions: number;
+  connected: number;
+  heapKbPerSession: number;
+  heapReservedKbPerSession: number;
+  rssKbPerSession: number;
+  rssKbPerSessionAfterRelease: number;
+  releaseMs: number;
+} | undefined;
 const common = { clients: CLIENTS, size: SIZE, maxLoss: MAX_LOSS, stepMs: STEP_MS };
 try {
   console.error("bench: direct path");
@@ -205,12 +248,34 @@ try {
       rows.push(row(`xRTC ${icedirect ? "full" : "half"} proxy`, backend, r.steps));
       await x.stop();
     }
+    if (backend === "ffi") {
+      // Every core on one port, xRTC: the half proxy with 1 and 2 shards, 16 clients as for the bare relays.
+      for (const workers of [1, 2]) {
+        console.error(`bench: xRTC half proxy, workers: ${workers}, ffi`);
+        const x = await startXrtc(backend, false, workers);
+        const ticks0 = threadTicks(x.child.pid);
+        const r = await gen({
+          ...common,
+          clients: 16,
+          mode: "xrtc",
+          port: XRTC_UDP,
+          http: `http://127.0.0.1:${XRTC_HTTP}`,
+          rates: RATES,
+          pid: x.child.pid,
+          idBase: idBase += 100_000,
+        });
+        rows.push(row(`xRTC half proxy, workers: ${workers} (16 clients)`, backend, r.steps));
+        threadCpu[workers] = threadShares(ticks0, threadTicks(x.child.pid)).slice(0, 4);
+        await x.stop();
+      }
+    }
     if (SESSIONS.length) {
       console.error(`bench: idle sessions, ${backend}`);
       const x = await startXrtc(backend, false);
       await new Promise((r) => setTimeout(r, 1000));
       const base = rssKb(x.child.pid);
       let made = 0;
+      let connectedTotal = 0;
       for (const n of SESSIONS) {
         const g = await gen({
           ...common,
@@ -222,11 +287,14 @@ try {
           idBase: idBase += 100_000,
         });
         made = n;
-        await new Promise((r) => setTimeout(r, 2000)); // Janus legs connect, then memory settles
+        connectedTotal += g.connected ?? 0;
+        // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
+        await new Promise((r) => setTimeout(r, 11_000));
         const rss = rssKb(x.child.pid);
         memory.push({
           backend,
           sessions: n,
+          connected: connectedTotal,
           rssMb: rss / 1024,
           kbPerSession: (rss - base) / n,
           setupPerSecond: g.sessions! / g.seconds!,
@@ -320,6 +388,20 @@ if (reuse1 && reuse2) {
     }`,
   );
 }
+const shards1 = get("xRTC half proxy, workers: 1 (16 clients)", "ffi");
+const shards2 = get("xRTC half proxy, workers: 2 (16 clients)", "ffi");
+if (shards1 && shards2) {
+  const cpuPerK = (r: Row) => r.at && r.at.cpuMs ? (r.at.cpuMs / (r.at.received * 2)) * 1000 : NaN;
+  lines.push(
+    `  every core on one port, xRTC half proxy: workers 2 / workers 1 = ${
+      f(shards2.maxPps / Math.max(1, shards1.maxPps))
+    } (CPU ms per 1000 packets at ${LATENCY_RATE}: ${f(cpuPerK(shards1), 3)} vs ${f(cpuPerK(shards2), 3)})`,
+  );
+  for (const w of [1, 2]) {
+    const shares = (threadCpu[w] ?? []).map(([t, v]) => `${t} ${f(v * 100, 0)} %`).join(", ");
+    lines.push(`    workers: ${w}, xRTC's CPU by thread over the run: ${shares}`);
+  }
+}
 if (BACKENDS.includes("ffi") && BACKENDS.includes("deno")) {
   const ratio = (label: string) => f(get(label, "ffi")!.maxPps / Math.max(1, get(label, "deno")!.maxPps));
   lines.push(
@@ -330,11 +412,14 @@ if (BACKENDS.includes("ffi") && BACKENDS.includes("deno")) {
 }
 if (memory.length) {
   lines.push("");
-  lines.push("| backend | idle sessions | RSS MB | KB per session | sessions set up/s |");
+  lines.push(
+    "RSS of the xRTC process 11 s after each batch of idle sessions was set up (ffi: after its periodic memory release)",
+  );
+  lines.push("| backend | idle sessions (connected) | RSS MB | KB per session | sessions set up/s |");
   lines.push("|---|---|---|---|---|");
   for (const m of memory) {
     lines.push(
-      `| ${m.backend} | ${m.sessions} | ${f(m.rssMb, 1)} | ${f(m.kbPerSession, 1)} | ${
+      `| ${m.backend} | ${m.sessions} (${m.connected}) | ${f(m.rssMb, 1)} | ${f(m.kbPerSession, 1)} | ${
         f(m.setupPerSecond, 0)
       } |`,
     );
@@ -343,9 +428,12 @@ if (memory.length) {
 if (heap) {
   lines.push("");
   lines.push(
-    `live JS heap per idle session after GC (ffi, ${heap.sessions} sessions, in-process): ${
-      f(heap.heapKbPerSession, 1)
-    } KB; RSS growth in that run ${f(heap.rssKbPerSession, 1)} KB (V8's high-water mark from set-up churn)`,
+    `per idle session (ffi, ${heap.sessions} sessions, ${heap.connected} connected, in-process, after GC): ` +
+      `live JS heap ${f(heap.heapKbPerSession, 1)} KB, V8 heap reserved ${
+        f(heap.heapReservedKbPerSession, 1)
+      } KB, ` +
+      `RSS ${f(heap.rssKbPerSession, 1)} KB before and ${f(heap.rssKbPerSessionAfterRelease, 1)} KB after ` +
+      `returning free allocator memory (malloc_trim, ${f(heap.releaseMs, 0)} ms off the event loop)`,
   );
 }
 const table = lines.join("\n");
@@ -362,6 +450,7 @@ await Deno.writeTextFile(
       rows,
       memory,
       heap,
+      threadCpu,
       table,
     },
     null,

@@ -6,19 +6,8 @@
 //   deno run -A bench/gen.ts '<json options>'     prints one line "RESULT <json>"
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramSocket, PeerAddress } from "../src/io/types.ts";
-import {
-  Attr,
-  BINDING_REQUEST,
-  BINDING_SUCCESS,
-  buildStun,
-  encodeString,
-  encodeUint32,
-  encodeUint64,
-  parseStun,
-  randomTransactionId,
-} from "../src/stun/message.ts";
-import { iceCredentials, iceView, parseSdp } from "../src/sdp/sdp.ts";
-import { benchSdp } from "./sdp.ts";
+import { BINDING_SUCCESS, parseStun } from "../src/stun/message.ts";
+import { nominatingCheck, signalOffer } from "./client.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions";
@@ -42,28 +31,7 @@ const o: GenOptions = JSON.parse(Deno.args[0]);
 const backend = FfiUdpBackend.open();
 const CLK_TCK = 100;
 
-/** Signals one offer through xRTC; returns the credentials and UDP port the answer gives the client. */
-async function signal(i: number): Promise<{ ufrag: string; pwd: string; port: number; clientUfrag: string }> {
-  const clientUfrag = `c${i}x`;
-  const sid = (o.idBase ?? 1_000_000) + i;
-  const r = await fetch(`${o.http}/janus/${sid}/${sid + 1}`, {
-    method: "POST",
-    body: JSON.stringify({
-      janus: "message",
-      transaction: `t${i}`,
-      body: {},
-      jsep: {
-        type: "offer",
-        sdp: benchSdp({ ufrag: clientUfrag, pwd: "clientpasswordclientpassword", setup: "actpass" }),
-      },
-    }),
-  });
-  const reply = await r.json();
-  const sdp = parseSdp(reply.jsep.sdp);
-  const creds = iceCredentials(sdp)!;
-  const cand = iceView(sdp)[0].candidates.find((c) => c.transport === "udp")!;
-  return { ...creds, port: cand.port, clientUfrag };
-}
+const signal = (i: number) => signalOffer(o.http!, (o.idBase ?? 1_000_000) + i, `c${i}x`);
 
 function cpuTicks(pid: number | undefined): number {
   if (!pid) return 0;
@@ -116,21 +84,7 @@ async function main() {
       const s = await signal(c.index);
       c.target = backend.address("127.0.0.1", s.port);
       for (let attempt = 0; attempt < 50 && !connected[c.index]; attempt++) {
-        c.socket.send(
-          buildStun({
-            type: BINDING_REQUEST,
-            transactionId: randomTransactionId(),
-            attributes: [
-              [Attr.USERNAME, encodeString(`${s.ufrag}:${s.clientUfrag}`)],
-              [Attr.PRIORITY, encodeUint32(1853817087)],
-              [Attr.ICE_CONTROLLING, encodeUint64(BigInt(c.index + 1))],
-              [Attr.USE_CANDIDATE, new Uint8Array(0)],
-            ],
-            integrityKey: new TextEncoder().encode(s.pwd),
-            fingerprint: true,
-          }),
-          c.target,
-        );
+        c.socket.send(nominatingCheck(s, c.index), c.target);
         await new Promise((r) => setTimeout(r, 100));
       }
       if (!connected[c.index]) throw new Error(`client ${c.index}: no ICE response from xRTC`);
@@ -191,16 +145,34 @@ async function main() {
   }
 }
 
-/** Creates idle sessions through xRTC's signalling as fast as it takes them. */
+/** Creates idle sessions as fast as xRTC takes them: each is signalled, then connected by one
+ * nominating check from a tuple of its own (so its Janus leg runs), then left silent. The socket is
+ * closed once answered; xRTC keeps the tuple bound until consent expires. */
 async function sessions() {
   const n = o.sessions ?? 100;
   const t0 = performance.now();
   let next = 0;
+  let connectedCount = 0;
   const worker = async () => {
-    while (next < n) await signal(next++);
+    while (next < n) {
+      const i = next++;
+      const s = await signal(i);
+      let answered = false;
+      const socket = backend.bind({ host: "127.0.0.1", port: 0 }, (data) => {
+        if (data[0] <= 3) answered = true;
+      });
+      const target = backend.address("127.0.0.1", s.port);
+      for (let attempt = 0; attempt < 20 && !answered; attempt++) {
+        socket.send(nominatingCheck(s, i), target);
+        for (let w = 0; w < 10 && !answered; w++) await new Promise((r) => setTimeout(r, 5));
+      }
+      socket.close();
+      if (answered) connectedCount++;
+    }
   };
   await Promise.all(Array.from({ length: 32 }, worker));
   result.sessions = n;
+  result.connected = connectedCount;
   result.seconds = (performance.now() - t0) / 1000;
 }
 

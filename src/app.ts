@@ -34,6 +34,10 @@ export interface Xrtc {
   stop(): Promise<void>;
 }
 
+/** How often the allocator's free memory is returned to the OS (FFI backend): session set-up bursts leave
+ * glibc's arenas holding freed memory, which otherwise counts as RSS for good. */
+const MEMORY_RELEASE_INTERVAL_MS = 10_000;
+
 /** Resolves candidate_ips entries that are host names (RFC 8839: candidates carry addresses). */
 export async function resolveCandidateIps(names: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -87,7 +91,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
         onEnded: (ufrag, reason) => negotiator?.ended(ufrag, reason),
       });
     } catch (e) {
-      backend.close();
+      await backend.close();
       throw e;
     }
     negotiator = new Negotiator({
@@ -132,9 +136,12 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     await shards?.stop();
     for (const h of httpListeners) await h.stop();
     for (const t of tcpPorts) t.stop();
-    backend.close();
+    await backend.close();
     throw e;
   }
+  const releaser = backend.releaseFreeMemory
+    ? setInterval(() => backend.releaseFreeMemory!(), MEMORY_RELEASE_INTERVAL_MS)
+    : undefined;
   log("info", "started", { listeners: config.listeners.length, backend: backend.name, shards: workers });
   return {
     config,
@@ -156,12 +163,13 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
       }
     },
     async stop() {
+      clearInterval(releaser);
       shutdown.abort();
       negotiator?.close();
       await shards?.stop();
       for (const t of tcpPorts) t.stop();
       await Promise.all(httpListeners.map((h) => h.stop()));
-      backend.close();
+      await backend.close();
     },
   };
 }

@@ -1,5 +1,5 @@
 // The xrtc command: --check-config, configuration errors, the FFI permission message, and the shipped
-// routes.yml starting as it is (README's first command).
+// routes.yml starting as it is (README's first command), and a start with a worker shard.
 import assert from "node:assert/strict";
 import { ROOT } from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
@@ -65,9 +65,11 @@ Deno.test("--io ffi without FFI permission stops with a clear message", async ()
   assert.equal(bad.code, 2);
 });
 
-Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without a Janus, clean exit on SIGTERM", async () => {
+/** `deno task start [args]`, as the README runs it: stdout lines as they come, and a SIGTERM stop
+ * that returns the exit code (undefined when it had to be killed). */
+function startTask(args: string[] = []) {
   const child = new Deno.Command(DENO, {
-    args: ["task", "start"],
+    args: ["task", "start", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -82,8 +84,23 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
     }
   })();
   child.stderr.cancel();
+  return {
+    lines,
+    ready: () => waitFor("xrtc: ready", () => lines.includes("xrtc: ready") || undefined, 20_000),
+    async stop(): Promise<number | undefined> {
+      child.kill("SIGTERM");
+      const status = await Promise.race([child.status, sleep(5000).then(() => undefined)]);
+      if (!status) child.kill("SIGKILL");
+      return status?.code;
+    },
+  };
+}
+
+Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without a Janus, clean exit on SIGTERM", async () => {
+  const x = startTask();
+  const lines = x.lines;
   try {
-    await waitFor("xrtc: ready", () => lines.includes("xrtc: ready") || undefined, 20_000);
+    await x.ready();
     assert.ok(
       lines.includes("xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, deno backend)"),
       lines.join("\n"),
@@ -100,9 +117,35 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
     assert.equal(janus.status, 502);
     assert.equal((await janus.json()).error, "upstream unavailable");
   } finally {
-    child.kill("SIGTERM");
-    const status = await Promise.race([child.status, sleep(5000).then(() => undefined)]);
-    if (!status) child.kill("SIGKILL");
-    assert.equal(status?.code, 0, "exits 0 on SIGTERM");
+    assert.equal(await x.stop(), 0, "exits 0 on SIGTERM");
+  }
+});
+
+Deno.test("workers: 2 starts a worker shard on the shared port and stops cleanly; the deno backend is refused", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yml" });
+  await Deno.writeTextFile(
+    file,
+    `options: { io_backend: ffi, workers: 2 }
+services:
+  ice: { proto: udp, net: { addr: 127.0.0.1:16001, candidate_ips: [127.0.0.1] } }
+  web: { proto: http, net: { addr: 127.0.0.1:16080 } }
+`,
+  );
+  try {
+    const x = startTask(["--config", file]);
+    try {
+      await x.ready();
+      assert.ok(
+        x.lines.includes("xrtc: ice listening on udp://127.0.0.1:16001 (ice, ffi backend, 2 shards)"),
+        x.lines.join("\n"),
+      );
+    } finally {
+      assert.equal(await x.stop(), 0, "exits 0 on SIGTERM, worker included");
+    }
+    const refused = await xrtc(["--config", file, "--io", "deno"]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /cannot start: options\.workers: 2 needs the ffi backend \(SO_REUSEPORT\)/);
+  } finally {
+    await Deno.remove(file);
   }
 });

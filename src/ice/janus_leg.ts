@@ -44,6 +44,7 @@ interface Pair {
 /** Retransmissions per check before a pair is given up (RFC 8489 §6.2.1 Rc, spread over ~5 s). */
 const MAX_CHECK_ATTEMPTS = 25;
 const PRFLX_PRIORITY = candidatePriority(110, 65535, 1);
+const UTF8 = new TextEncoder();
 
 export interface JanusLegEvents {
   /** A pair was selected (or changed): media may flow. */
@@ -56,7 +57,6 @@ export interface JanusLegEvents {
 
 export class JanusLeg {
   readonly #pairs: Pair[] = [];
-  readonly #utf8 = new TextEncoder();
   readonly #localKey: Uint8Array;
   readonly #remoteKey: Uint8Array;
   readonly #tieBreaker: bigint;
@@ -82,8 +82,8 @@ export class JanusLeg {
   ) {
     this.#controlling = controlling;
     this.#tieBreaker = tieBreaker;
-    this.#localKey = this.#utf8.encode(local.pwd);
-    this.#remoteKey = this.#utf8.encode(remote.pwd);
+    this.#localKey = UTF8.encode(local.pwd);
+    this.#remoteKey = UTF8.encode(remote.pwd);
     this.#timer = setInterval(() => this.#pace(), TIMING.checkIntervalMs);
   }
 

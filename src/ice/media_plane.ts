@@ -52,6 +52,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly upstream: DatagramSocket;
   readonly #specs = new Map<string, SpecEntry>();
   readonly #sweeper: ReturnType<typeof setInterval>;
+  #sweepCursor: Iterator<MediaSession> = this.table.byUfrag.values();
 
   constructor(readonly opts: MediaPlaneOptions) {
     this.upstream = opts.backend.bind({ host: "0.0.0.0", port: 0 }, (data, from) => {
@@ -62,7 +63,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
       }
       s.onUpstreamPacket(data, from);
     });
-    this.#sweeper = setInterval(() => this.#sweep(), TIMING.sweepIntervalMs);
+    this.#sweeper = setInterval(() => this.#sweep(), TIMING.sweepIntervalMs / TIMING.sweepSlices);
   }
 
   get shard(): number {
@@ -205,9 +206,19 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
   }
 
+  /** Maintains a slice of the sessions per tick: each is visited about once per sweepIntervalMs. The
+   * map iterator survives between ticks (entries added or removed meanwhile are handled by Map). */
   #sweep(): void {
     const now = Date.now();
-    for (const s of [...this.table.byUfrag.values()]) {
+    const quota = Math.ceil(this.table.size / TIMING.sweepSlices);
+    for (let i = 0; i < quota; i++) {
+      let next = this.#sweepCursor.next();
+      if (next.done) {
+        this.#sweepCursor = this.table.byUfrag.values();
+        next = this.#sweepCursor.next();
+        if (next.done) return;
+      }
+      const s = next.value;
       const reason = s.maintain(now);
       if (reason) s.close(reason);
     }

@@ -70,9 +70,8 @@ scope.onmessage = (ev) => {
       return scope.postMessage({ t: "stats", id: m.id, stats: planeStats(plane, counters.snapshot()) });
     case "stop":
       plane.shutdown();
-      backend?.close();
       plane = undefined;
-      scope.postMessage({ t: "stopped" });
+      Promise.resolve(backend?.close()).finally(() => scope.postMessage({ t: "stopped" }));
       return;
   }
 };

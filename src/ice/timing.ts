@@ -12,8 +12,10 @@ export const TIMING = {
   keepaliveIntervalMs: 15_000,
   /** Janus-side consent lost after this long without a response (RFC 7675 §5.1: 30 s). */
   consentLossMs: 30_000,
-  /** How often sessions are swept for expiry. */
+  /** How often sessions are swept for expiry: every session once per sweep period... */
   sweepIntervalMs: 1_000,
+  /** ...a slice at a time, so 10,000 sessions' keepalives never leave in one burst. */
+  sweepSlices: 20,
   /** Packets from the client held while the Janus leg comes up. */
   pendingQueueLimit: 256,
 } as const;

@@ -58,6 +58,8 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  // Off the event loop: trimming hundreds of MB takes ~15 ms, which media must not wait for.
+  malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
   epoll_wait_blocking: {
     name: "epoll_wait",
     parameters: ["i32", "buffer", "i32", "i32"],
@@ -103,6 +105,7 @@ export class FfiUdpBackend implements DatagramBackend {
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #epollEvent = new Uint8Array(256);
   #running = true;
+  #releasing?: Promise<void>;
   #flushScheduled = false;
   readonly rx = new Batch(BATCH, SLOT);
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
@@ -276,15 +279,28 @@ export class FfiUdpBackend implements DatagramBackend {
     }
   }
 
-  close(): void {
+  /** glibc keeps memory freed after a burst (session set-up churn) in its arenas; give it back. */
+  async releaseFreeMemory(): Promise<void> {
+    if (!this.#running || this.#releasing) return;
+    this.#releasing = this.libc.malloc_trim(0n).then(() => {});
+    await this.#releasing;
+    this.#releasing = undefined;
+  }
+
+  /** Resolves once the library is unloaded (a worker must not end before that). */
+  close(): Promise<void> {
     for (const s of [...this.#sockets.values()]) s.close();
     this.#running = false;
     // The reactor's pending epoll_wait returns within its 200 ms timeout; the library stays loaded
     // until then (closing it under a running call would crash).
-    setTimeout(() => {
-      this.libc.close(this.epfd);
-      this.lib.close();
-    }, 400);
+    return new Promise((resolve) =>
+      setTimeout(async () => {
+        await this.#releasing; // a call in flight on another thread must finish first, too
+        this.libc.close(this.epfd);
+        this.lib.close();
+        resolve();
+      }, 400)
+    );
   }
 }
 

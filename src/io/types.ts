@@ -32,7 +32,10 @@ export interface DatagramBackend {
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket;
   /** Turns a host and port into this backend's address object. */
   address(host: string, port: number): PeerAddress;
-  close(): void;
+  /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
+  releaseFreeMemory?(): Promise<void>;
+  /** Closes every socket; the promise, when there is one, resolves once everything is released. */
+  close(): void | Promise<void>;
 }
 
 export function addressKey(host: string, port: number): string {
