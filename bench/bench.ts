@@ -17,7 +17,10 @@ const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);
 const SIZE = 1200;
 const MAX_LOSS = 0.001;
 const LATENCY_RATE = 20000;
-const PEER_HTTP = 18088, RELAY_PORT = 17001, XRTC_UDP = 17101, XRTC_HTTP = 17180;
+const HELD_STEP_MS = 20_000;
+// The idle-session runs get a fresh peer each (IDLE_PEER_HTTP): it keeps a socket per session, as Janus
+// keeps a port per handle, and never learns of hangups.
+const PEER_HTTP = 18088, IDLE_PEER_HTTP = 18089, RELAY_PORT = 17001, XRTC_UDP = 17101, XRTC_HTTP = 17180;
 
 interface Step {
   rate: number;
@@ -122,7 +125,12 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))![1]);
 }
 
-async function startXrtc(backend: string, icedirect: boolean, workers = 1): Promise<Proc> {
+async function startXrtc(
+  backend: string,
+  icedirect: boolean,
+  workers = 1,
+  peerHttp = PEER_HTTP,
+): Promise<Proc> {
   const file = await Deno.makeTempFile({ suffix: ".yml" });
   await Deno.writeTextFile(
     file,
@@ -134,7 +142,7 @@ options:
   # Idle sessions are connected once, then silent for the rest of the run.
   consent_timeout: 10m
 services:
-  peer: { proto: upstream, servers: [http://127.0.0.1:${PEER_HTTP}] }
+  peer: { proto: upstream, servers: [http://127.0.0.1:${peerHttp}] }
   ice: { proto: udp, net: { addr: 127.0.0.1:${XRTC_UDP}, candidate_ips: [127.0.0.1] } }
   web:
     proto: http
@@ -271,7 +279,8 @@ try {
     }
     if (SESSIONS.length) {
       console.error(`bench: idle sessions, ${backend}`);
-      const x = await startXrtc(backend, false);
+      const idlePeer = await spawn(["run", "-A", "bench/peer.ts", String(IDLE_PEER_HTTP)], /^PEER \d+/);
+      const x = await startXrtc(backend, false, 1, IDLE_PEER_HTTP);
       await new Promise((r) => setTimeout(r, 1000));
       const base = rssKb(x.child.pid);
       let made = 0;
@@ -307,18 +316,32 @@ try {
         port: XRTC_UDP,
         http: `http://127.0.0.1:${XRTC_HTTP}`,
         rates: [LATENCY_RATE],
+        // Long enough to take in every periodic job of a loaded xRTC: a full keepalive round (15 s
+        // randomised), the 10 s memory release, major GCs.
+        stepMs: HELD_STEP_MS,
         pid: x.child.pid,
         idBase: idBase += 100_000,
       });
-      rows.push(row(`xRTC half proxy, ${made} idle sessions held`, backend, r.steps));
+      rows.push(
+        row(`xRTC half proxy, ${made} idle sessions held (${HELD_STEP_MS / 1000} s)`, backend, r.steps),
+      );
       await x.stop();
+      await idlePeer.stop();
     }
   }
   if (SESSIONS.length) {
     const n = SESSIONS[SESSIONS.length - 1];
     console.error(`bench: live heap per idle session (${n} sessions, in-process, after GC)`);
+    const idlePeer = await spawn(["run", "-A", "bench/peer.ts", String(IDLE_PEER_HTTP)], /^PEER \d+/);
     const out = await new Deno.Command(DENO, {
-      args: ["run", "-A", "--v8-flags=--expose-gc", "bench/session_heap.ts", String(PEER_HTTP), String(n)],
+      args: [
+        "run",
+        "-A",
+        "--v8-flags=--expose-gc",
+        "bench/session_heap.ts",
+        String(IDLE_PEER_HTTP),
+        String(n),
+      ],
       cwd: ROOT,
       stdout: "piped",
       stderr: "null",
@@ -326,6 +349,7 @@ try {
     }).output();
     const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("HEAP "));
     if (line) heap = JSON.parse(line.slice(5));
+    await idlePeer.stop();
   }
 } finally {
   await peer.stop();

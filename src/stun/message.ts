@@ -1,7 +1,7 @@
 // STUN message codec (RFC 8489, RFC 5389): parse, build, MESSAGE-INTEGRITY, FINGERPRINT.
 // Pure: no I/O. Every malformed input raises StunError and nothing else.
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { crc32 } from "./crc32.ts";
+import { hmacSha1Into, SHA1_LENGTH } from "./hmac_sha1.ts";
 
 export class StunError extends Error {
   override name = "StunError";
@@ -35,7 +35,7 @@ export const Attr = {
 } as const;
 
 const FINGERPRINT_XOR = 0x5354554e; // RFC 8489 §14.7
-const MI_LENGTH = 20;
+const MI_LENGTH = SHA1_LENGTH;
 
 export interface StunAttribute {
   readonly type: number;
@@ -225,11 +225,8 @@ export function parseIp(host: string): Uint8Array | undefined {
   return out;
 }
 
-function hmacSha1(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
-  const h = createHmac("sha1", key);
-  for (const p of parts) h.update(p);
-  return new Uint8Array(h.digest());
-}
+/** Where verifyIntegrity computes the expected MESSAGE-INTEGRITY value. */
+const expectedIntegrity = new Uint8Array(MI_LENGTH);
 
 /** MESSAGE-INTEGRITY check (RFC 8489 §14.5): HMAC-SHA1 over the message up to the attribute, with the
  * header length adjusted to end just after it. The short-term key is the password itself (§9.1.1). */
@@ -240,8 +237,11 @@ export function verifyIntegrity(msg: StunMessage, key: Uint8Array): boolean {
   const adjusted = mi.offset + 4 + MI_LENGTH - HEADER_LENGTH;
   header[2] = adjusted >> 8;
   header[3] = adjusted & 0xff;
-  const expected = hmacSha1(key, header, msg.raw.subarray(HEADER_LENGTH, mi.offset));
-  return timingSafeEqual(expected, msg.raw.subarray(mi.offset + 4, mi.offset + 4 + MI_LENGTH));
+  hmacSha1Into(key, [header, msg.raw.subarray(HEADER_LENGTH, mi.offset)], expectedIntegrity);
+  // Compared in constant time: every byte is looked at whatever the first difference.
+  let diff = 0;
+  for (let i = 0; i < MI_LENGTH; i++) diff |= expectedIntegrity[i] ^ msg.raw[mi.offset + 4 + i];
+  return diff === 0;
 }
 
 /** FINGERPRINT check (RFC 8489 §14.7): must be the last attribute, CRC-32 of everything before it. */
@@ -292,7 +292,7 @@ export function buildStun(opts: BuildOptions): Uint8Array {
     view.setUint16(2, offset + 4 + MI_LENGTH - HEADER_LENGTH);
     view.setUint16(offset, Attr.MESSAGE_INTEGRITY);
     view.setUint16(offset + 2, MI_LENGTH);
-    out.set(hmacSha1(opts.integrityKey, out.subarray(0, offset)), offset + 4);
+    hmacSha1Into(opts.integrityKey, [out.subarray(0, offset)], out, offset + 4);
     offset += 4 + MI_LENGTH;
   }
   if (opts.fingerprint) {
