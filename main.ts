@@ -113,7 +113,14 @@ if (import.meta.main) {
   }
   let xrtc;
   try {
-    xrtc = await start(config, { ioBackend: args.io, announce: (line) => console.log(line) });
+    xrtc = await start(config, {
+      ioBackend: args.io,
+      announce: (line) => console.log(line),
+      onFatal: (reason) => {
+        console.error(`xrtc: ${reason}; exiting so that a supervisor restarts xRTC`);
+        Deno.exit(70);
+      },
+    });
   } catch (e) {
     console.error(`xrtc: cannot start: ${e instanceof Error ? e.message : e}`);
     Deno.exit(1);

@@ -18,6 +18,8 @@ export interface StartOptions {
   ioBackend?: IoBackend;
   /** Printed when each listener is up ("xrtc: <name> listening on <url>"). */
   announce?: (line: string) => void;
+  /** A shard worker died after starting; xRTC cannot serve all its clients any more. */
+  onFatal?: (reason: string) => void;
 }
 
 export interface Xrtc {
@@ -89,6 +91,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
         consentTimeoutMs: config.options.consentTimeoutMs,
         claims,
         onEnded: (ufrag, reason) => negotiator?.ended(ufrag, reason),
+        onShardFailed: (shard, error) => opts.onFatal?.(`shard ${shard} failed: ${error}`),
       });
     } catch (e) {
       await backend.close();

@@ -71,6 +71,8 @@ export interface ShardSetOptions {
   consentTimeoutMs: number;
   claims: ClaimBoard;
   onEnded: SessionEnded;
+  /** A worker died after starting (a bug): main.ts exits so that a supervisor restarts xRTC. */
+  onShardFailed?: (shard: number, error: string) => void;
 }
 
 export function planeStats(plane: MediaPlane, snapshot: Record<string, number>): ShardStats {
@@ -139,8 +141,11 @@ export class ShardSet implements SpecSink {
         ev.preventDefault();
         clearTimeout(timer);
         counters.inc("shard_errors");
-        log("error", "shard_error", { shard, error: ev.message });
+        log("error", "shard_failed", { shard, error: ev.message });
         reject(new Error(`shard ${shard}: ${ev.message}`));
+        // A dead worker's socket stays in the port's SO_REUSEPORT group (its descriptors belong to the
+        // process), so the kernel would keep sending it clients: the process must not carry on as is.
+        this.opts.onShardFailed?.(shard, ev.message);
       };
     });
     const init: ToShard = {
