@@ -207,7 +207,8 @@ try {
       row(
         "bare relay",
         backend,
-        (await gen({ ...common, mode: "raw", port: RELAY_PORT, rates: RATES, pid: relay.child.pid })).steps,
+        (await gen({ ...common, mode: "raw", port: RELAY_PORT, rates: RATES, pids: [relay.child.pid] }))
+          .steps,
       ),
     );
     await relay.stop();
@@ -235,7 +236,7 @@ try {
           mode: "raw",
           port: RELAY_PORT,
           rates: RATES,
-          pid: relays[0].child.pid,
+          pids: relays.map((r) => r.child.pid),
         });
         rows.push(row(`bare relay x${procs} (SO_REUSEPORT, 16 clients)`, backend, r.steps));
         for (const x of relays) await x.stop();
@@ -250,7 +251,7 @@ try {
         port: XRTC_UDP,
         http: `http://127.0.0.1:${XRTC_HTTP}`,
         rates: RATES,
-        pid: x.child.pid,
+        pids: [x.child.pid],
         idBase: idBase += 100_000,
       });
       rows.push(row(`xRTC ${icedirect ? "full" : "half"} proxy`, backend, r.steps));
@@ -269,7 +270,7 @@ try {
           port: XRTC_UDP,
           http: `http://127.0.0.1:${XRTC_HTTP}`,
           rates: RATES,
-          pid: x.child.pid,
+          pids: [x.child.pid],
           idBase: idBase += 100_000,
         });
         rows.push(row(`xRTC half proxy, workers: ${workers} (16 clients)`, backend, r.steps));
@@ -319,7 +320,7 @@ try {
         // Long enough to take in every periodic job of a loaded xRTC: a full keepalive round (15 s
         // randomised), the 10 s memory release, major GCs.
         stepMs: HELD_STEP_MS,
-        pid: x.child.pid,
+        pids: [x.child.pid],
         idBase: idBase += 100_000,
       });
       rows.push(

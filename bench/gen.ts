@@ -20,8 +20,8 @@ export interface GenOptions {
   stepMs: number;
   size: number;
   maxLoss: number;
-  /** Process whose CPU time is sampled per step (/proc/<pid>/stat). */
-  pid?: number;
+  /** Processes whose CPU time is summed per step (/proc/<pid>/stat). */
+  pids?: number[];
   sessions?: number;
   /** Session ids start here, so runs against one xRTC do not collide. */
   idBase?: number;
@@ -33,10 +33,13 @@ const CLK_TCK = 100;
 
 const signal = (i: number) => signalOffer(o.http!, (o.idBase ?? 1_000_000) + i, `c${i}x`);
 
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return Number(f[11]) + Number(f[12]); // utime + stime
+function cpuTicks(pids: number[] = []): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+    ticks += Number(f[11]) + Number(f[12]); // utime + stime
+  }
+  return ticks;
 }
 
 interface Client {
@@ -102,7 +105,7 @@ async function main() {
     foreign = 0;
     for (const c of clients) c.lastSeq = 0;
     let sent = 0;
-    const cpu0 = cpuTicks(o.pid);
+    const cpu0 = cpuTicks(o.pids);
     const t0 = performance.now();
     await new Promise<void>((done) => {
       const timer = setInterval(() => {
@@ -123,7 +126,7 @@ async function main() {
       }, 1);
     });
     await new Promise((r) => setTimeout(r, 400)); // drain
-    const cpuMs = ((cpuTicks(o.pid) - cpu0) / CLK_TCK) * 1000;
+    const cpuMs = ((cpuTicks(o.pids) - cpu0) / CLK_TCK) * 1000;
     const n = Math.min(received, MAX_SAMPLES);
     const sorted = rtts.subarray(0, n).slice().sort();
     const pct = (p: number) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
