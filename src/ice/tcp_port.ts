@@ -11,7 +11,7 @@ import type { ClientPort, MediaSession } from "./session.ts";
 import type { PeerAddress } from "../io/types.ts";
 import { classifyStream } from "./tcp_classify.ts";
 import { FrameDecoder, FramingError, MAX_ICE_TCP_FRAME } from "./framing.ts";
-import { classifyPacket, parseStun, StunError } from "../stun/message.ts";
+import { BINDING_REQUEST, classifyPacket, parseStun, StunError } from "../stun/message.ts";
 import { localUfragOf } from "./client_check.ts";
 import { DeadlineError, FramedWriter, readWithDeadline } from "../io/tcp.ts";
 import { counters } from "../metrics.ts";
@@ -243,7 +243,7 @@ class IceTcpConnection implements ClientPort {
         counters.inc("stun_drop_malformed");
         return;
       }
-      const ufrag = msg.type === 0x0001 ? localUfragOf(msg) : undefined;
+      const ufrag = msg.type === BINDING_REQUEST ? localUfragOf(msg) : undefined;
       let session = this.#session;
       if (ufrag !== undefined) {
         const route = this.plane.route(ufrag, msg);

@@ -24,7 +24,7 @@ interface HandedOff {
 const MAX_HANDED_OFF = 65_536;
 
 export interface ShardRouter extends SessionRouter {
-  readonly shard: number;
+  /** Hands a client packet to the shard that owns its session. */
   handoff(shard: number, port: string, data: Uint8Array, from: PeerAddress): void;
 }
 
