@@ -188,6 +188,18 @@ let heap: {
   releaseMs: number;
 } | undefined;
 const common = { clients: CLIENTS, size: SIZE, maxLoss: MAX_LOSS, stepMs: STEP_MS };
+/** The generator's clients through xRTC's port (signalled, then ICE), at the bench's rates unless overridden. */
+const genThroughXrtc = (x: Proc, o: Record<string, unknown> = {}) =>
+  gen({
+    ...common,
+    mode: "xrtc",
+    port: XRTC_UDP,
+    http: `http://127.0.0.1:${XRTC_HTTP}`,
+    rates: RATES,
+    pids: [x.child.pid],
+    idBase: idBase += 100_000,
+    ...o,
+  });
 try {
   console.error("bench: direct path");
   rows.push(
@@ -245,15 +257,7 @@ try {
     for (const icedirect of [false, true]) {
       console.error(`bench: xRTC ${icedirect ? "full" : "half"} proxy, ${backend}`);
       const x = await startXrtc(backend, icedirect);
-      const r = await gen({
-        ...common,
-        mode: "xrtc",
-        port: XRTC_UDP,
-        http: `http://127.0.0.1:${XRTC_HTTP}`,
-        rates: RATES,
-        pids: [x.child.pid],
-        idBase: idBase += 100_000,
-      });
+      const r = await genThroughXrtc(x);
       rows.push(row(`xRTC ${icedirect ? "full" : "half"} proxy`, backend, r.steps));
       await x.stop();
     }
@@ -263,16 +267,7 @@ try {
         console.error(`bench: xRTC half proxy, workers: ${workers}, ffi`);
         const x = await startXrtc(backend, false, workers);
         const ticks0 = threadTicks(x.child.pid);
-        const r = await gen({
-          ...common,
-          clients: 16,
-          mode: "xrtc",
-          port: XRTC_UDP,
-          http: `http://127.0.0.1:${XRTC_HTTP}`,
-          rates: RATES,
-          pids: [x.child.pid],
-          idBase: idBase += 100_000,
-        });
+        const r = await genThroughXrtc(x, { clients: 16 });
         rows.push(row(`xRTC half proxy, workers: ${workers} (16 clients)`, backend, r.steps));
         threadCpu[workers] = threadShares(ticks0, threadTicks(x.child.pid)).slice(0, 4);
         await x.stop();
@@ -311,18 +306,9 @@ try {
         });
       }
       console.error(`bench: half proxy with ${made} idle sessions held, ${backend}`);
-      const r = await gen({
-        ...common,
-        mode: "xrtc",
-        port: XRTC_UDP,
-        http: `http://127.0.0.1:${XRTC_HTTP}`,
-        rates: [LATENCY_RATE],
-        // Long enough to take in every periodic job of a loaded xRTC: a full keepalive round (15 s
-        // randomised), the 10 s memory release, major GCs.
-        stepMs: HELD_STEP_MS,
-        pids: [x.child.pid],
-        idBase: idBase += 100_000,
-      });
+      // Long enough to take in every periodic job of a loaded xRTC: a full keepalive round (15 s
+      // randomised), the 10 s memory release, major GCs.
+      const r = await genThroughXrtc(x, { rates: [LATENCY_RATE], stepMs: HELD_STEP_MS });
       rows.push(
         row(`xRTC half proxy, ${made} idle sessions held (${HELD_STEP_MS / 1000} s)`, backend, r.steps),
       );

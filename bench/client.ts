@@ -1,14 +1,6 @@
 // What a bench client says to xRTC: an offer through its Janus API, then a nominating check.
 import { iceCredentials, iceView, parseSdp } from "../src/sdp/sdp.ts";
-import {
-  Attr,
-  BINDING_REQUEST,
-  buildStun,
-  encodeString,
-  encodeUint32,
-  encodeUint64,
-  randomTransactionId,
-} from "../src/stun/message.ts";
+import { buildCheck } from "../src/ice/check.ts";
 import { benchSdp } from "./sdp.ts";
 
 export interface Signalled {
@@ -42,16 +34,13 @@ export async function signalOffer(http: string, id: number, clientUfrag: string)
 
 /** The client's nominating check on xRTC's port, signed with the password xRTC gave it. */
 export function nominatingCheck(s: Signalled, index: number): Uint8Array {
-  return buildStun({
-    type: BINDING_REQUEST,
-    transactionId: randomTransactionId(),
-    attributes: [
-      [Attr.USERNAME, encodeString(`${s.ufrag}:${s.clientUfrag}`)],
-      [Attr.PRIORITY, encodeUint32(1853817087)],
-      [Attr.ICE_CONTROLLING, encodeUint64(BigInt(index + 1))],
-      [Attr.USE_CANDIDATE, new Uint8Array(0)],
-    ],
-    integrityKey: new TextEncoder().encode(s.pwd),
-    fingerprint: true,
+  return buildCheck({
+    receiverUfrag: s.ufrag,
+    senderUfrag: s.clientUfrag,
+    key: new TextEncoder().encode(s.pwd),
+    priority: 1853817087,
+    controlling: true,
+    tieBreaker: BigInt(index + 1),
+    useCandidate: true,
   });
 }

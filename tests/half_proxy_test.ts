@@ -168,7 +168,7 @@ Deno.test("half proxy: bad input binds nothing, reaches nothing, and is counted"
         "a correctly signed check binds, with a correct XOR-MAPPED-ADDRESS; ICE-CONTROLLED gets a signed 487",
         async () => {
           await client.send(
-            signedCheck(s.ufrag, s.clientUfrag, s.pwd, [[Attr.USE_CANDIDATE, new Uint8Array(0)]]),
+            signedCheck(s.ufrag, s.clientUfrag, s.pwd, { useCandidate: true }),
             target,
           );
           const resp = await received(client, 2000);

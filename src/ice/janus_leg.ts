@@ -10,9 +10,6 @@ import {
   BINDING_SUCCESS,
   buildStun,
   encodeErrorCode,
-  encodeString,
-  encodeUint32,
-  encodeUint64,
   encodeXorAddress,
   getErrorCode,
   getTieBreaker,
@@ -28,6 +25,7 @@ import type { Candidate } from "../sdp/candidate.ts";
 import { candidatePriority } from "../sdp/candidate.ts";
 import type { DatagramSocket, PeerAddress } from "../io/types.ts";
 import type { IceCredentials } from "./credentials.ts";
+import { buildCheck } from "./check.ts";
 import { TIMING } from "./timing.ts";
 import { counters } from "../metrics.ts";
 
@@ -217,19 +215,16 @@ export class JanusLeg {
     pair.state = pair.state === "succeeded" ? "succeeded" : "in-progress";
     pair.sentAt = Date.now();
     pair.attempts++;
-    const attributes: Array<[number, Uint8Array]> = [
-      [Attr.USERNAME, encodeString(`${this.remote.ufrag}:${this.local.ufrag}`)],
-      [Attr.PRIORITY, encodeUint32(PRFLX_PRIORITY)],
-      [this.#controlling ? Attr.ICE_CONTROLLING : Attr.ICE_CONTROLLED, encodeUint64(this.#tieBreaker)],
-    ];
-    if (this.#controlling) attributes.push([Attr.USE_CANDIDATE, new Uint8Array(0)]);
     this.socket.send(
-      buildStun({
-        type: BINDING_REQUEST,
+      buildCheck({
+        receiverUfrag: this.remote.ufrag,
+        senderUfrag: this.local.ufrag,
+        key: this.#remoteKey,
+        priority: PRFLX_PRIORITY,
+        controlling: this.#controlling,
+        tieBreaker: this.#tieBreaker,
+        useCandidate: this.#controlling,
         transactionId: tid,
-        attributes,
-        integrityKey: this.#remoteKey,
-        fingerprint: true,
       }),
       pair.remote,
     );

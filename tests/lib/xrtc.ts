@@ -8,15 +8,7 @@ import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run } from "./run.ts";
 import { iceCredentials, parseSdp } from "../../src/sdp/sdp.ts";
 import assert from "node:assert/strict";
-import {
-  Attr,
-  BINDING_REQUEST,
-  buildStun,
-  encodeString,
-  encodeUint32,
-  encodeUint64,
-  randomTransactionId,
-} from "../../src/stun/message.ts";
+import { buildCheck } from "../../src/ice/check.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const PORTS = { udp: 6001, tcp: 6443, http: 8080 };
@@ -208,18 +200,15 @@ export function signedCheck(
   localUfrag: string,
   remoteUfrag: string,
   pwd: string,
-  extra: Array<[number, Uint8Array]> = [],
+  o: { useCandidate?: boolean } = {},
 ): Uint8Array {
-  return buildStun({
-    type: BINDING_REQUEST,
-    transactionId: randomTransactionId(),
-    attributes: [
-      [Attr.USERNAME, encodeString(`${localUfrag}:${remoteUfrag}`)],
-      [Attr.PRIORITY, encodeUint32(1853817087)],
-      [Attr.ICE_CONTROLLING, encodeUint64(12345n)],
-      ...extra,
-    ],
-    integrityKey: new TextEncoder().encode(pwd),
-    fingerprint: true,
+  return buildCheck({
+    receiverUfrag: localUfrag,
+    senderUfrag: remoteUfrag,
+    key: new TextEncoder().encode(pwd),
+    priority: 1853817087,
+    controlling: true,
+    tieBreaker: 12345n,
+    useCandidate: o.useCandidate,
   });
 }
