@@ -13,7 +13,13 @@ import {
   UFRAG_LENGTH,
 } from "./credentials.ts";
 import type { ClaimBoard } from "./claims.ts";
-import { MAX_JANUS_CANDIDATES, type SessionSpec, type SpecSink } from "./spec.ts";
+import {
+  applySpecUpdate,
+  MAX_JANUS_CANDIDATES,
+  type SessionSpec,
+  type SpecSink,
+  type SpecUpdate,
+} from "./spec.ts";
 import { TIMING } from "./timing.ts";
 import { counters } from "../metrics.ts";
 import { log } from "../log.ts";
@@ -138,9 +144,7 @@ export class Negotiator {
       counters.inc("sdp_unmatched_answers");
       throw new SdpRejected("an answer without a recorded offer from Janus, or without ICE credentials");
     }
-    h.spec.clientUfrag = creds.ufrag;
-    if (h.spec.mode === "full") h.spec.client = creds;
-    this.opts.sink.update(h.spec.localUfrag, { kind: "client", credentials: creds });
+    this.#update(h.spec, { kind: "client", credentials: creds });
     if (h.spec.mode === "full") return stripCandidates(sdp, true);
     return rewriteIce(sdp, { ...h.janusLocal, candidates: [], endOfCandidates: true, lite: false });
   }
@@ -178,8 +182,7 @@ export class Negotiator {
     if (same) {
       for (const candidate of fromSdp) this.#addJanusCandidate(old, candidate);
       if (client && old.mode === "full") {
-        old.client = client;
-        this.opts.sink.update(old.localUfrag, { kind: "client", credentials: client });
+        this.#update(old, { kind: "client", credentials: client });
       }
     } else {
       if (old) {
@@ -226,8 +229,13 @@ export class Negotiator {
       k.transport.toLowerCase() === c.transport.toLowerCase() && k.address === c.address && k.port === c.port
     );
     if (known || spec.janusCandidates.length >= MAX_JANUS_CANDIDATES) return;
-    spec.janusCandidates.push(c);
-    this.opts.sink.update(spec.localUfrag, { kind: "janusCandidate", candidate: c });
+    this.#update(spec, { kind: "janusCandidate", candidate: c });
+  }
+
+  /** Changes a live session here and on every shard, the same way (applySpecUpdate). */
+  #update(spec: SessionSpec, u: SpecUpdate): void {
+    applySpecUpdate(spec, u);
+    this.opts.sink.update(spec.localUfrag, u);
   }
 
   /** A ufrag unique among every live session of this node. */
