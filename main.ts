@@ -1,27 +1,30 @@
 // xrtc: many WebRTC clients on one ICE port in front of Janus.
-//   xrtc [--config routes.yml] [--check-config] [--io deno|ffi]
+//   xrtc [--config routes.yml] [--check-config] [--io auto|deno|ffi]
 import { ConfigError, loadConfigFile } from "./src/config/load.ts";
-import { formatDuration } from "./src/config/duration.ts";
-import type { Config, IoBackend } from "./src/config/types.ts";
+import { effectiveConfig } from "./src/config/effective.ts";
+import type { Config } from "./src/config/types.ts";
+import { describeBackend, type IoBackendChoice } from "./src/io/backend.ts";
 import { start } from "./src/app.ts";
-import { log } from "./src/log.ts";
+import { log } from "./src/telemetry/log.ts";
 
-const USAGE = `usage: xrtc [--config FILE] [--check-config] [--io deno|ffi]
+const USAGE = `usage: xrtc [--config FILE] [--check-config] [--io auto|deno|ffi]
   --config FILE    routes file (default: $XRTC_CONFIG or ./routes.yml)
   --check-config   validate, print the effective configuration, exit
-  --io BACKEND     UDP I/O backend: deno (portable) or ffi (batched libc, Linux); also $XRTC_IO`;
+  --io BACKEND     UDP I/O backend: auto, deno (portable) or ffi (batched libc, Linux); also $XRTC_IO`;
 
-function parseArgs(args: string[]): { config: string; check: boolean; io?: IoBackend } {
+const BACKENDS = ["auto", "deno", "ffi"];
+
+function parseArgs(args: string[]): { config: string; check: boolean; io?: IoBackendChoice } {
   let config = Deno.env.get("XRTC_CONFIG") ?? "routes.yml";
   let check = false;
-  let io = Deno.env.get("XRTC_IO") as IoBackend | undefined;
+  let io = Deno.env.get("XRTC_IO");
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === "--config" || a === "-c") config = args[++i] ?? "";
     else if (a.startsWith("--config=")) config = a.slice(9);
     else if (a === "--check-config") check = true;
-    else if (a === "--io") io = args[++i] as IoBackend;
-    else if (a.startsWith("--io=")) io = a.slice(5) as IoBackend;
+    else if (a === "--io") io = args[++i];
+    else if (a.startsWith("--io=")) io = a.slice(5);
     else if (a === "--help" || a === "-h") {
       console.log(USAGE);
       Deno.exit(0);
@@ -34,56 +37,11 @@ function parseArgs(args: string[]): { config: string; check: boolean; io?: IoBac
     console.error(`xrtc: --config needs a file\n${USAGE}`);
     Deno.exit(2);
   }
-  if (io !== undefined && io !== "deno" && io !== "ffi") {
-    console.error(`xrtc: --io must be "deno" or "ffi", not "${io}"`);
+  if (io !== undefined && !BACKENDS.includes(io)) {
+    console.error(`xrtc: --io must be "auto", "deno" or "ffi", not "${io}"`);
     Deno.exit(2);
   }
-  return { config, check, io };
-}
-
-/** The effective configuration with defaults filled in, as YAML-compatible JSON. */
-function effective(c: Config): unknown {
-  return {
-    options: {
-      io_backend: c.options.ioBackend,
-      consent_timeout: formatDuration(c.options.consentTimeoutMs),
-      max_sessions: c.options.maxSessions,
-      workers: c.options.workers,
-    },
-    services: Object.fromEntries([
-      ...[...c.upstreams.values()].map((
-        u,
-      ) => [u.name, { proto: "upstream", mode: u.mode, servers: [...u.httpServers, ...u.wsServers] }]),
-      ...c.listeners.map((l) => [l.name, {
-        proto: l.proto,
-        net: {
-          addr: `${l.net.addr.host}:${l.net.addr.port}`,
-          tls_crt_file: l.net.tlsCrtFile ?? null,
-          tls_key_file: l.net.tlsKeyFile ?? null,
-          enable_ice: l.proto === "http" ? false : l.net.enableIce,
-          candidate_ips: l.net.candidateIps,
-        },
-        enable_http: l.enableHttp,
-        http: {
-          servername: l.http.servernames.length ? l.http.servernames : "_",
-          root: l.http.root ?? null,
-          dial_timeout: formatDuration(l.http.dialTimeoutMs),
-          response_header_timeout: formatDuration(l.http.responseHeaderTimeoutMs),
-          idle_conn_timeout: formatDuration(l.http.idleConnTimeoutMs),
-          keepalive_timeout: formatDuration(l.http.keepaliveTimeoutMs),
-          max_body_bytes: l.http.maxBodyBytes,
-          routes: Object.fromEntries(l.http.routes.map((r) => [r.tag, {
-            upstream: r.upstreamService !== undefined ? `http://${r.upstreamService}` : r.upstreamUrl,
-            icedirect: r.icedirect,
-            icetcp: r.icetcp,
-            hosts: r.hosts,
-            protos: r.protos,
-            paths: r.paths,
-          }])),
-        },
-      }]),
-    ]),
-  };
+  return { config, check, io: io as IoBackendChoice | undefined };
 }
 
 if (import.meta.main) {
@@ -101,13 +59,9 @@ if (import.meta.main) {
     }
     throw e;
   }
-  // A relative http.root is relative to the config file.
-  const dir = args.config.includes("/") ? args.config.slice(0, args.config.lastIndexOf("/")) : ".";
-  for (const l of config.listeners) {
-    if (l.http.root && !l.http.root.startsWith("/")) l.http.root = `${dir}/${l.http.root}`;
-  }
   if (args.check) {
-    console.log(JSON.stringify(effective(config), null, 2));
+    const inEffect = await describeBackend(args.io ?? config.options.ioBackend);
+    console.log(JSON.stringify(effectiveConfig(config, { ioBackend: inEffect }), null, 2));
     console.log(`xrtc: ${args.config}: configuration OK`);
     Deno.exit(0);
   }

@@ -5,7 +5,8 @@
 // so loss, reordering, cross-talk and round-trip time are measured here. Runs on the FFI backend.
 //   deno run -A bench/gen.ts '<json options>'     prints one line "RESULT <json>"
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
-import type { DatagramSocket, PeerAddress } from "../src/io/types.ts";
+import type { DatagramSocket } from "../src/io/types.ts";
+import { mustPeer, type PeerAddress } from "../src/io/address.ts";
 import { BINDING_SUCCESS, parseStun } from "../src/stun/message.ts";
 import { nominatingCheck, signalOffer } from "./client.ts";
 
@@ -80,12 +81,12 @@ async function main() {
       if (received < MAX_SAMPLES) rtts[received] = performance.now() - dv.getFloat64(8);
       received++;
     });
-    clients.push({ index, socket, target: backend.address("127.0.0.1", o.port), lastSeq: 0 });
+    clients.push({ index, socket, target: mustPeer("127.0.0.1", o.port), lastSeq: 0 });
   }
   if (o.mode === "xrtc") {
     for (const c of clients) {
       const s = await signal(c.index);
-      c.target = backend.address("127.0.0.1", s.port);
+      c.target = mustPeer("127.0.0.1", s.port);
       for (let attempt = 0; attempt < 50 && !connected[c.index]; attempt++) {
         c.socket.send(nominatingCheck(s, c.index), c.target);
         await new Promise((r) => setTimeout(r, 100));
@@ -164,7 +165,7 @@ async function sessions() {
       const socket = backend.bind({ host: "127.0.0.1", port: 0 }, (data) => {
         if (data[0] <= 3) answered = true;
       });
-      const target = backend.address("127.0.0.1", s.port);
+      const target = mustPeer("127.0.0.1", s.port);
       for (let attempt = 0; attempt < 20 && !answered; attempt++) {
         socket.send(nominatingCheck(s, i), target);
         for (let w = 0; w < 10 && !answered; w++) await new Promise((r) => setTimeout(r, 5));

@@ -4,7 +4,8 @@
 // Labelled "project-owned echo, not Janus" wherever its figures are printed.
 //   deno run -A bench/peer.ts <http port>      prints "PEER <udp port>" when ready
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
-import type { DatagramSocket, PeerAddress } from "../src/io/types.ts";
+import type { DatagramSocket } from "../src/io/types.ts";
+import type { PeerAddress } from "../src/io/address.ts";
 import { benchSdp } from "./sdp.ts";
 import {
   Attr,

@@ -5,6 +5,7 @@
 //   deno run -A --v8-flags=--expose-gc bench/session_heap.ts <peer http port> <sessions>   prints "HEAP <json>"
 import { loadConfigText } from "../src/config/load.ts";
 import { start } from "../src/app.ts";
+import { mustPeer } from "../src/io/address.ts";
 import { nominatingCheck, signalOffer } from "./client.ts";
 
 const [peerHttp, n] = Deno.args.map(Number);
@@ -42,7 +43,7 @@ await Promise.all(Array.from({ length: 32 }, async () => {
     const s = await signalOffer("http://127.0.0.1:17280", 5_000_000 + 2 * i, `h${i}x`);
     let answered = false;
     const socket = x.backend.bind({ host: "127.0.0.1", port: 0 }, () => answered = true);
-    const target = x.backend.address("127.0.0.1", s.port);
+    const target = mustPeer("127.0.0.1", s.port);
     for (let attempt = 0; attempt < 20 && !answered; attempt++) {
       socket.send(nominatingCheck(s, i), target);
       for (let w = 0; w < 10 && !answered; w++) await new Promise((r) => setTimeout(r, 5));

@@ -5,7 +5,7 @@ import { blockClientUdp, type Topology } from "./lib/topology.ts";
 import { PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
-import { counters } from "../src/metrics.ts";
+import { dropped, metric } from "./lib/metrics.ts";
 import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
 import {
   Attr,
@@ -47,13 +47,16 @@ Deno.test(
     await withStack({ xrtc: { icedirect: true } }, async ({ topo, base }) => {
       await t.step("werift, client UDP <-> Janus UDP, HTTP and WS signalling", async () => {
         for (const signal of ["http", "ws"] as const) {
-          const before = counters.get("full_proxy_janus_leg_udp");
+          const before = metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" });
           assertRelayed(
             topo,
             await runEchotest(topo, base, `f${signal}`, { signal }),
             "udp",
           );
-          assert.equal(counters.get("full_proxy_janus_leg_udp"), before + 1);
+          assert.equal(
+            metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" }),
+            before + 1,
+          );
         }
       });
       await t.step("Chromium, client UDP <-> Janus UDP", async () => {
@@ -87,7 +90,7 @@ Deno.test(
     await withStack(
       { janus: { iceTcp: true }, xrtc: { icedirect: true, icetcp: true } },
       async ({ topo, base }) => {
-        const before = counters.get("full_proxy_janus_leg_tcp");
+        const before = metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" });
         assertRelayed(
           topo,
           await runEchotest(topo, base, "jt"),
@@ -100,7 +103,7 @@ Deno.test(
           "tcp",
         );
         assert.equal(
-          counters.get("full_proxy_janus_leg_tcp"),
+          metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" }),
           before + 2,
           "both sessions reached Janus over ICE-TCP",
         );
@@ -132,16 +135,16 @@ Deno.test(
         for (const e of Array.isArray(events) ? events : [events]) if (e.jsep) answer = e.jsep.sdp;
       }
       const seen = iceCredentials(parseSdp(answer))!;
-      const janusUfrag = xrtc.signalling.registry.get(`${sid}/${hid}`)!.answer!.ice[0].ufrag!;
+      const janusUfrag = xrtc.signalling.sessions.handle(String(sid), String(hid))!.answer!.ice[0].ufrag!;
       assert.notEqual(seen.ufrag, janusUfrag, "the client sees xRTC's node-unique ufrag, not Janus's");
       assert.equal(
         seen.pwd,
-        xrtc.signalling.registry.get(`${sid}/${hid}`)!.answer!.ice[0].pwd,
+        xrtc.signalling.sessions.handle(String(sid), String(hid))!.answer!.ice[0].pwd,
         "with Janus's password",
       );
       const attacker = Deno.listenDatagram({ transport: "udp", hostname: topo.xrtcPublic, port: 0 });
       try {
-        const before = counters.get("stun_drop_bad_integrity");
+        const before = dropped("check_bad_integrity");
         const forged = buildStun({
           type: BINDING_REQUEST,
           transactionId: randomTransactionId(),
@@ -154,19 +157,19 @@ Deno.test(
         });
         await attacker.send(forged, { transport: "udp", hostname: topo.xrtcPublic, port: PORTS.udp });
         await sleep(300);
-        assert.equal(counters.get("stun_drop_bad_integrity"), before + 1);
+        assert.equal(dropped("check_bad_integrity"), before + 1);
         assert.equal(xrtc.plane!.ports[0].boundCount, 0, "the forged check bound nothing");
-        assert.equal(xrtc.plane!.table.size, 0, "nor made the session live");
+        assert.equal(xrtc.plane!.table.liveCount, 0, "nor made the session live");
         // A check signed with the password the client was given makes it live (and is relayed to Janus).
         await attacker.send(
           signedCheck(seen.ufrag, iceCredentials(parseSdp(OFFER))!.ufrag, seen.pwd),
           { transport: "udp", hostname: topo.xrtcPublic, port: PORTS.udp },
         );
-        await waitFor("session live", () => xrtc.plane!.table.size === 1 || undefined, 2000);
+        await waitFor("session live", () => xrtc.plane!.table.liveCount === 1 || undefined, 2000);
         assert.equal(xrtc.plane!.ports[0].boundCount, 1);
         // The relay socket towards Janus accepts only the addresses Janus announced.
         const upstreamPort = xrtc.plane!.upstream.localAddress.port;
-        const dropped = counters.get("upstream_drop_unknown_source");
+        const droppedBefore = dropped("upstream_unknown_source");
         const stranger = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
         await stranger.send(new Uint8Array(100).fill(0x80, 0, 1), {
           transport: "udp",
@@ -176,10 +179,10 @@ Deno.test(
         stranger.close();
         await waitFor(
           "drop counted",
-          () => counters.get("upstream_drop_unknown_source") > dropped || undefined,
+          () => dropped("upstream_unknown_source") > droppedBefore || undefined,
           2000,
         );
-        const announced = [...xrtc.plane!.table.byUpstream.keys()].map((a) => a.host);
+        const announced = xrtc.plane!.table.upstreamAddresses().map((a) => a.host);
         assert.ok(
           announced.length > 0 && announced.every((h) => h === topo.janusAddr),
           `relay targets are Janus's own: ${announced}`,

@@ -48,7 +48,7 @@ Deno.test("Janus signalling through xRTC over HTTP and WebSocket", opts, async (
             "the client sees only xRTC's candidates",
           );
           assert.ok(seen[0].lite);
-          const rec = xrtc.signalling.registry.get(`${sid}/${hid}`);
+          const rec = xrtc.signalling.sessions.handle(String(sid), String(hid));
           assert.equal(rec?.offer?.from, "client");
           assert.equal(rec?.offer?.ice[0].setup, "actpass");
           assert.equal(rec?.answer?.from, "janus");
@@ -67,7 +67,7 @@ Deno.test("Janus signalling through xRTC over HTTP and WebSocket", opts, async (
           assert.equal(bad.janus, "error");
           assert.equal(bad.error.code, 460);
           assert.equal((await post(`/${sid}`, { janus: "destroy", transaction: "d1" })).janus, "success");
-          assert.equal(xrtc.signalling.registry.has(`${sid}/${hid}`), false);
+          assert.equal(xrtc.signalling.sessions.handle(String(sid), String(hid)), undefined);
           assert.equal(xrtc.plane!.table.size, 0, "destroy released the session");
         },
       );
@@ -121,7 +121,7 @@ Deno.test("Janus signalling through xRTC over HTTP and WebSocket", opts, async (
         );
         assert.equal((await wait((m) => m.transaction === "w4")).janus, "ack");
         assert.equal(
-          xrtc.signalling.registry.get(`${sid}/${hid}`)?.answer?.ice[0].candidates[0].address,
+          xrtc.signalling.sessions.handle(String(sid), String(hid))?.answer?.ice[0].candidates[0].address,
           topo.janusAddr,
         );
         ws.send(JSON.stringify({ janus: "destroy", transaction: "w5", session_id: sid }));

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { assertEcho, openEchoSession, PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { BINDING_SUCCESS, getXorMappedAddress, parseStun } from "../src/stun/message.ts";
-import type { ShardStats } from "../src/ice/shards.ts";
+import type { Xrtc } from "../src/app.ts";
+import { seriesTotal } from "../src/telemetry/exposition.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const TWO_SHARDS = {
@@ -14,7 +15,25 @@ const TWO_SHARDS = {
   ioBackend: "ffi" as const,
 };
 
-const total = (stats: ShardStats[], name: string) => stats.reduce((n, s) => n + (s.counters[name] ?? 0), 0);
+/** Each shard's tables, and its counters by the metric names of the catalog. */
+interface ShardStats {
+  shard: number;
+  sessions: number;
+  specs: number;
+  boundTuples: number;
+  get(name: string, labels?: Record<string, string>): number;
+}
+
+async function shardStats(xrtc: Xrtc): Promise<ShardStats[]> {
+  const reports = await xrtc.shards!.reports();
+  return reports.map((r) => ({ ...r.report.stats, get: (n, l = {}) => seriesTotal(r.report.metrics, n, l) }));
+}
+
+const CLAIMED = "xrtc_sessions_claimed_total";
+const DROPS = "xrtc_dropped_packets_total";
+const HANDOFF = "xrtc_handoff_packets_total";
+const total = (stats: ShardStats[], name: string, labels: Record<string, string> = {}) =>
+  stats.reduce((n, s) => n + s.get(name, labels), 0);
 
 Deno.test("two shards on one UDP port: werift echotests end to end on both shards", opts, async () => {
   await withStack({ xrtc: TWO_SHARDS }, async ({ topo, xrtc, base }) => {
@@ -22,28 +41,27 @@ Deno.test("two shards on one UDP port: werift echotests end to end on both shard
     // Batches of 4 until both shards have owned a session (each client's tuple is hashed by the
     // kernel, so which shard gets it is chance: 24 clients leave a 1 in 8 million chance of one shard).
     let clients = 0;
-    const before = await xrtc.shards!.stats(); // shard 0's counters are the test process's own
+    const before = await shardStats(xrtc); // shard 0's counters are the test process's own
     const claimed = (s: ShardStats) =>
-      (s.counters.sessions_claimed ?? 0) -
-      (before.find((b) => b.shard === s.shard)?.counters.sessions_claimed ?? 0);
+      s.get(CLAIMED) - (before.find((b) => b.shard === s.shard)?.get(CLAIMED) ?? 0);
     let stats: ShardStats[] = [];
     while (clients < 24) {
       const batch = await Promise.all([0, 1, 2, 3].map((i) => runEchotest(topo, base, `s${clients + i}`)));
       clients += batch.length;
       for (const r of batch) assertEcho(topo, r);
-      stats = await xrtc.shards!.stats();
+      stats = await shardStats(xrtc);
       if (stats.every((s) => claimed(s) > 0)) break;
     }
     assert.equal(stats.length, 2, "both shards answered");
     for (const s of stats) {
       assert.ok(
-        (s.counters.sessions_claimed ?? 0) > 0,
+        s.get(CLAIMED) > 0,
         `shard ${s.shard} owned a session: ${JSON.stringify(stats)}`,
       );
     }
     assert.equal(stats.reduce((n, s) => n + claimed(s), 0), clients, "each session claimed exactly once");
     await waitFor("sessions released", async () => {
-      const now = await xrtc.shards!.stats();
+      const now = await shardStats(xrtc);
       return now.every((s) => s.sessions === 0 && s.specs === 0) || undefined;
     }, 10_000);
     assert.equal(xrtc.negotiator!.sessionCount, 0);
@@ -67,7 +85,7 @@ Deno.test(
         while (Date.now() < end) {
           const r = await Promise.race([sock.receive(buf).then(([d]) => d.slice()), sleep(end - Date.now())]);
           if (!r) return undefined;
-          if (r[0] <= 3) return parseStun(r);
+          if (r[0] <= 3 && !(r[0] === 0 && r[1] === 1)) return parseStun(r); // responses, not xRTC's own checks
         }
         return undefined;
       };
@@ -77,16 +95,17 @@ Deno.test(
           "forged checks from every tuple: no shard claims the session, none answers",
           async () => {
             // Shard 0's counters are the test process's own: compare with before.
-            const before = await xrtc.shards!.stats();
+            const before = await shardStats(xrtc);
             for (const sock of sockets) {
               await sock.send(signedCheck(s.ufrag, s.clientUfrag, "forged-password-123456789"), target);
             }
             const replies = await Promise.all(sockets.map((sock) => stunReply(sock, 500)));
             assert.ok(replies.every((r) => r === undefined), "no answer to a forged check");
-            const stats = await xrtc.shards!.stats();
-            const delta = (name: string) => total(stats, name) - total(before, name);
-            assert.equal(delta("stun_drop_bad_integrity"), 32);
-            assert.equal(delta("sessions_claimed"), 0);
+            const stats = await shardStats(xrtc);
+            const delta = (name: string, labels: Record<string, string> = {}) =>
+              total(stats, name, labels) - total(before, name, labels);
+            assert.equal(delta(DROPS, { reason: "check_bad_integrity" }), 32);
+            assert.equal(delta(CLAIMED), 0);
             assert.equal(stats.reduce((n, x) => n + x.sessions, 0), 0);
           },
         );
@@ -94,7 +113,7 @@ Deno.test(
         await t.step(
           "signed checks from every tuple: one owner answers them all, the rest handed over",
           async () => {
-            const before = await xrtc.shards!.stats();
+            const before = await shardStats(xrtc);
             for (const sock of sockets) await sock.send(signedCheck(s.ufrag, s.clientUfrag, s.pwd), target);
             const replies = await Promise.all(sockets.map((sock) => stunReply(sock)));
             for (const [i, r] of replies.entries()) {
@@ -106,16 +125,17 @@ Deno.test(
                 "XOR-MAPPED-ADDRESS is the tuple's own",
               );
             }
-            const stats = await xrtc.shards!.stats();
+            const stats = await shardStats(xrtc);
             const owners = stats.filter((x) => x.sessions === 1);
             assert.equal(owners.length, 1, `one owner: ${JSON.stringify(stats)}`);
             assert.equal(owners[0].boundTuples, 32, "every tuple is bound on the owner");
-            const delta = (name: string) => total(stats, name) - total(before, name);
-            assert.equal(delta("sessions_claimed"), 1);
-            assert.ok(delta("handoff_packets_out") > 0, "some tuples landed on the other shard");
+            const delta = (name: string, labels: Record<string, string> = {}) =>
+              total(stats, name, labels) - total(before, name, labels);
+            assert.equal(delta(CLAIMED), 1);
+            assert.ok(delta(HANDOFF, { direction: "out" }) > 0, "some tuples landed on the other shard");
             assert.equal(
-              delta("handoff_packets_in"),
-              delta("handoff_packets_out"),
+              delta(HANDOFF, { direction: "in" }),
+              delta(HANDOFF, { direction: "out" }),
               "every handed packet arrived",
             );
           },
@@ -124,28 +144,28 @@ Deno.test(
         await t.step(
           "media from a handed-over tuple reaches the owner; after hangup it is dropped",
           async () => {
-            const before = await xrtc.shards!.stats();
+            const before = await shardStats(xrtc);
             const srtp = crypto.getRandomValues(new Uint8Array(200)).map((b, i) => i === 0 ? 0x80 : b);
             for (const sock of sockets) await sock.send(srtp, target);
             await waitFor("handed-over media", async () => {
-              const now = await xrtc.shards!.stats();
-              return total(now, "handoff_packets_in") - total(before, "handoff_packets_in") ===
-                      total(now, "handoff_packets_out") - total(before, "handoff_packets_out") &&
-                  total(now, "handoff_packets_out") > total(before, "handoff_packets_out") || undefined;
+              const now = await shardStats(xrtc);
+              const d = (direction: string) =>
+                total(now, HANDOFF, { direction }) - total(before, HANDOFF, { direction });
+              return d("in") === d("out") && d("out") > 0 || undefined;
             }, 5_000);
             await fetch(`${base}/janus/${s.sid}`, {
               method: "POST",
               body: JSON.stringify({ janus: "destroy", transaction: "d" }),
             }).then((r) => r.body?.cancel());
             await waitFor("session ended on every shard", async () => {
-              const now = await xrtc.shards!.stats();
+              const now = await shardStats(xrtc);
               return now.every((x) => x.specs === 0 && x.sessions === 0) || undefined;
             }, 5_000);
-            const mid = total(await xrtc.shards!.stats(), "udp_drop_unknown_tuple");
+            const mid = total(await shardStats(xrtc), DROPS, { reason: "unknown_tuple" });
             for (const sock of sockets) await sock.send(srtp, target);
             await waitFor("dropped on both shards", async () => {
-              const now = await xrtc.shards!.stats();
-              return total(now, "udp_drop_unknown_tuple") - mid === 32 || undefined;
+              const now = await shardStats(xrtc);
+              return total(now, DROPS, { reason: "unknown_tuple" }) - mid === 32 || undefined;
             }, 5_000);
           },
         );

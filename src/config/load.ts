@@ -1,20 +1,29 @@
 // routes.yml loader: the seed's schema (services/proto/net/http), the original Go xRTC's spellings
-// (candidate_hosts), string booleans. Every error names file, YAML path, line and what was expected;
-// all errors are reported together. Unknown keys are warnings.
+// (candidate_hosts, a service-level port), string booleans, and xRTC's extensions (options, upstream
+// backends with health checks, the admin listener). Every error names file, YAML path, line and what was
+// expected; all errors are reported together. Unknown keys are warnings. Each section's keys and
+// defaults are in one table (schema.ts) that --check-config's effective configuration shows.
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
-import type {
-  Config,
-  HostPort,
-  HttpConfig,
-  IoBackend,
-  ListenerService,
-  NetConfig,
-  RouteConfig,
-  UpstreamService,
-  XrtcOptions,
+import {
+  type AdminService,
+  type Backend,
+  type Config,
+  type HealthConfig,
+  type HttpConfig,
+  type JanusTimers,
+  type Limits,
+  type ListenerService,
+  MAX_WORKERS,
+  type NetConfig,
+  type RouteConfig,
+  type UpstreamService,
+  type XrtcOptions,
 } from "./types.ts";
-import { parseDuration } from "./duration.ts";
-import { MAX_SHARDS } from "../ice/claims.ts";
+import { field, type Fields, Reader, readFields } from "./schema.ts";
+import { formatIp, parseCidr, parseHostPort } from "../io/address.ts";
+import { LEVELS } from "../telemetry/log.ts";
+
+export { parseHostPort };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -28,144 +37,179 @@ export interface LoadResult {
   warnings: string[];
 }
 
-export const DEFAULTS = {
-  dialTimeoutMs: 5_000,
-  // Janus holds a long-poll GET for 30 s: the header deadline must be longer.
-  responseHeaderTimeoutMs: 60_000,
-  idleConnTimeoutMs: 90_000,
-  keepaliveTimeoutMs: 30_000,
-  maxBodyBytes: 1024 * 1024,
-  consentTimeoutMs: 30_000,
-  maxSessions: 50_000,
-} as const;
+export const JANUS_FIELDS: Fields<JanusTimers> = {
+  session_timeout: field.duration("sessionTimeoutMs", 60_000),
+  reclaim_timeout: field.duration("reclaimTimeoutMs", 0),
+};
 
-class Reader {
-  errors: string[] = [];
-  warnings: string[] = [];
-  constructor(readonly file: string, readonly lines: LineCounter) {}
+export const LIMIT_FIELDS: Fields<Limits> = {
+  max_connections: field.int("maxConnections", 0, 0, 10_000_000),
+  max_connections_per_address: field.int("maxConnectionsPerAddress", 512, 1, 10_000_000),
+  max_janus_sessions: field.int("maxJanusSessions", 100_000, 1, 10_000_000),
+  janus_sessions_per_address: field.int("janusSessionsPerAddress", 1_000, 1, 10_000_000),
+  janus_session_rate_per_address: field.int("janusSessionRatePerAddress", 20, 1, 1_000_000),
+  ice_sessions_per_address: field.int("iceSessionsPerAddress", 1_000, 1, 10_000_000),
+  handles_per_session: field.int("handlesPerSession", 64, 1, 10_000),
+  in_flight_per_websocket: field.int("inFlightPerWebSocket", 256, 1, 100_000),
+  trusted_proxies: {
+    read: (r, path, node, t) => {
+      t.trustedProxies = [];
+      r.stringList(path, node).forEach((text, i) => {
+        const c = parseCidr(text);
+        if (c) t.trustedProxies.push(c);
+        else r.error(`${path}[${i}]`, node, 'expected an address or CIDR block ("10.0.0.0/8", "fd00::/8")');
+      });
+    },
+    show: (t) => t.trustedProxies.map((c) => `${formatIp(c.bytes)}/${c.bits}`),
+  },
+};
 
-  #where(path: string, node: Node | null | undefined): string {
-    const offset = node?.range?.[0];
-    const line = offset === undefined ? "" : `:${this.lines.linePos(offset).line}`;
-    return `${this.file}${line}: ${path}`;
-  }
-  error(path: string, node: Node | null | undefined, message: string): void {
-    this.errors.push(`${this.#where(path, node)}: ${message}`);
-  }
-  warn(path: string, node: Node | null | undefined, message: string): void {
-    this.warnings.push(`${this.#where(path, node)}: ${message}`);
-  }
-
-  map(path: string, node: Node | null | undefined, known: readonly string[]): YAMLMap | undefined {
-    if (node === null || node === undefined) return undefined;
-    if (!isMap(node)) {
-      this.error(path, node, "expected a mapping");
-      return undefined;
-    }
-    for (const item of node.items) {
-      const key = isScalar(item.key) ? String(item.key.value) : String(item.key);
-      if (!known.includes(key)) this.warn(`${path}.${key}`, item.key as Node, "unknown key, ignored");
-    }
-    return node;
-  }
-
-  get(map: YAMLMap | undefined, key: string): Node | undefined {
-    if (!map) return undefined;
-    for (const item of map.items) {
-      if (isScalar(item.key) && String(item.key.value) === key) {
-        return (item.value ?? undefined) as Node | undefined;
+export const OPTION_FIELDS: Fields<XrtcOptions> = {
+  io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "deno"),
+  consent_timeout: field.duration("consentTimeoutMs", 30_000),
+  max_sessions: field.int("maxSessions", 50_000, 1, 10_000_000),
+  // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).
+  workers: {
+    read: (r, path, node, t) => {
+      if (node !== undefined && isScalar(node) && node.value === "auto") {
+        t.workers = Math.min(MAX_WORKERS, navigator.hardwareConcurrency || 1);
+      } else t.workers = r.int(path, node, 1, 1, MAX_WORKERS);
+      if (t.workers > 1 && t.ioBackend === "deno") {
+        r.error(path, node, "more than one worker needs io_backend: ffi or auto (SO_REUSEPORT)");
       }
-    }
-    return undefined;
-  }
+    },
+    show: (t) => t.workers,
+  },
+  log_level: field.oneOf("logLevel", LEVELS, "info"),
+  limits: {
+    read: (r, path, node, t) => readFields(r, path, node, LIMIT_FIELDS, t.limits),
+    show: (t) => showSection(LIMIT_FIELDS, t.limits),
+  },
+  janus: {
+    read: (r, path, node, t) => readFields(r, path, node, JANUS_FIELDS, t.janus),
+    show: (t) => showSection(JANUS_FIELDS, t.janus),
+  },
+};
 
-  string(path: string, node: Node | undefined): string | undefined {
-    if (node === undefined || (isScalar(node) && node.value === null)) return undefined;
-    if (!isScalar(node) || typeof node.value === "object") {
-      this.error(path, node, "expected a string");
-      return undefined;
-    }
-    return String(node.value);
-  }
+function showSection<T>(fields: Fields<T>, t: T): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, f.show(t)]));
+}
 
-  bool(path: string, node: Node | undefined, fallback: boolean): boolean {
-    if (node === undefined || (isScalar(node) && node.value === null)) return fallback;
-    if (isScalar(node)) {
-      if (typeof node.value === "boolean") return node.value;
-      if (node.value === "true") return true;
-      if (node.value === "false") return false;
-    }
-    this.error(path, node, 'expected a boolean (true/false, or the strings "true"/"false")');
-    return fallback;
-  }
-
-  int(path: string, node: Node | undefined, fallback: number, min: number, max: number): number {
-    if (node === undefined) return fallback;
-    const v = isScalar(node) ? Number(node.value) : NaN;
-    if (!Number.isInteger(v) || v < min || v > max) {
-      this.error(path, node, `expected an integer from ${min} to ${max}`);
-      return fallback;
-    }
-    return v;
-  }
-
-  duration(path: string, node: Node | undefined, fallback: number): number {
-    if (node === undefined) return fallback;
-    const text = isScalar(node) ? String(node.value) : "";
-    const ms = parseDuration(text);
-    if (ms === undefined) {
-      this.error(
-        path,
-        node,
-        'expected a duration such as "10s", "100ms", "1m30s" (a bare number is milliseconds)',
+export const HTTP_FIELDS: Fields<HttpConfig> = {
+  servername: {
+    read: (r, path, node, t) => {
+      t.servernames = r.stringList(path, node).filter((s) => s !== "_" && s !== "").map((s) =>
+        s.toLowerCase()
       );
-      return fallback;
-    }
-    return ms;
-  }
+    },
+    show: (t) => t.servernames.length ? t.servernames : "_",
+  },
+  root: field.optionalString("root"),
+  dial_timeout: field.duration("dialTimeoutMs", 5_000),
+  // Janus holds a long-poll GET for 30 s: the header deadline must be longer.
+  response_header_timeout: field.duration("responseHeaderTimeoutMs", 60_000),
+  idle_conn_timeout: field.duration("idleConnTimeoutMs", 90_000),
+  keepalive_timeout: field.duration("keepaliveTimeoutMs", 30_000),
+  header_timeout: field.duration("headerTimeoutMs", 10_000),
+  body_timeout: field.duration("bodyTimeoutMs", 30_000),
+  max_body_bytes: field.int("maxBodyBytes", 1024 * 1024, 1024, 1 << 30),
+  routes: {
+    read: (r, path, node, t) => t.routes = readRoutes(r, path, node),
+    show: (t) => Object.fromEntries(t.routes.map((route) => [route.tag, showSection(ROUTE_FIELDS, route)])),
+  },
+};
 
-  stringList(path: string, node: Node | undefined): string[] {
-    if (node === undefined || (isScalar(node) && node.value === null)) return [];
-    if (isScalar(node)) {
-      const s = this.string(path, node);
-      return s === undefined ? [] : [s];
-    }
-    if (!isSeq(node)) {
-      this.error(path, node, "expected a list of strings");
-      return [];
-    }
-    const out: string[] = [];
-    node.items.forEach((item, i) => {
-      const s = this.string(`${path}[${i}]`, item as Node);
-      if (s !== undefined) out.push(s);
-    });
-    return out;
-  }
-}
+export const ROUTE_FIELDS: Fields<RouteConfig> = {
+  upstream: {
+    read: (r, path, node, route) => {
+      const up = r.string(path, node);
+      if (up === undefined) {
+        r.error(path, node, 'expected "http://<upstream service name>" or a server URL');
+        return;
+      }
+      let url: URL | undefined;
+      try {
+        url = new URL(up);
+      } catch { /* below */ }
+      if (!url || !/^(https?|wss?):$/.test(url.protocol)) {
+        r.error(path, node, 'expected "http://<upstream service name>" or an http(s)/ws(s) URL');
+      } else if (
+        !url.port && !url.hostname.includes(".") && url.hostname !== "localhost" &&
+        !url.hostname.includes(":") &&
+        !url.hostname.includes("[")
+      ) {
+        route.upstreamService = url.hostname; // "http://janus" names the service "janus"
+      } else route.upstreamUrl = up.replace(/\/$/, "");
+    },
+    show: (route) =>
+      route.upstreamService !== undefined ? `http://${route.upstreamService}` : route.upstreamUrl,
+  },
+  icedirect: field.bool("icedirect", false),
+  icetcp: field.bool("icetcp", false),
+  hosts: {
+    read: (r, path, node, route) => route.hosts = r.stringList(path, node).map((h) => h.toLowerCase()),
+    show: (route) => route.hosts,
+  },
+  protos: {
+    read: (r, path, node, route) => {
+      route.protos = r.stringList(path, node);
+      route.protos.forEach((p, i) => {
+        if (p !== "http" && !/^wss?(@[\w.-]+)?$/.test(p)) {
+          r.error(`${path}[${i}]`, node, 'expected "http", "ws" or "ws@<subprotocol>"');
+        }
+      });
+    },
+    show: (route) => route.protos,
+  },
+  paths: {
+    read: (r, path, node, route) => {
+      route.paths = r.stringList(path, node);
+      route.paths.forEach((p, i) => {
+        if (!p.startsWith("/")) r.error(`${path}[${i}]`, node, 'expected a path prefix starting with "/"');
+      });
+    },
+    show: (route) => route.paths,
+  },
+};
 
-/** "ip:port", ":port", "[v6]:port". */
-export function parseHostPort(text: string): HostPort | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1] ?? m[2] ?? "", port };
-}
+export const HEALTH_FIELDS: Fields<HealthConfig> = {
+  interval: field.duration("intervalMs", 5_000),
+  timeout: field.duration("timeoutMs", 2_000),
+  fall: field.int("fall", 2, 1, 100),
+  rise: field.int("rise", 1, 1, 100),
+};
 
-const SERVICE_KEYS = ["proto", "net", "enable_http", "http", "mode", "servers", "port", "addr"];
-const NET_KEYS = ["addr", "tls_crt_file", "tls_key_file", "enable_ice", "candidate_ips", "candidate_hosts"];
-const HTTP_KEYS = [
-  "servername",
-  "root",
-  "dial_timeout",
-  "response_header_timeout",
-  "idle_conn_timeout",
-  "keepalive_timeout",
-  "max_body_bytes",
-  "routes",
+const SERVICE_KEYS = [
+  "proto",
+  "net",
+  "enable_http",
+  "http",
+  "mode",
+  "servers",
+  "backends",
+  "health",
+  "port",
+  "addr",
+  "token",
+  "token_file",
 ];
-const ROUTE_KEYS = ["upstream", "icedirect", "icetcp", "hosts", "protos", "paths"];
-const OPTION_KEYS = ["io_backend", "consent_timeout", "max_sessions", "workers"];
+const NET_KEYS = ["addr", "tls_crt_file", "tls_key_file", "enable_ice", "candidate_ips", "candidate_hosts"];
+const BACKEND_KEYS = ["name", "http", "ws"];
+const PLACEMENTS = ["rr", "random", "least_sessions"] as const;
+
+export function defaultOptions(): XrtcOptions {
+  return readDefaults(OPTION_FIELDS, {
+    limits: readDefaults(LIMIT_FIELDS, {} as Limits),
+    janus: readDefaults(JANUS_FIELDS, {} as JanusTimers),
+  } as XrtcOptions);
+}
+
+/** A section with every field at its default. */
+function readDefaults<T>(fields: Fields<T>, target: T): T {
+  const r = new Reader("(defaults)", new LineCounter());
+  for (const [key, f] of Object.entries(fields)) f.read(r, key, undefined, target);
+  return target;
+}
 
 export function loadConfigText(text: string, file: string): LoadResult {
   const lines = new LineCounter();
@@ -179,40 +223,11 @@ export function loadConfigText(text: string, file: string): LoadResult {
 
   const root = r.map("(root)", doc.contents as Node, ["services", "options"]);
   if (!root) throw new ConfigError([`${file}: (root): expected a mapping with a "services" key`]);
-  const optionsNode = r.map("options", r.get(root, "options"), OPTION_KEYS);
-  const backendText = r.string("options.io_backend", r.get(optionsNode, "io_backend")) ?? "deno";
-  if (backendText !== "deno" && backendText !== "ffi") {
-    r.error("options.io_backend", r.get(optionsNode, "io_backend"), 'expected "deno" or "ffi"');
-  }
-  const options: XrtcOptions = {
-    ioBackend: (backendText === "ffi" ? "ffi" : "deno") as IoBackend,
-    consentTimeoutMs: r.duration(
-      "options.consent_timeout",
-      r.get(optionsNode, "consent_timeout"),
-      DEFAULTS.consentTimeoutMs,
-    ),
-    maxSessions: r.int(
-      "options.max_sessions",
-      r.get(optionsNode, "max_sessions"),
-      DEFAULTS.maxSessions,
-      1,
-      10_000_000,
-    ),
-    workers: 1,
-  };
-  // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).
-  const workersNode = r.get(optionsNode, "workers");
-  if (workersNode !== undefined && isScalar(workersNode) && workersNode.value === "auto") {
-    options.workers = Math.min(MAX_SHARDS, navigator.hardwareConcurrency || 1);
-  } else {
-    options.workers = r.int("options.workers", workersNode, 1, 1, MAX_SHARDS);
-  }
-  if (options.workers > 1 && options.ioBackend !== "ffi") {
-    r.error("options.workers", workersNode, "more than one worker needs io_backend: ffi (SO_REUSEPORT)");
-  }
+  const options = defaultOptions();
+  readFields(r, "options", r.get(root, "options"), OPTION_FIELDS, options);
 
   const servicesNode = r.get(root, "services");
-  const services = servicesNode === undefined ? undefined : isMap(servicesNode) ? servicesNode : undefined;
+  const services = servicesNode !== undefined && isMap(servicesNode) ? servicesNode : undefined;
   if (!services) {
     r.error(
       "services",
@@ -224,6 +239,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
 
   const upstreams = new Map<string, UpstreamService>();
   const listeners: ListenerService[] = [];
+  let admin: AdminService | undefined;
   for (const item of services.items) {
     const name = isScalar(item.key) ? String(item.key.value) : "";
     const path = `services.${name}`;
@@ -234,103 +250,17 @@ export function loadConfigText(text: string, file: string): LoadResult {
     }
     const protoNode = r.get(svc, "proto");
     const proto = r.string(`${path}.proto`, protoNode);
-    if (proto === "upstream") {
-      const modeNode = r.get(svc, "mode");
-      const mode = r.string(`${path}.mode`, modeNode) ?? "rr";
-      if (mode !== "rr" && mode !== "random") r.error(`${path}.mode`, modeNode, 'expected "rr" or "random"');
-      const serversNode = r.get(svc, "servers");
-      const servers = r.stringList(`${path}.servers`, serversNode);
-      const httpServers: string[] = [], wsServers: string[] = [];
-      servers.forEach((s, i) => {
-        let url: URL | undefined;
-        try {
-          url = new URL(s);
-        } catch { /* reported below */ }
-        if (url && (url.protocol === "http:" || url.protocol === "https:")) {
-          httpServers.push(s.replace(/\/$/, ""));
-        } else if (url && (url.protocol === "ws:" || url.protocol === "wss:")) {
-          wsServers.push(s.replace(/\/$/, ""));
-        } else {
-          r.error(
-            `${path}.servers[${i}]`,
-            isSeq(serversNode) ? serversNode.items[i] as Node : serversNode,
-            "expected an http(s):// or ws(s):// URL",
-          );
-        }
-      });
-      if (servers.length === 0) {
-        r.error(`${path}.servers`, serversNode ?? svc, "expected at least one server URL");
+    if (proto === "upstream") upstreams.set(name, readUpstream(r, path, name, svc));
+    else if (proto === "admin") {
+      if (admin) {
+        r.error(`${path}.proto`, protoNode, `only one admin service, and services.${admin.name} is one`);
       }
-      upstreams.set(name, {
-        name,
-        proto: "upstream",
-        mode: mode === "random" ? "random" : "rr",
-        httpServers,
-        wsServers,
-      });
-      continue;
+      admin = readAdmin(r, path, name, svc);
+    } else if (proto === "http" || proto === "tcp" || proto === "udp") {
+      listeners.push(readListener(r, path, name, proto, svc));
+    } else {
+      r.error(`${path}.proto`, protoNode ?? svc, 'expected one of "upstream", "http", "tcp", "udp", "admin"');
     }
-    if (proto !== "http" && proto !== "tcp" && proto !== "udp") {
-      r.error(`${path}.proto`, protoNode ?? svc, 'expected one of "upstream", "http", "tcp", "udp"');
-      continue;
-    }
-    const netNode = r.map(`${path}.net`, r.get(svc, "net"), NET_KEYS);
-    // The Go xRTC wrote the port at service level ("port: :6443" or "addr:").
-    const addrNode = r.get(netNode, "addr") ?? r.get(svc, "addr") ?? r.get(svc, "port");
-    const addrText = r.string(`${path}.net.addr`, addrNode);
-    const addr = addrText === undefined ? undefined : parseHostPort(addrText);
-    if (!addr) {
-      r.error(
-        `${path}.net.addr`,
-        addrNode ?? svc,
-        'expected a listen address "ip:port" or ":port" (port 1-65535)',
-      );
-    }
-    const crtNode = r.get(netNode, "tls_crt_file"), keyNode = r.get(netNode, "tls_key_file");
-    const net: NetConfig = {
-      addr: addr ?? { host: "", port: 0 },
-      tlsCrtFile: r.string(`${path}.net.tls_crt_file`, crtNode),
-      tlsKeyFile: r.string(`${path}.net.tls_key_file`, keyNode),
-      enableIce: r.bool(`${path}.net.enable_ice`, r.get(netNode, "enable_ice"), proto !== "http"),
-      candidateIps: [
-        ...r.stringList(`${path}.net.candidate_ips`, r.get(netNode, "candidate_ips")),
-        ...r.stringList(`${path}.net.candidate_hosts`, r.get(netNode, "candidate_hosts")),
-      ],
-    };
-    if ((net.tlsCrtFile === undefined) !== (net.tlsKeyFile === undefined)) {
-      r.error(`${path}.net`, netNode, "tls_crt_file and tls_key_file must be set together");
-    }
-    if (proto === "udp" && (net.tlsCrtFile || net.tlsKeyFile)) {
-      r.warn(`${path}.net`, netNode, "TLS files are ignored on a udp service");
-    }
-    if (proto === "http" && net.enableIce && r.get(netNode, "enable_ice") !== undefined) {
-      r.warn(
-        `${path}.net.enable_ice`,
-        r.get(netNode, "enable_ice"),
-        "enable_ice is only used by udp and tcp services",
-      );
-    }
-    if (proto !== "http" && net.enableIce && net.candidateIps.length === 0) {
-      r.error(
-        `${path}.net.candidate_ips`,
-        netNode ?? svc,
-        "enable_ice needs at least one candidate IP or host name (the address clients reach)",
-      );
-    }
-    if (addr && proto !== "http" && net.enableIce && RESTRICTED_BROWSER_PORTS.has(addr.port)) {
-      r.warn(
-        `${path}.net.addr`,
-        addrNode,
-        `port ${addr.port} is on Chromium's restricted port list: browsers will refuse ICE candidates on it`,
-      );
-    }
-    const enableHttpNode = r.get(svc, "enable_http");
-    const enableHttp = proto === "http" ? true : r.bool(`${path}.enable_http`, enableHttpNode, false);
-    if (proto === "udp" && enableHttpNode !== undefined) {
-      r.warn(`${path}.enable_http`, enableHttpNode, "enable_http is only used by tcp services");
-    }
-    const http = readHttp(r, `${path}.http`, r.get(svc, "http"));
-    listeners.push({ name, proto, net, enableHttp, http });
   }
 
   // Cross references: route upstreams, duplicate listen addresses.
@@ -344,120 +274,252 @@ export function loadConfigText(text: string, file: string): LoadResult {
     }
   }
   const seen = new Map<string, string>();
-  for (const l of listeners) {
-    const key = `${l.proto === "udp" ? "udp" : "tcp"}/${l.net.addr.host}:${l.net.addr.port}`;
-    if (l.net.addr.port && seen.has(key)) {
+  const taken = [
+    ...listeners.map((l) => ({
+      name: l.name,
+      key: `${l.proto === "udp" ? "udp" : "tcp"}/${l.net.addr.host}:${l.net.addr.port}`,
+      port: l.net.addr.port,
+    })),
+    ...(admin
+      ? [{ name: admin.name, key: `tcp/${admin.addr.host}:${admin.addr.port}`, port: admin.addr.port }]
+      : []),
+  ];
+  for (const t of taken) {
+    if (t.port && seen.has(t.key)) {
       r.errors.push(
-        `${file}: services.${l.name}.net.addr: ${key} is already used by services.${seen.get(key)}`,
+        `${file}: services.${t.name}.net.addr: ${t.key} is already used by services.${seen.get(t.key)}`,
       );
     }
-    seen.set(key, l.name);
+    seen.set(t.key, t.name);
   }
   if (listeners.length === 0) {
     r.errors.push(`${file}: services: expected at least one http, tcp or udp service`);
   }
   if (r.errors.length) throw new ConfigError(r.errors);
-  return { config: { file, options, upstreams, listeners }, warnings: r.warnings };
+  // A relative http.root is relative to the config file.
+  const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
+  for (const l of listeners) {
+    if (l.http.root && !l.http.root.startsWith("/")) l.http.root = `${dir}/${l.http.root}`;
+  }
+  return { config: { file, options, upstreams, listeners, admin }, warnings: r.warnings };
 }
 
-function readHttp(r: Reader, path: string, node: Node | undefined): HttpConfig {
-  const m = r.map(path, node, HTTP_KEYS);
-  const servername = r.stringList(`${path}.servername`, r.get(m, "servername"));
-  const http: HttpConfig = {
-    servernames: servername.filter((s) => s !== "_" && s !== "").map((s) => s.toLowerCase()),
-    root: r.string(`${path}.root`, r.get(m, "root")),
-    dialTimeoutMs: r.duration(`${path}.dial_timeout`, r.get(m, "dial_timeout"), DEFAULTS.dialTimeoutMs),
-    responseHeaderTimeoutMs: r.duration(
-      `${path}.response_header_timeout`,
-      r.get(m, "response_header_timeout"),
-      DEFAULTS.responseHeaderTimeoutMs,
-    ),
-    idleConnTimeoutMs: r.duration(
-      `${path}.idle_conn_timeout`,
-      r.get(m, "idle_conn_timeout"),
-      DEFAULTS.idleConnTimeoutMs,
-    ),
-    keepaliveTimeoutMs: r.duration(
-      `${path}.keepalive_timeout`,
-      r.get(m, "keepalive_timeout"),
-      DEFAULTS.keepaliveTimeoutMs,
-    ),
-    maxBodyBytes: r.int(
-      `${path}.max_body_bytes`,
-      r.get(m, "max_body_bytes"),
-      DEFAULTS.maxBodyBytes,
-      1024,
-      1 << 30,
-    ),
-    routes: [],
-  };
-  const routesNode = r.get(m, "routes");
-  if (routesNode !== undefined && !isMap(routesNode)) {
-    r.error(`${path}.routes`, routesNode, "expected a mapping of route tags to routes");
+function readUpstream(r: Reader, path: string, name: string, svc: YAMLMap): UpstreamService {
+  const modeNode = r.get(svc, "mode");
+  const mode = r.string(`${path}.mode`, modeNode) ?? "rr";
+  if (!PLACEMENTS.includes(mode as typeof PLACEMENTS[number])) {
+    r.error(`${path}.mode`, modeNode, `expected one of ${PLACEMENTS.map((p) => `"${p}"`).join(", ")}`);
   }
-  if (routesNode !== undefined && isMap(routesNode)) {
-    for (const item of routesNode.items) {
-      const tag = isScalar(item.key) ? String(item.key.value) : "";
-      const rp = `${path}.routes.${tag}`;
-      const rm = r.map(rp, item.value as Node, ROUTE_KEYS);
-      if (!rm) {
-        r.error(rp, (item.value ?? item.key) as Node, "expected a route mapping");
-        continue;
-      }
-      const upNode = r.get(rm, "upstream");
-      const up = r.string(`${rp}.upstream`, upNode);
-      const route: RouteConfig = {
-        tag,
-        icedirect: r.bool(`${rp}.icedirect`, r.get(rm, "icedirect"), false),
-        icetcp: r.bool(`${rp}.icetcp`, r.get(rm, "icetcp"), false),
-        hosts: r.stringList(`${rp}.hosts`, r.get(rm, "hosts")).map((h) => h.toLowerCase()),
-        protos: r.stringList(`${rp}.protos`, r.get(rm, "protos")),
-        paths: r.stringList(`${rp}.paths`, r.get(rm, "paths")),
-      };
-      if (up === undefined) {
-        r.error(`${rp}.upstream`, upNode ?? rm, 'expected "http://<upstream service name>" or a server URL');
-      } else {
-        let url: URL | undefined;
-        try {
-          url = new URL(up);
-        } catch { /* below */ }
-        if (!url || !/^(https?|wss?):$/.test(url.protocol)) {
-          r.error(
-            `${rp}.upstream`,
-            upNode,
-            'expected "http://<upstream service name>" or an http(s)/ws(s) URL',
-          );
-        } else if (
-          !url.port && !url.hostname.includes(".") && url.hostname !== "localhost" &&
-          !url.hostname.includes(":")
-        ) {
-          route.upstreamService = url.hostname; // "http://janus" names the service "janus"
-        } else route.upstreamUrl = up.replace(/\/$/, "");
-      }
-      route.protos.forEach((p, i) => {
-        if (p !== "http" && !/^wss?(@[\w.-]+)?$/.test(p)) {
-          r.error(`${rp}.protos[${i}]`, r.get(rm, "protos"), 'expected "http", "ws" or "ws@<subprotocol>"');
+  const health = readDefaults(HEALTH_FIELDS, {} as HealthConfig);
+  readFields(r, `${path}.health`, r.get(svc, "health"), HEALTH_FIELDS, health);
+  const backends: Backend[] = [];
+  const pairing: string[] = [];
+  const backendsNode = r.get(svc, "backends");
+  if (backendsNode !== undefined) {
+    if (!isSeq(backendsNode)) {
+      r.error(`${path}.backends`, backendsNode, "expected a list of backends (name, http, ws)");
+    } else {
+      backendsNode.items.forEach((item, i) => {
+        const bp = `${path}.backends[${i}]`;
+        const m = r.map(bp, item as Node, BACKEND_KEYS);
+        if (!m) return r.error(bp, item as Node, "expected a mapping with name, http and ws");
+        const http = checkUrl(r, `${bp}.http`, r.get(m, "http"), ["http:", "https:"]);
+        const ws = checkUrl(r, `${bp}.ws`, r.get(m, "ws"), ["ws:", "wss:"]);
+        if (http && ws) {
+          const bname = r.string(`${bp}.name`, r.get(m, "name")) ?? new URL(http).host;
+          backends.push({ name: bname, httpUrl: http, wsUrl: ws });
         }
       });
-      route.paths.forEach((p, i) => {
-        if (!p.startsWith("/")) {
-          r.error(`${rp}.paths[${i}]`, r.get(rm, "paths"), 'expected a path prefix starting with "/"');
-        }
-      });
-      if (route.icetcp && !route.icedirect) {
-        r.warn(
-          `${rp}.icetcp`,
-          r.get(rm, "icetcp"),
-          "icetcp only applies with icedirect: true (the half proxy's Janus leg is UDP)",
-        );
-      }
-      http.routes.push(route);
     }
   }
-  return http;
+  const serversNode = r.get(svc, "servers");
+  if (serversNode !== undefined) backends.push(...pairServers(r, path, serversNode, pairing));
+  if (backends.length === 0) {
+    r.error(`${path}.servers`, serversNode ?? svc, "expected at least one server URL");
+  }
+  const names = new Set<string>();
+  for (const b of backends) {
+    if (names.has(b.name)) {
+      r.error(`${path}.backends`, backendsNode ?? serversNode, `backend name "${b.name}" is used twice`);
+    }
+    names.add(b.name);
+  }
+  return { name, proto: "upstream", mode: mode as UpstreamService["mode"], backends, health, pairing };
 }
 
-/** Chromium's restricted ports (net/base/port_util.cc); ICE candidates on them are refused. */
+function checkUrl(r: Reader, path: string, node: Node | undefined, protocols: string[]): string | undefined {
+  const text = r.string(path, node);
+  let url: URL | undefined;
+  try {
+    url = text === undefined ? undefined : new URL(text);
+  } catch { /* below */ }
+  if (!url || !protocols.includes(url.protocol)) {
+    r.error(path, node, `expected a ${protocols.map((p) => p.slice(0, -1)).join(" or ")} URL`);
+    return undefined;
+  }
+  return text!.replace(/\/$/, "");
+}
+
+/** The seed's `servers:` list holds HTTP and WS URLs apart: one Janus is the pair with the same host, in
+ * order. A URL without a partner gets the other API at Janus's default port on the same host. */
+function pairServers(r: Reader, path: string, node: Node, pairing: string[]): Backend[] {
+  const servers = r.stringList(`${path}.servers`, node);
+  const http: URL[] = [], ws: URL[] = [];
+  servers.forEach((s, i) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(s);
+    } catch { /* reported below */ }
+    if (url && (url.protocol === "http:" || url.protocol === "https:")) http.push(url);
+    else if (url && (url.protocol === "ws:" || url.protocol === "wss:")) ws.push(url);
+    else {r.error(
+        `${path}.servers[${i}]`,
+        isSeq(node) ? node.items[i] as Node : node,
+        "expected an http(s):// or ws(s):// URL",
+      );}
+  });
+  const text = (u: URL) => u.href.replace(/\/$/, "");
+  const out: Backend[] = [];
+  const wsLeft = [...ws];
+  for (const h of http) {
+    const i = wsLeft.findIndex((w) => w.hostname === h.hostname);
+    const partner = i >= 0 ? wsLeft.splice(i, 1)[0] : undefined;
+    const wsUrl = partner
+      ? text(partner)
+      : `${h.protocol === "https:" ? "wss" : "ws"}://${h.hostname}:8188${h.pathname.replace(/\/$/, "")}`;
+    out.push({ name: h.host, httpUrl: text(h), wsUrl });
+    pairing.push(
+      `${text(h)} + ${wsUrl}${partner ? "" : " (no ws server on this host: Janus's default port assumed)"}`,
+    );
+  }
+  for (const w of wsLeft) {
+    const httpUrl = `${w.protocol === "wss:" ? "https" : "http"}://${w.hostname}:8088`;
+    out.push({ name: w.host, httpUrl, wsUrl: text(w) });
+    pairing.push(`${httpUrl} + ${text(w)} (no http server on this host: Janus's default port assumed)`);
+  }
+  return out;
+}
+
+function readListener(
+  r: Reader,
+  path: string,
+  name: string,
+  proto: "http" | "tcp" | "udp",
+  svc: YAMLMap,
+): ListenerService {
+  const netNode = r.map(`${path}.net`, r.get(svc, "net"), NET_KEYS);
+  // The Go xRTC wrote the port at service level ("port: :6443" or "addr:").
+  const addrNode = r.get(netNode, "addr") ?? r.get(svc, "addr") ?? r.get(svc, "port");
+  const addr = readAddr(r, `${path}.net.addr`, addrNode ?? svc, addrNode);
+  const crtNode = r.get(netNode, "tls_crt_file"), keyNode = r.get(netNode, "tls_key_file");
+  const net: NetConfig = {
+    addr: addr ?? { host: "", port: 0 },
+    tlsCrtFile: r.string(`${path}.net.tls_crt_file`, crtNode),
+    tlsKeyFile: r.string(`${path}.net.tls_key_file`, keyNode),
+    enableIce: r.bool(`${path}.net.enable_ice`, r.get(netNode, "enable_ice"), proto !== "http"),
+    candidateIps: [
+      ...r.stringList(`${path}.net.candidate_ips`, r.get(netNode, "candidate_ips")),
+      ...r.stringList(`${path}.net.candidate_hosts`, r.get(netNode, "candidate_hosts")),
+    ],
+  };
+  if ((net.tlsCrtFile === undefined) !== (net.tlsKeyFile === undefined)) {
+    r.error(`${path}.net`, netNode, "tls_crt_file and tls_key_file must be set together");
+  }
+  if (proto === "udp" && (net.tlsCrtFile || net.tlsKeyFile)) {
+    r.warn(`${path}.net`, netNode, "TLS files are ignored on a udp service");
+  }
+  if (proto === "http" && net.enableIce && r.get(netNode, "enable_ice") !== undefined) {
+    r.warn(
+      `${path}.net.enable_ice`,
+      r.get(netNode, "enable_ice"),
+      "enable_ice is only used by udp and tcp services",
+    );
+  }
+  if (proto !== "http" && net.enableIce && net.candidateIps.length === 0) {
+    r.error(
+      `${path}.net.candidate_ips`,
+      netNode ?? svc,
+      "enable_ice needs at least one candidate IP or host name (the address clients reach)",
+    );
+  }
+  if (addr && proto !== "http" && net.enableIce && RESTRICTED_BROWSER_PORTS.has(addr.port)) {
+    r.warn(
+      `${path}.net.addr`,
+      addrNode,
+      `port ${addr.port} is on Chromium's restricted port list: browsers will refuse ICE candidates on it`,
+    );
+  }
+  const enableHttpNode = r.get(svc, "enable_http");
+  const enableHttp = proto === "http" ? true : r.bool(`${path}.enable_http`, enableHttpNode, false);
+  if (proto === "udp" && enableHttpNode !== undefined) {
+    r.warn(`${path}.enable_http`, enableHttpNode, "enable_http is only used by tcp services");
+  }
+  const http = {} as HttpConfig;
+  readFields(r, `${path}.http`, r.get(svc, "http"), HTTP_FIELDS, http);
+  return { name, proto, net, enableHttp, http };
+}
+
+function readAddr(r: Reader, path: string, at: Node, node: Node | undefined) {
+  const text = r.string(path, node);
+  const addr = text === undefined ? undefined : parseHostPort(text);
+  if (!addr) r.error(path, at, 'expected a listen address "ip:port" or ":port" (port 1-65535)');
+  return addr;
+}
+
+function readAdmin(r: Reader, path: string, name: string, svc: YAMLMap): AdminService {
+  const netNode = r.map(`${path}.net`, r.get(svc, "net"), ["addr"]);
+  const addrNode = r.get(netNode, "addr") ?? r.get(svc, "addr");
+  const addr = addrNode === undefined
+    ? { host: "127.0.0.1", port: 9090 }
+    : readAddr(r, `${path}.net.addr`, addrNode, addrNode);
+  let token = r.string(`${path}.token`, r.get(svc, "token"));
+  const tokenFile = r.string(`${path}.token_file`, r.get(svc, "token_file"));
+  if (tokenFile !== undefined) {
+    try {
+      token = Deno.readTextFileSync(tokenFile).trim();
+    } catch (e) {
+      r.error(
+        `${path}.token_file`,
+        r.get(svc, "token_file"),
+        `cannot read: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+  }
+  if (token !== undefined && token.length < 16) {
+    r.error(`${path}.token`, r.get(svc, "token"), "expected a token of at least 16 characters");
+  }
+  return { name, proto: "admin", addr: addr ?? { host: "127.0.0.1", port: 9090 }, token };
+}
+
+function readRoutes(r: Reader, path: string, node: Node | undefined): RouteConfig[] {
+  const out: RouteConfig[] = [];
+  if (node === undefined) return out;
+  if (!isMap(node)) {
+    r.error(`${path}`, node, "expected a mapping of route tags to routes");
+    return out;
+  }
+  for (const item of node.items) {
+    const tag = isScalar(item.key) ? String(item.key.value) : "";
+    const rp = `${path}.${tag}`;
+    if (!isMap(item.value as Node)) {
+      r.error(rp, (item.value ?? item.key) as Node, "expected a route mapping");
+      continue;
+    }
+    const route = { tag } as RouteConfig;
+    readFields(r, rp, item.value as Node, ROUTE_FIELDS, route);
+    if (route.icetcp && !route.icedirect) {
+      r.warn(
+        `${rp}.icetcp`,
+        r.get(item.value as YAMLMap, "icetcp"),
+        "icetcp only applies with icedirect: true (the half proxy's Janus leg is UDP)",
+      );
+    }
+    out.push(route);
+  }
+  return out;
+}
+
+/** Chromium's restricted ports (its net/base/port_util.cc); ICE candidates on them are refused. */
 export const RESTRICTED_BROWSER_PORTS = new Set([
   1,
   7,

@@ -54,7 +54,7 @@ Deno.test("the shipped routes.yml is valid and has one udp, one tcp and one http
   );
   assert.deepEqual(warnings, []);
   assert.deepEqual(config.listeners.map((l) => l.proto), ["udp", "tcp", "http"]);
-  assert.equal(config.upstreams.get("janus")?.httpServers[0], "http://127.0.0.1:8088");
+  assert.equal(config.upstreams.get("janus")?.backends[0].httpUrl, "http://127.0.0.1:8088");
   const route = config.listeners[2].http.routes[0];
   assert.equal(route.tag, "janus");
   assert.equal(route.upstreamService, "janus");
@@ -84,7 +84,7 @@ services:
   );
   const u = config.upstreams.get("janus")!;
   assert.equal(u.mode, "random");
-  assert.deepEqual(u.wsServers, ["ws://10.1.1.1:8188"]);
+  assert.deepEqual(u.backends.map((b) => b.wsUrl), ["ws://10.1.1.1:8188"]);
   const web = config.listeners[0];
   assert.deepEqual(web.http.servernames, ["example.com", "*.example.org"]);
   assert.equal(web.http.dialTimeoutMs, 2000);

@@ -1,9 +1,16 @@
-// The effective configuration, after validation and defaults. routes.yml maps onto these types.
+// The effective configuration, after validation and defaults. routes.yml maps onto these types
+// (the YAML keys of each field are in load.ts's tables).
+import type { IoBackendChoice } from "../io/backend.ts";
+import type { Cidr } from "../io/address.ts";
+import type { Level } from "../telemetry/log.ts";
 
-export type IoBackend = "deno" | "ffi";
+export type { IoBackendChoice };
+
+/** Shards serving the shared UDP ports, main thread included: the most routes.yml may ask for. */
+export const MAX_WORKERS = 63;
 
 export interface HostPort {
-  /** "" means every interface. */
+  /** "" means every IPv4 interface; "::" every interface of both families. */
   host: string;
   port: number;
 }
@@ -34,20 +41,47 @@ export interface HttpConfig {
   /** Empty = any host (servername "_" or ""). */
   servernames: string[];
   root?: string;
+  /** A new Janus session's request: deadline for Janus's response headers (includes connecting). */
   dialTimeoutMs: number;
+  /** Any other request: deadline for the upstream's response headers (longer than Janus's long-poll). */
   responseHeaderTimeoutMs: number;
+  /** Idle upstream connections are closed after this long. */
   idleConnTimeoutMs: number;
+  /** A client connection with no request in progress is closed after this long. */
   keepaliveTimeoutMs: number;
+  /** A request's head must arrive within this long of its first byte (of the connection, for the first). */
+  headerTimeoutMs: number;
+  /** A request body, and an upstream response body, must arrive within this long. */
+  bodyTimeoutMs: number;
   maxBodyBytes: number;
   routes: RouteConfig[];
 }
 
+/** One Janus: its HTTP API and its WebSocket API together. */
+export interface Backend {
+  name: string;
+  httpUrl: string;
+  wsUrl: string;
+}
+
+export interface HealthConfig {
+  intervalMs: number;
+  timeoutMs: number;
+  /** Consecutive failed probes before a backend leaves rotation, and successes before it returns. */
+  fall: number;
+  rise: number;
+}
+
+export type Placement = "rr" | "random" | "least_sessions";
+
 export interface UpstreamService {
   name: string;
   proto: "upstream";
-  mode: "rr" | "random";
-  httpServers: string[];
-  wsServers: string[];
+  mode: Placement;
+  backends: Backend[];
+  health: HealthConfig;
+  /** How `servers:` entries were paired into backends, for --check-config. */
+  pairing: string[];
 }
 
 export interface ListenerService {
@@ -58,14 +92,50 @@ export interface ListenerService {
   http: HttpConfig;
 }
 
+export interface AdminService {
+  name: string;
+  proto: "admin";
+  addr: HostPort;
+  /** Bearer token required on every admin request, when set (token or token_file). */
+  token?: string;
+}
+
+export interface Limits {
+  /** Open client TCP connections in all; 0 = derived from the descriptor limit. */
+  maxConnections: number;
+  maxConnectionsPerAddress: number;
+  /** Janus sessions live through this node in all, and per client address. */
+  maxJanusSessions: number;
+  janusSessionsPerAddress: number;
+  /** Janus sessions a client address may create per second (a burst of this many, refilled per second). */
+  janusSessionRatePerAddress: number;
+  /** ICE sessions per client address (counted at signalling). */
+  iceSessionsPerAddress: number;
+  handlesPerSession: number;
+  /** Janus requests in flight per WebSocket. */
+  inFlightPerWebSocket: number;
+  /** Proxies whose X-Forwarded-For names the client (for per-address limits and logs). */
+  trustedProxies: Cidr[];
+}
+
+export interface JanusTimers {
+  /** Janus's session_timeout: a session xRTC has seen nothing of for longer is forgotten. */
+  sessionTimeoutMs: number;
+  /** Janus's reclaim_session_timeout: after a WebSocket closes, its sessions are kept this long. */
+  reclaimTimeoutMs: number;
+}
+
 export interface XrtcOptions {
-  ioBackend: IoBackend;
+  ioBackend: IoBackendChoice;
   /** RFC 7675 consent: a session silent this long is torn down. */
   consentTimeoutMs: number;
   /** Largest number of live ICE sessions; more are refused at signalling time. */
   maxSessions: number;
   /** Shards serving the shared UDP ports: the main thread and workers-1 workers (FFI backend). */
   workers: number;
+  logLevel: Level;
+  limits: Limits;
+  janus: JanusTimers;
 }
 
 export interface Config {
@@ -73,4 +143,5 @@ export interface Config {
   options: XrtcOptions;
   upstreams: Map<string, UpstreamService>;
   listeners: ListenerService[];
+  admin?: AdminService;
 }

@@ -1,17 +1,21 @@
-// Reverse proxy of HTTP requests to the route's upstream. For the `janus` route every JSON body in
-// both directions goes through the signalling module; other routes are streamed untouched.
+// Reverse proxy of HTTP requests to the route's upstream. For the Janus route every JSON body in both
+// directions goes through the signalling module (which decides which backend a request goes to, and acts
+// on Janus's reply); other routes are streamed untouched. Every phase has a deadline: the request body,
+// the upstream's response headers and body; the upstream request is cancelled when the client goes away.
 import type { HttpConfig } from "../config/types.ts";
 import {
+  type ClientContext,
   idOf,
   isObject,
   type JanusSignalling,
   type Json,
+  type Pending,
   rewriteJanusText,
-  type SignallingContext,
 } from "../signalling/janus.ts";
-import type { UpstreamPool } from "./upstream.ts";
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+import type { BackendPool, BackendState } from "../signalling/backends.ts";
+import { guardedStream, readBody } from "./body.ts";
+import { httpRefused, upstreamRequests } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
 
 const HOP_BY_HOP = [
   "connection",
@@ -30,15 +34,18 @@ const HOP_BY_HOP = [
 const MAX_JANUS_RESPONSE = 8 * 1024 * 1024;
 
 export interface ClientInfo {
+  /** The client's address (after trusted proxies). */
   remoteHost: string;
+  /** The address the connection came from (a trusted proxy's, or the client's). */
+  peerHost: string;
   proto: "http" | "https";
   host: string;
 }
 
-export function jsonResponse(status: number, body: Json): Response {
+export function jsonResponse(status: number, body: Json, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body) + "\n", {
     status,
-    headers: { "content-type": "application/json", "access-control-allow-origin": "*" },
+    headers: { "content-type": "application/json", "access-control-allow-origin": "*", ...headers },
   });
 }
 
@@ -46,63 +53,51 @@ export function forwardedHeaders(src: Headers, client: ClientInfo): Headers {
   const h = new Headers(src);
   for (const name of HOP_BY_HOP) h.delete(name);
   const prior = src.get("x-forwarded-for");
-  h.set("x-forwarded-for", prior ? `${prior}, ${client.remoteHost}` : client.remoteHost);
+  h.set("x-forwarded-for", prior ? `${prior}, ${client.peerHost}` : client.peerHost);
   h.set("x-forwarded-proto", client.proto);
   h.set("x-forwarded-host", client.host);
   return h;
 }
 
-/** Reads a body up to `limit` bytes; undefined when it is larger. */
-export async function readLimited(
-  body: ReadableStream<Uint8Array> | null,
-  limit: number,
-): Promise<Uint8Array | undefined> {
-  if (!body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const c of chunks) out.set(c, o), o += c.length;
-  return out;
-}
-
-/** A stream that errors once more than `limit` bytes went through. */
-function limitStream(limit: number): TransformStream<Uint8Array, Uint8Array> {
-  let size = 0;
-  return new TransformStream({
-    transform(chunk, ctl) {
-      size += chunk.length;
-      if (size > limit) ctl.error(new Error("request body too large"));
-      else ctl.enqueue(chunk);
-    },
-  });
+function responseHeaders(src: Headers): Headers {
+  const h = new Headers(src);
+  for (const name of HOP_BY_HOP) h.delete(name);
+  return h;
 }
 
 export interface ProxyDeps {
   http: HttpConfig;
-  pool: UpstreamPool;
+  pool: BackendPool;
   client: Deno.HttpClient;
   signalling?: JanusSignalling;
-  ctx: SignallingContext;
+  route: { icedirect: boolean; icetcp: boolean };
   /** Aborted when xRTC stops: in-flight upstream requests (long-polls) end at once. */
   shutdown: AbortSignal;
 }
 
-/** The Janus session id of an HTTP request: the first all-digit path segment (/janus/<session>/<handle>). */
-export function janusIdsFromPath(pathname: string): { sessionId?: string; handleId?: string } {
-  const ids = pathname.split("/").filter((s) => /^\d+$/.test(s));
-  return { sessionId: ids[0], handleId: ids[1] };
+/** The path after /janus: session and handle ids, "info", or something Janus has no such path for. */
+export function janusPath(pathname: string): { sessionId?: string; handleId?: string; bad: boolean } {
+  const parts = pathname.split("/").filter(Boolean);
+  const at = parts.indexOf("janus");
+  const rest = at >= 0 ? parts.slice(at + 1) : parts;
+  if (rest.length === 0 || (rest.length === 1 && rest[0] === "info")) return { bad: false };
+  const sessionId = idOf(rest[0]);
+  const handleId = rest.length > 1 ? idOf(rest[1]) : undefined;
+  return {
+    sessionId,
+    handleId,
+    bad: sessionId === undefined || (rest.length > 1 && handleId === undefined) || rest.length > 2,
+  };
+}
+
+function tooLarge(limit: number): Response {
+  httpRefused.inc({ reason: "body_too_large" });
+  return jsonResponse(413, { error: "request body too large", limit });
+}
+
+function bodyTimeout(): Response {
+  httpRefused.inc({ reason: "body_timeout" });
+  return jsonResponse(408, { error: "request body too slow" }, { connection: "close" });
 }
 
 export async function proxyHttp(
@@ -111,102 +106,198 @@ export async function proxyHttp(
   client: ClientInfo,
   deps: ProxyDeps,
 ): Promise<Response> {
-  const { http, pool, signalling } = deps;
-  const { sessionId, handleId } = janusIdsFromPath(url.pathname);
-  const ctx: SignallingContext = { ...deps.ctx, sessionId, handleId };
+  const { http } = deps;
   const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > http.maxBodyBytes) {
-    counters.inc("http_body_too_large");
-    return jsonResponse(413, { error: "request body too large", limit: http.maxBodyBytes });
+  if (declared > http.maxBodyBytes) return tooLarge(http.maxBodyBytes);
+  const signal = AbortSignal.any([req.signal, deps.shutdown]);
+  if (deps.signalling) return await proxyJanus(req, url, client, deps, deps.signalling, signal);
+  // Another route: streamed both ways, under the body limit and idle deadlines.
+  const guard = req.body ? guardedStream(http.maxBodyBytes, http.bodyTimeoutMs) : undefined;
+  const backend = deps.pool.candidates()[0];
+  if (!backend) return jsonResponse(502, { error: "no upstream server for this route" });
+  const result = await fetchUpstream(
+    backend,
+    url.pathname + url.search,
+    {
+      method: req.method,
+      headers: forwardedHeaders(req.headers, client),
+      body: guard ? req.body!.pipeThrough(guard.stream) : null,
+    },
+    http.responseHeaderTimeoutMs,
+    deps.client,
+    signal,
+  );
+  if ("error" in result) {
+    if (guard?.exceeded()) return tooLarge(http.maxBodyBytes);
+    return upstreamFailure(result.error, deps.shutdown);
   }
-  let body: BodyInit | null = null;
-  let janusRequest: string | undefined;
-  if (req.body) {
-    if (signalling) {
-      const bytes = await readLimited(req.body, http.maxBodyBytes);
-      if (bytes === undefined) {
-        counters.inc("http_body_too_large");
-        return jsonResponse(413, { error: "request body too large", limit: http.maxBodyBytes });
-      }
-      let text = new TextDecoder().decode(bytes);
-      let parsed: Json | undefined;
-      try {
-        parsed = text.length ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = undefined; // Janus answers malformed JSON itself
-      }
-      if (isObject(parsed)) {
-        janusRequest = typeof parsed.janus === "string" ? parsed.janus : undefined;
-        const verdict = signalling.fromClient(parsed, ctx);
-        if (verdict.action === "reply") return jsonResponse(200, verdict.reply);
-        if (verdict.changed) text = JSON.stringify(parsed);
-      }
-      body = text;
-    } else body = req.body.pipeThrough(limitStream(http.maxBodyBytes));
-  }
-  const servers = pool.candidates(false, sessionId);
-  if (servers.length === 0) return jsonResponse(502, { error: "no upstream server for this route" });
-  const headers = forwardedHeaders(req.headers, client);
-  // A request of an existing session goes only to its server; a new one tries the next on failure.
-  for (const [i, server] of servers.entries()) {
-    const target = server + url.pathname + url.search;
-    const abort = new AbortController();
-    const timeoutMs = sessionId === undefined ? http.dialTimeoutMs : http.responseHeaderTimeoutMs;
-    const timer = setTimeout(
-      () => abort.abort(new Error(`no response headers in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    let upstream: Response;
-    try {
-      upstream = await fetch(target, {
-        method: req.method,
-        headers,
-        body: typeof body === "string" || body === null ? body : i === 0 ? body : null,
-        client: deps.client,
-        signal: AbortSignal.any([abort.signal, deps.shutdown]),
-        redirect: "manual",
-      });
-    } catch (e) {
-      clearTimeout(timer);
-      if (deps.shutdown.aborted) return jsonResponse(503, { error: "xRTC is shutting down" });
-      counters.inc("upstream_errors");
-      log("warn", "upstream_error", { server, path: url.pathname, error: e });
-      if (i + 1 < servers.length && (typeof body === "string" || body === null)) continue;
-      return jsonResponse(502, {
-        error: "upstream unavailable",
-        reason: e instanceof Error ? e.message : String(e),
-      });
-    }
-    clearTimeout(timer);
-    const outHeaders = new Headers(upstream.headers);
-    for (const name of HOP_BY_HOP) outHeaders.delete(name);
-    const type = upstream.headers.get("content-type") ?? "application/json";
-    if (!signalling || !/json|text/.test(type)) {
-      return new Response(upstream.body, {
-        status: upstream.status,
-        statusText: upstream.statusText,
-        headers: outHeaders,
-      });
-    }
-    const raw = await readLimited(upstream.body, MAX_JANUS_RESPONSE);
-    if (raw === undefined) return jsonResponse(502, { error: "upstream response too large" });
-    const text = new TextDecoder().decode(raw);
-    if (janusRequest === "create" && sessionId === undefined) {
-      const id = newSessionId(text);
-      if (id) pool.pin(false, id, server);
-    }
-    // A long-poll event that is swallowed becomes a keepalive, which janus.js ignores.
-    const out = rewriteJanusText(text, signalling, ctx, JSON.stringify({ janus: "keepalive" }));
-    if (janusRequest === "destroy" && sessionId) pool.unpin(sessionId);
-    return new Response(out, { status: upstream.status, headers: outHeaders });
-  }
-  return jsonResponse(502, { error: "upstream unavailable" });
+  const upstream = result.response;
+  const out = upstream.body
+    ? upstream.body.pipeThrough(guardedStream(Number.MAX_SAFE_INTEGER, http.bodyTimeoutMs).stream)
+    : null;
+  return new Response(out, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: responseHeaders(upstream.headers),
+  });
 }
 
-export function newSessionId(text: string): string | undefined {
+async function proxyJanus(
+  req: Request,
+  url: URL,
+  client: ClientInfo,
+  deps: ProxyDeps,
+  sig: JanusSignalling,
+  signal: AbortSignal,
+): Promise<Response> {
+  const { http } = deps;
+  const path = janusPath(url.pathname);
+  const ctx: ClientContext = {
+    protocol: "http",
+    client: client.remoteHost,
+    route: deps.route,
+    pool: deps.pool,
+    sessionId: path.sessionId,
+    handleId: path.handleId,
+  };
+  if (path.bad) return verdictResponse(sig.refuse("bad_id", ctx, "other", undefined));
+  let body: string | null = null;
+  let backends: BackendState[];
+  let pending: Pending | undefined;
+  if (req.method === "POST" || (req.body && req.method !== "GET" && req.method !== "HEAD")) {
+    const read = await readBody(req.body, http.maxBodyBytes, http.bodyTimeoutMs, signal);
+    if ("error" in read) {
+      if (read.error === "too_large") return tooLarge(http.maxBodyBytes);
+      if (read.error === "timeout") return bodyTimeout();
+      return jsonResponse(499, { error: "client went away" });
+    }
+    body = new TextDecoder().decode(read.bytes);
+    let parsed: Json | undefined;
+    try {
+      parsed = body.length ? JSON.parse(body) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!isObject(parsed)) return verdictResponse(sig.refuse("bad_json", ctx, "other", undefined));
+    const verdict = sig.fromClient(parsed, ctx);
+    if (verdict.action === "reply") return verdictResponse(verdict);
+    if (verdict.changed) body = JSON.stringify(parsed);
+    backends = verdict.backends;
+    pending = verdict.pending;
+  } else if (path.sessionId !== undefined) {
+    // A long-poll for a session's events (GET /janus/<session>), or another request of a session.
+    const target = sig.poll(path.sessionId, client.remoteHost);
+    if ("action" in target) return verdictResponse(target);
+    backends = [target.session.backend];
+  } else backends = deps.pool.candidates();
+  if (backends.length === 0) {
+    if (pending) sig.replied(pending, undefined, undefined);
+    return jsonResponse(502, { error: "no upstream server for this route" });
+  }
+  const headers = forwardedHeaders(req.headers, client);
+  // A request of an existing session goes only to its server; a new one tries the next on failure.
+  const headerTimeout = path.sessionId === undefined ? http.dialTimeoutMs : http.responseHeaderTimeoutMs;
+  let lastError = "";
+  for (const backend of backends) {
+    const result = await fetchUpstream(
+      backend,
+      url.pathname + url.search,
+      { method: req.method, headers, body },
+      headerTimeout,
+      deps.client,
+      signal,
+    );
+    if ("error" in result) {
+      lastError = result.error;
+      if (signal.aborted) break;
+      continue;
+    }
+    const upstream = result.response;
+    const type = upstream.headers.get("content-type") ?? "application/json";
+    if (!/json|text/.test(type)) {
+      if (pending) sig.replied(pending, undefined, backend);
+      return new Response(upstream.body, {
+        status: upstream.status,
+        headers: responseHeaders(upstream.headers),
+      });
+    }
+    const raw = await readBody(upstream.body, MAX_JANUS_RESPONSE, http.bodyTimeoutMs, signal);
+    if ("error" in raw) {
+      upstreamRequests.inc({ backend: backend.name, outcome: "error" });
+      if (pending) sig.replied(pending, undefined, backend);
+      return jsonResponse(502, {
+        error: `upstream response ${raw.error === "too_large" ? "too large" : "incomplete"}`,
+      });
+    }
+    const text = new TextDecoder().decode(raw.bytes);
+    if (pending) {
+      let reply: Json | undefined;
+      try {
+        reply = JSON.parse(text);
+      } catch {
+        reply = undefined;
+      }
+      sig.replied(pending, reply, backend);
+    }
+    // A long-poll event that is swallowed becomes a keepalive, which janus.js ignores.
+    const out = rewriteJanusText(
+      text,
+      sig,
+      { sessionId: path.sessionId, handleId: path.handleId },
+      JSON.stringify({ janus: "keepalive" }),
+    );
+    return new Response(out, { status: upstream.status, headers: responseHeaders(upstream.headers) });
+  }
+  if (pending) sig.replied(pending, undefined, undefined);
+  return upstreamFailure(lastError, deps.shutdown);
+}
+
+function verdictResponse(v: { reply: Json; status: number; retryAfter?: number }): Response {
+  return jsonResponse(v.status, v.reply, v.retryAfter ? { "retry-after": String(v.retryAfter) } : {});
+}
+
+function upstreamFailure(error: string, shutdown: AbortSignal): Response {
+  if (shutdown.aborted) return jsonResponse(503, { error: "xRTC is shutting down" });
+  return jsonResponse(502, { error: "upstream unavailable", reason: error });
+}
+
+type UpstreamResult = { response: Response } | { error: string };
+
+/** One upstream request with a deadline for the response headers; counted per backend. */
+async function fetchUpstream(
+  backend: BackendState,
+  pathAndQuery: string,
+  init: { method: string; headers: Headers; body: BodyInit | null },
+  headerTimeoutMs: number,
+  client: Deno.HttpClient,
+  signal: AbortSignal,
+): Promise<UpstreamResult> {
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () => timeout.abort(new Error(`no response headers in ${headerTimeoutMs} ms`)),
+    headerTimeoutMs,
+  );
   try {
-    const r = JSON.parse(text) as Json;
-    if (isObject(r) && r.janus === "success" && isObject(r.data)) return idOf(r.data.id);
-  } catch { /* not JSON */ }
-  return undefined;
+    const response = await fetch(backend.backend.httpUrl + pathAndQuery, {
+      ...init,
+      client,
+      signal: AbortSignal.any([timeout.signal, signal]),
+      redirect: "manual",
+    });
+    upstreamRequests.inc({ backend: backend.name, outcome: "ok" });
+    return { response };
+  } catch (e) {
+    const error = timeout.signal.aborted
+      ? `no response headers in ${headerTimeoutMs} ms`
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    if (!signal.aborted) {
+      upstreamRequests.inc({ backend: backend.name, outcome: timeout.signal.aborted ? "timeout" : "error" });
+      log("warn", "upstream_error", { backend: backend.name, path: pathAndQuery.split("?")[0], error });
+    }
+    return { error };
+  } finally {
+    clearTimeout(timer);
+  }
 }

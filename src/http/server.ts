@@ -1,23 +1,34 @@
 // The HTTP side of a listener: servername matching like nginx, then routes by hosts, WebSocket
-// subprotocol (protos) and longest path prefix; unrouted requests get static files.
-import type { Config, HttpConfig, ListenerService, RouteConfig } from "../config/types.ts";
+// subprotocol (protos) and longest path prefix; unrouted requests get static files. Admin paths are
+// never served on a public listener. No exception from a handler reaches the connection.
+import type { HttpConfig, ListenerService, RouteConfig } from "../config/types.ts";
 import type { JanusSignalling } from "../signalling/janus.ts";
-import { UpstreamPool } from "./upstream.ts";
+import type { BackendPool } from "../signalling/backends.ts";
+import { type Cidr, cidrContains } from "../io/address.ts";
 import { type ClientInfo, jsonResponse, proxyHttp } from "./proxy.ts";
 import { proxyWebSocket } from "./ws_proxy.ts";
-import { StaticFiles } from "./static.ts";
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+import { notFound, StaticFiles } from "./static.ts";
+import { httpErrors, httpRefused } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
 
 interface PreparedRoute {
   route: RouteConfig;
-  pool: UpstreamPool;
+  pool: BackendPool;
   /** Subprotocols named by "ws@x" in protos; "ws" alone matches any WebSocket. */
   wsProtocols: string[];
   anyWs: boolean;
 }
 
-export type HttpHandler = (req: Request, client: { remoteHost: string; tls: boolean }) => Promise<Response>;
+/** Where a request came from: the address of the TCP peer, and whether it came over TLS. */
+export interface ConnInfo {
+  peerHost: string;
+  tls: boolean;
+}
+
+export type HttpHandler = (req: Request, info: ConnInfo) => Promise<Response>;
+
+/** Paths of the admin listener: answered 404 on every public listener. */
+export const ADMIN_PATHS = ["/metrics", "/livez", "/readyz", "/status", "/status.json", "/status.html"];
 
 /** Strips the port from a Host header value, lower-cased. */
 function hostOnly(host: string): string {
@@ -37,18 +48,32 @@ export function nameMatches(patterns: string[], host: string): boolean {
   );
 }
 
-export function makeHttpHandler(
-  listener: ListenerService,
-  config: Config,
-  signalling: JanusSignalling,
-  shutdown: AbortSignal,
-): HttpHandler {
+/** The client's address: the TCP peer's, or, when the peer is a trusted proxy, the right-most address
+ * of X-Forwarded-For that is not a trusted proxy. */
+export function clientAddress(peer: string, forwardedFor: string | null, trusted: Cidr[]): string {
+  if (!trusted.some((c) => cidrContains(c, peer)) || !forwardedFor) return peer;
+  const hops = forwardedFor.split(",").map((s) => s.trim()).filter(Boolean);
+  for (let i = hops.length - 1; i >= 0; i--) {
+    if (!trusted.some((c) => cidrContains(c, hops[i]))) return hops[i].slice(0, 64);
+  }
+  return peer;
+}
+
+export interface HandlerDeps {
+  pools: (route: RouteConfig) => BackendPool;
+  signalling: JanusSignalling;
+  shutdown: AbortSignal;
+  trustedProxies: Cidr[];
+  inFlightPerWebSocket: number;
+}
+
+export function makeHttpHandler(listener: ListenerService, deps: HandlerDeps): HttpHandler {
   const http: HttpConfig = listener.http;
   const routes: PreparedRoute[] = http.routes.map((route) => {
     const ws = route.protos.filter((p) => p.startsWith("ws"));
     return {
       route,
-      pool: UpstreamPool.forRoute(route, config.upstreams),
+      pool: deps.pools(route),
       wsProtocols: ws.filter((p) => p.includes("@")).map((p) => p.slice(p.indexOf("@") + 1)),
       anyWs: ws.some((p) => !p.includes("@")),
     };
@@ -56,12 +81,16 @@ export function makeHttpHandler(
   const files = new StaticFiles(http.root);
   const client = Deno.createHttpClient({ poolIdleTimeout: http.idleConnTimeoutMs, poolMaxIdlePerHost: 64 });
 
-  return async (req, info) => {
+  const handle = async (req: Request, info: ConnInfo): Promise<Response> => {
     const url = new URL(req.url);
+    if (ADMIN_PATHS.includes(url.pathname)) {
+      httpRefused.inc({ reason: "admin_path" });
+      return notFound();
+    }
     const hostHeader = req.headers.get("host") ?? url.host;
     const host = hostOnly(hostHeader);
     if (!nameMatches(http.servernames, host)) {
-      counters.inc("http_unknown_servername");
+      httpRefused.inc({ reason: "unknown_servername" });
       return new Response("unknown server name\n", { status: 421 });
     }
     const isWs = (req.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
@@ -69,7 +98,8 @@ export function makeHttpHandler(
       .filter(Boolean);
     const route = pickRoute(routes, host, url.pathname, isWs, requested);
     const clientInfo: ClientInfo = {
-      remoteHost: info.remoteHost,
+      remoteHost: clientAddress(info.peerHost, req.headers.get("x-forwarded-for"), deps.trustedProxies),
+      peerHost: info.peerHost,
       proto: info.tls ? "https" : "http",
       host: hostHeader,
     };
@@ -78,28 +108,38 @@ export function makeHttpHandler(
       return await files.serve(req, url.pathname);
     }
     const janus = route.route.tag === "janus";
-    const ctx = { route: { icedirect: route.route.icedirect, icetcp: route.route.icetcp } };
-    try {
-      if (isWs) {
-        return await proxyWebSocket(req, url, clientInfo, {
-          pool: route.pool,
-          signalling: janus ? signalling : undefined,
-          ctx,
-          dialTimeoutMs: http.dialTimeoutMs,
-          shutdown,
-        });
-      }
-      return await proxyHttp(req, url, clientInfo, {
-        http,
+    const routeMode = { icedirect: route.route.icedirect, icetcp: route.route.icetcp };
+    if (isWs) {
+      return proxyWebSocket(req, url, clientInfo, {
         pool: route.pool,
-        client,
-        signalling: janus ? signalling : undefined,
-        ctx,
-        shutdown,
+        signalling: janus ? deps.signalling : undefined,
+        route: routeMode,
+        dialTimeoutMs: http.dialTimeoutMs,
+        protocols: route.wsProtocols,
+        shutdown: deps.shutdown,
+        inFlightLimit: deps.inFlightPerWebSocket,
       });
+    }
+    return await proxyHttp(req, url, clientInfo, {
+      http,
+      pool: route.pool,
+      client,
+      signalling: janus ? deps.signalling : undefined,
+      route: routeMode,
+      shutdown: deps.shutdown,
+    });
+  };
+
+  return async (req, info) => {
+    try {
+      return await handle(req, info);
     } catch (e) {
-      counters.inc("http_proxy_errors");
-      log("error", "http_proxy_error", { path: url.pathname, error: e });
+      httpErrors.inc();
+      log("error", "http_handler_error", {
+        listener: listener.name,
+        path: new URL(req.url).pathname,
+        error: e,
+      });
       return jsonResponse(502, { error: "proxy error" });
     }
   };
@@ -135,59 +175,4 @@ function longestPrefix(routes: PreparedRoute[], path: string): PreparedRoute | u
     }
   }
   return best;
-}
-
-export interface TlsFiles {
-  cert: string;
-  key: string;
-}
-
-export async function readTls(listener: ListenerService): Promise<TlsFiles | undefined> {
-  const { tlsCrtFile, tlsKeyFile } = listener.net;
-  if (!tlsCrtFile || !tlsKeyFile) return undefined;
-  return { cert: await Deno.readTextFile(tlsCrtFile), key: await Deno.readTextFile(tlsKeyFile) };
-}
-
-/** Serves one http listener on its own port (HTTPS when it has TLS files). SIGHUP reloads the files:
- * a new server takes the port (SO_REUSEPORT) before the old one drains, so no connection is refused. */
-export class HttpListener {
-  #server?: Deno.HttpServer;
-  constructor(readonly listener: ListenerService, readonly handler: HttpHandler) {}
-
-  async start(): Promise<void> {
-    const tls = await readTls(this.listener);
-    this.#server = this.#serve(tls);
-  }
-
-  #serve(tls: TlsFiles | undefined): Deno.HttpServer {
-    const { host, port } = this.listener.net.addr;
-    return Deno.serve(
-      {
-        hostname: host || "0.0.0.0",
-        port,
-        reusePort: true, // lets a TLS reload bind the new server before the old one drains
-        ...(tls ?? {}),
-        onListen: () => {},
-        onError: (e) => {
-          counters.inc("http_errors");
-          log("error", "http_error", { listener: this.listener.name, error: e });
-          return new Response("internal error\n", { status: 500 });
-        },
-      },
-      (req, info) =>
-        this.handler(req, { remoteHost: (info.remoteAddr as Deno.NetAddr).hostname, tls: tls !== undefined }),
-    );
-  }
-
-  async reloadTls(): Promise<void> {
-    const tls = await readTls(this.listener);
-    if (!tls) return;
-    const old = this.#server;
-    this.#server = this.#serve(tls);
-    await old?.shutdown();
-  }
-
-  async stop(): Promise<void> {
-    await this.#server?.shutdown();
-  }
 }

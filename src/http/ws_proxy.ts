@@ -1,149 +1,330 @@
-// WebSocket proxy: the client's socket <-> a WebSocket client to the upstream. The upstream is opened
-// first so the subprotocol it chose can be passed back; frames of the janus route go through the
-// signalling module both ways; close codes are propagated; a peer that does not read is cut off.
+// WebSocket proxy: the client's socket <-> WebSocket clients to Janus backends. The client's upgrade is
+// validated and answered first (with the subprotocol the route names), then the upstream is opened;
+// messages that arrive meanwhile wait in a bounded queue, and every error path closes both sides. A
+// session that lives on another backend gets its own upstream socket, opened when a message names it.
+// Frames of the Janus route go through the signalling module both ways; requests wait in a bounded
+// table for Janus's reply to take effect. Close codes pass through; a peer that does not read, a frame
+// over the limit, or a stalled upstream closes the connection with its RFC 6455 code.
 import {
-  idOf,
+  type ClientContext,
   isObject,
   type JanusSignalling,
   type Json,
+  type Pending,
   rewriteJanusText,
-  type SignallingContext,
 } from "../signalling/janus.ts";
-import type { UpstreamPool } from "./upstream.ts";
-import { type ClientInfo, jsonResponse } from "./proxy.ts";
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+import type { BackendPool, BackendState } from "../signalling/backends.ts";
+import type { ClientInfo } from "./proxy.ts";
+import { upstreamRequests, websockets, websocketsClosed } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
 
 /** Bytes queued towards a peer before the connection is dropped (backpressure). */
 const MAX_BUFFERED = 4 * 1024 * 1024;
-const MAX_FRAME = 1024 * 1024;
+/** Largest frame either way (text or binary); a Janus message with an SDP is well under this. */
+export const MAX_FRAME = 1024 * 1024;
+/** Client messages held while the upstream opens. */
+const MAX_EARLY = 64;
+/** A request whose reply has not come within this long is forgotten (its effect never happens). */
+const PENDING_TTL_MS = 60_000;
+/** RFC 6455 §7.4.1 close codes. */
+const CLOSE = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+  TRY_AGAIN: 1013,
+  BAD_GATEWAY: 1014,
+} as const;
 
 export interface WsDeps {
-  pool: UpstreamPool;
+  pool: BackendPool;
   signalling?: JanusSignalling;
-  ctx: SignallingContext;
+  route: { icedirect: boolean; icetcp: boolean };
   dialTimeoutMs: number;
+  /** Subprotocols the route names ("ws@x"); empty = any. */
+  protocols: string[];
   shutdown: AbortSignal;
+  inFlightLimit: number;
 }
 
-/** Close codes an endpoint may send itself (RFC 6455 §7.4): 1000, or 3000-4999. */
-function sendableCode(code: number | undefined): number {
+/** Close codes a client WebSocket may send to an upstream (WHATWG: 1000 or 3000-4999). */
+function upstreamCode(code: number | undefined): number {
   return code !== undefined && (code === 1000 || (code >= 3000 && code <= 4999)) ? code : 1000;
 }
 
-export async function proxyWebSocket(
-  req: Request,
-  url: URL,
-  client: ClientInfo,
-  deps: WsDeps,
-): Promise<Response> {
+/** Close codes xRTC may send to the client (any RFC 6455 code but the reserved 1005/1006/1015). */
+function clientCode(code: number | undefined): number {
+  if (code === undefined || code === 1005 || code === 1006 || code === 1015 || code < 1000 || code > 4999) {
+    return 1000;
+  }
+  return code;
+}
+
+export function proxyWebSocket(req: Request, url: URL, client: ClientInfo, deps: WsDeps): Response {
   const requested = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((s) => s.trim()).filter(
     Boolean,
   );
-  const servers = deps.pool.candidates(true, undefined);
-  let upstream: WebSocket | undefined;
-  let server = "";
-  for (const s of servers) {
-    try {
-      upstream = await openWebSocket(s + url.pathname + url.search, requested, deps.dialTimeoutMs);
-      server = s;
-      break;
-    } catch (e) {
-      counters.inc("upstream_errors");
-      log("warn", "upstream_ws_error", { server: s, error: e });
-    }
+  const protocol = deps.protocols.find((p) => requested.includes(p)) ??
+    (deps.protocols.length === 0 ? requested[0] : undefined);
+  // The upgrade is validated before anything is opened towards Janus: a failed upgrade leaves nothing.
+  let upgraded: Deno.WebSocketUpgrade;
+  try {
+    upgraded = Deno.upgradeWebSocket(req, protocol ? { protocol } : {});
+  } catch (e) {
+    return new Response(`bad WebSocket upgrade: ${e instanceof Error ? e.message : e}\n`, { status: 400 });
   }
-  if (!upstream) return jsonResponse(502, { error: "upstream unavailable" });
-  const up = upstream;
-  const { socket, response } = Deno.upgradeWebSocket(req, up.protocol ? { protocol: up.protocol } : {});
-  const sessions = new Set<string>();
-  const pending = new Map<string, string>(); // transaction -> janus request
-  const sig = deps.signalling;
-  const ctx = deps.ctx;
-  log("info", "ws_open", { client: client.remoteHost, server, protocol: up.protocol });
+  new WsSession(upgraded.socket, url, client, deps, protocol ? [protocol] : requested).start();
+  return upgraded.response;
+}
 
-  const closeBoth = (code: number | undefined, reason: string) => {
-    for (const ws of [socket, up]) {
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-        try {
-          ws.close(sendableCode(code), reason.slice(0, 120));
-        } catch { /* already closing */ }
-      }
-    }
-  };
-  const sendTo = (ws: WebSocket, data: string | ArrayBuffer) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    if (ws.bufferedAmount > MAX_BUFFERED) {
-      counters.inc("ws_dropped_slow_peer");
-      closeBoth(1013, "peer too slow");
-      return;
-    }
-    ws.send(data);
-  };
+class WsSession {
+  readonly #upstreams = new Map<BackendState, WebSocket>();
+  readonly #opening = new Map<BackendState, Promise<WebSocket | undefined>>();
+  readonly #pending = new Map<string, Pending>();
+  #early: Array<string | ArrayBuffer> = [];
+  #primary?: BackendState;
+  #closed = false;
+  readonly #token = {};
+  readonly #sig?: JanusSignalling;
+  readonly #ctx: ClientContext;
+  #sweeper?: ReturnType<typeof setInterval>;
 
-  socket.onmessage = (ev) => {
-    let data = ev.data as string | ArrayBuffer;
-    if (typeof data === "string" && data.length > MAX_FRAME) {
-      counters.inc("ws_frame_too_large");
-      closeBoth(1009, "frame too large");
-      return;
-    }
-    if (sig && typeof data === "string") {
-      let parsed: Json | undefined;
-      try {
-        parsed = JSON.parse(data);
-      } catch {
-        parsed = undefined;
-      }
-      if (isObject(parsed)) {
-        const sid = idOf(parsed.session_id);
-        if (sid) sessions.add(sid);
-        if (parsed.janus === "create" && typeof parsed.transaction === "string") {
-          pending.set(parsed.transaction, "create");
-        }
-        const verdict = sig.fromClient(parsed, { ...ctx, sessionId: undefined, handleId: undefined });
-        if (verdict.action === "reply") {
-          sendTo(socket, JSON.stringify(verdict.reply));
+  constructor(
+    readonly socket: WebSocket,
+    readonly url: URL,
+    readonly client: ClientInfo,
+    readonly deps: WsDeps,
+    readonly protocols: string[],
+  ) {
+    this.#sig = deps.signalling;
+    this.#ctx = {
+      protocol: "ws",
+      client: client.remoteHost,
+      route: deps.route,
+      pool: deps.pool,
+      conn: this.#token,
+    };
+  }
+
+  start(): void {
+    websockets.add({}, 1);
+    const onShutdown = () => this.#closeAll(CLOSE.GOING_AWAY, "xRTC is shutting down", "shutdown");
+    this.deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+    this.socket.onmessage = (ev) => this.#safely(() => this.#fromClient(ev.data as string | ArrayBuffer));
+    this.socket.onclose = (ev) => {
+      this.deps.shutdown.removeEventListener("abort", onShutdown);
+      this.#closeAll(ev.code, ev.reason);
+    };
+    this.socket.onerror = () => this.#closeAll(CLOSE.INTERNAL, "client error");
+    this.#sweeper = setInterval(() => this.#expirePending(), PENDING_TTL_MS / 2);
+    Deno.unrefTimer(this.#sweeper);
+    // The first upstream: where new sessions of this connection are created.
+    this.#safely(async () => {
+      const candidates = this.deps.pool.candidates();
+      for (const b of candidates) {
+        const ws = await this.#open(b);
+        if (this.#closed) return;
+        if (ws) {
+          this.#primary = b;
+          log("info", "ws_open", { client: this.client.remoteHost, backend: b.name, protocol: ws.protocol });
+          const early = this.#early;
+          this.#early = [];
+          for (const m of early) this.#fromClient(m);
           return;
         }
-        if (verdict.changed) data = JSON.stringify(parsed);
       }
+      this.#closeAll(CLOSE.BAD_GATEWAY, "upstream unavailable", "upstream_unavailable");
+    });
+  }
+
+  /** No exception from a handler may escape: the connection is closed instead. */
+  #safely(f: () => void | Promise<void>): void {
+    try {
+      const r = f();
+      if (r instanceof Promise) r.catch((e) => this.#fail(e));
+    } catch (e) {
+      this.#fail(e);
     }
-    sendTo(up, data);
-  };
-  up.onmessage = (ev) => {
-    let data = ev.data as string | ArrayBuffer;
-    if (sig && typeof data === "string") {
-      // Pin sessions created over this socket to its server, for the HTTP requests that may follow.
-      if (pending.size > 0) {
-        try {
-          const r = JSON.parse(data) as Json;
-          if (isObject(r) && typeof r.transaction === "string" && pending.has(r.transaction)) {
-            pending.delete(r.transaction);
-            const id = isObject(r.data) ? idOf(r.data.id) : undefined;
-            if (id) {
-              sessions.add(id);
-              deps.pool.pin(false, id, server.replace(/^ws/, "http"));
-            }
+  }
+
+  #fail(e: unknown): void {
+    log("error", "ws_proxy_error", { client: this.client.remoteHost, error: e });
+    this.#closeAll(CLOSE.INTERNAL, "internal error");
+  }
+
+  #open(b: BackendState): Promise<WebSocket | undefined> {
+    const open = this.#upstreams.get(b);
+    if (open) return Promise.resolve(open);
+    let opening = this.#opening.get(b);
+    if (opening) return opening;
+    opening = openWebSocket(
+      b.backend.wsUrl + this.url.pathname + this.url.search,
+      this.protocols,
+      this.deps.dialTimeoutMs,
+    )
+      .then((ws) => {
+        upstreamRequests.inc({ backend: b.name, outcome: "ok" });
+        if (this.#closed) {
+          ws.close();
+          return undefined;
+        }
+        this.#upstreams.set(b, ws);
+        ws.onmessage = (ev) => this.#safely(() => this.#fromUpstream(ev.data as string | ArrayBuffer, b));
+        ws.onclose = (ev) => this.#closeAll(ev.code, ev.reason);
+        ws.onerror = () => this.#closeAll(CLOSE.BAD_GATEWAY, "upstream error");
+        return ws;
+      })
+      .catch((e) => {
+        upstreamRequests.inc({ backend: b.name, outcome: "error" });
+        log("warn", "upstream_ws_error", { backend: b.name, error: e });
+        return undefined;
+      })
+      .finally(() => this.#opening.delete(b));
+    this.#opening.set(b, opening);
+    return opening;
+  }
+
+  #tooBig(data: string | ArrayBuffer): boolean {
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    if (size <= MAX_FRAME) return false;
+    websocketsClosed.inc({ reason: "frame_too_large" });
+    this.#closeAll(CLOSE.TOO_BIG, "frame too large");
+    return true;
+  }
+
+  #fromClient(data: string | ArrayBuffer): void {
+    if (this.#closed || this.#tooBig(data)) return;
+    if (!this.#primary) {
+      if (this.#early.length >= MAX_EARLY) {
+        websocketsClosed.inc({ reason: "slow_peer" });
+        return this.#closeAll(CLOSE.TRY_AGAIN, "too many messages before the upstream opened");
+      }
+      this.#early.push(data);
+      return;
+    }
+    const sig = this.#sig;
+    if (!sig || typeof data !== "string") return this.#send(this.#primary, data);
+    let parsed: Json | undefined;
+    try {
+      parsed = JSON.parse(data);
+    } catch {
+      parsed = undefined;
+    }
+    if (!isObject(parsed)) {
+      const v = sig.refuse("bad_json", this.#ctx, "other", undefined);
+      if (v.action === "reply") this.#sendClient(JSON.stringify(v.reply));
+      return;
+    }
+    const tx = typeof parsed.transaction === "string" ? parsed.transaction : undefined;
+    if (tx !== undefined && this.#pending.has(tx)) {
+      const v = sig.refuse("duplicate_transaction", this.#ctx, "other", tx);
+      if (v.action === "reply") this.#sendClient(JSON.stringify(v.reply));
+      return;
+    }
+    if (this.#pending.size >= this.deps.inFlightLimit) {
+      const v = sig.refuse("in_flight_limit", this.#ctx, "other", tx);
+      if (v.action === "reply") this.#sendClient(JSON.stringify(v.reply));
+      return;
+    }
+    const verdict = sig.fromClient(parsed, this.#ctx);
+    if (verdict.action === "reply") return this.#sendClient(JSON.stringify(verdict.reply));
+    const out = verdict.changed ? JSON.stringify(parsed) : data;
+    const backend = verdict.pending.session?.backend ?? this.#primary;
+    if (tx !== undefined) this.#pending.set(tx, verdict.pending);
+    else sig.replied(verdict.pending, { janus: "ack" }, backend); // no transaction: no reply can be matched
+    if (this.#upstreams.has(backend)) return this.#send(backend, out);
+    // The session lives on another backend: its own upstream, opened now.
+    this.#open(backend).then((ws) => {
+      if (ws) this.#send(backend, out);
+      else {
+        if (tx !== undefined) this.#pending.delete(tx);
+        sig.replied(verdict.pending, undefined, backend);
+        this.#sendClient(
+          JSON.stringify({
+            janus: "error",
+            transaction: tx ?? "",
+            error: { code: 503, reason: "xRTC: this session's Janus is unreachable" },
+          }),
+        );
+      }
+    });
+  }
+
+  #send(b: BackendState, data: string | ArrayBuffer): void {
+    const ws = this.#upstreams.get(b);
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    if (ws.bufferedAmount > MAX_BUFFERED) {
+      websocketsClosed.inc({ reason: "slow_peer" });
+      return this.#closeAll(CLOSE.TRY_AGAIN, "upstream too slow");
+    }
+    ws.send(data);
+  }
+
+  #sendClient(data: string | ArrayBuffer): void {
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    if (this.socket.bufferedAmount > MAX_BUFFERED) {
+      websocketsClosed.inc({ reason: "slow_peer" });
+      return this.#closeAll(CLOSE.TRY_AGAIN, "client too slow");
+    }
+    this.socket.send(data);
+  }
+
+  #fromUpstream(data: string | ArrayBuffer, from: BackendState): void {
+    if (this.#closed || this.#tooBig(data)) return;
+    const sig = this.#sig;
+    if (!sig || typeof data !== "string") return this.#sendClient(data);
+    // A reply to a request that is waiting: Janus's decision takes effect now.
+    if (this.#pending.size > 0) {
+      try {
+        const r = JSON.parse(data) as Json;
+        if (isObject(r) && typeof r.transaction === "string") {
+          const p = this.#pending.get(r.transaction);
+          // "ack" only acknowledges an asynchronous request; its event or error comes later.
+          if (p && !(r.janus === "ack" && p.kind === "message")) {
+            this.#pending.delete(r.transaction);
+            sig.replied(p, r, from);
           }
-        } catch { /* not JSON */ }
-      }
-      const out = rewriteJanusText(data, sig, ctx, undefined);
-      if (out === undefined) return;
-      data = out;
+        }
+      } catch { /* not JSON: passed on as is */ }
     }
-    sendTo(socket, data);
-  };
-  const onShutdown = () => closeBoth(1001, "xRTC is shutting down");
-  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
-  socket.onclose = (ev) => {
-    deps.shutdown.removeEventListener("abort", onShutdown);
-    closeBoth(ev.code, ev.reason);
-  };
-  up.onclose = (ev) => closeBoth(ev.code, ev.reason);
-  socket.onerror = () => closeBoth(1011, "client error");
-  up.onerror = () => closeBoth(1011, "upstream error");
-  return response;
+    const out = rewriteJanusText(data, sig, {}, undefined);
+    if (out !== undefined) this.#sendClient(out);
+  }
+
+  #expirePending(): void {
+    const now = Date.now();
+    for (const [tx, p] of this.#pending) {
+      if (now - p.at > PENDING_TTL_MS) {
+        this.#pending.delete(tx);
+        this.#sig?.replied(p, undefined, undefined);
+      }
+    }
+  }
+
+  #closeAll(code: number | undefined, reason: string, counted?: "upstream_unavailable" | "shutdown"): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (counted) websocketsClosed.inc({ reason: counted });
+    clearInterval(this.#sweeper);
+    websockets.add({}, -1);
+    const text = reason.slice(0, 120);
+    try {
+      if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) {
+        this.socket.close(clientCode(code), text);
+      }
+    } catch { /* already closing */ }
+    for (const ws of this.#upstreams.values()) {
+      try {
+        if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+          ws.close(upstreamCode(code), text);
+        }
+      } catch { /* already closing */ }
+    }
+    for (const p of this.#pending.values()) this.#sig?.replied(p, undefined, undefined);
+    this.#pending.clear();
+    this.#early = [];
+    this.#sig?.sessions.connectionClosed(this.#token);
+  }
 }
 
 function openWebSocket(url: string, protocols: string[], timeoutMs: number): Promise<WebSocket> {
@@ -160,6 +341,9 @@ function openWebSocket(url: string, protocols: string[], timeoutMs: number): Pro
     };
     ws.onerror = (e) => {
       clearTimeout(timer);
+      try {
+        ws.close();
+      } catch { /* closed */ }
       reject(new Error(`cannot connect to ${url}: ${(e as ErrorEvent).message ?? "error"}`));
     };
   });

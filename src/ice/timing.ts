@@ -1,9 +1,12 @@
-// Every ICE timer of xRTC, in one place.
+// Every ICE timer and per-session bound of xRTC, in one place. Connection deadlines of the TCP and
+// HTTP front door are configuration (routes.yml, config/types.ts); these are protocol constants.
 export const TIMING = {
-  /** Pacing of connectivity checks on the Janus leg (RFC 8445 §14.2: Ta, 50 ms default). */
+  /** Pacing of connectivity checks on the Janus leg, and the media plane's tick (RFC 8445 §14.2: Ta). */
   checkIntervalMs: 50,
-  /** Retransmission of an unanswered check (RFC 8489 §6.2.1 RTO, kept short on a LAN). */
+  /** Retransmission of an unanswered check (RFC 8489 §6.2.1 RTO, kept short: Janus is on a LAN). */
   checkRetransmitMs: 200,
+  /** Transmissions of one check before its pair fails (RFC 8489 §6.2.1 Rc, spread over ~5 s). */
+  maxCheckAttempts: 25,
   /** A Janus leg with no valid pair after this long has failed. */
   janusLegConnectTimeoutMs: 20_000,
   /** Consent checks while media flows (RFC 7675 §5.1: randomised around 5 s). */
@@ -12,10 +15,33 @@ export const TIMING = {
   keepaliveIntervalMs: 15_000,
   /** Janus-side consent lost after this long without a response (RFC 7675 §5.1: 30 s). */
   consentLossMs: 30_000,
-  /** How often sessions are swept for expiry: every session once per sweep period... */
+  /** Every session is maintained (consent, keepalives) once per this period, a slice per tick. */
   sweepIntervalMs: 1_000,
-  /** ...a slice at a time, so 10,000 sessions' keepalives never leave in one burst. */
-  sweepSlices: 20,
   /** Packets from the client held while the Janus leg comes up. */
   pendingQueueLimit: 256,
+  /** Packets from Janus held while the client's first address is being validated. */
+  toClientQueueLimit: 64,
+  /** Validation of a client address before it gets media (a round trip a forged source cannot
+   * complete): retransmitted after this long... */
+  validationRetransmitMs: 250,
+  /** ...this many times in all... */
+  validationAttempts: 4,
+  /** ...and after a failure, not tried again from that address for this long (bounds what xRTC sends to
+   * an address that did not ask for it). */
+  validationBackoffMs: 5_000,
+  /** Client transport addresses one session keeps (a client uses a few: interfaces, families, UDP and
+   * TCP); the least recently checked one goes to make room. */
+  maxPathsPerSession: 64,
+  /** Relayed STUN transactions of a full-proxy session remembered to route responses back, and how long. */
+  maxRelayedTransactions: 256,
+  relayedTransactionTtlMs: 10_000,
+  /** An ICE-TCP connection without an authentic check within this long is closed (RFC 6544 leaves it to
+   * the implementation; a client sends its first check at once). */
+  iceTcpFirstCheckMs: 30_000,
+  /** A negotiated session no client has claimed with an authentic check is ended after the consent
+   * timeout; a reserved slot whose offer Janus never answered is freed after this long. */
+  reservationTimeoutMs: 30_000,
 } as const;
+
+/** Janus announces a handful of candidates; more than this per session is not kept. */
+export const MAX_JANUS_CANDIDATES = 32;

@@ -1,12 +1,34 @@
-// Opens the datagram backend routes.yml or the command line chose.
-import type { IoBackend } from "../config/types.ts";
+// Opens the datagram backend routes.yml or the command line chose. "auto" (the default) is the batched
+// libc backend where it works (Linux with FFI permitted), else the portable one, with the reason.
 import type { DatagramBackend } from "./types.ts";
 import { DenoUdpBackend } from "./deno_udp.ts";
 
-export async function createBackend(kind: IoBackend): Promise<DatagramBackend> {
-  if (kind === "ffi") {
-    const { FfiUdpBackend } = await import("./ffi_udp.ts");
-    return FfiUdpBackend.open();
+export type IoBackendChoice = "auto" | "deno" | "ffi";
+
+export interface OpenedBackend {
+  backend: DatagramBackend;
+  /** Why "auto" did not give the ffi backend. */
+  fallback?: string;
+}
+
+export async function createBackend(kind: IoBackendChoice): Promise<OpenedBackend> {
+  if (kind === "deno") return { backend: new DenoUdpBackend() };
+  const { FfiUdpBackend, FfiUnavailable } = await import("./ffi_udp.ts");
+  try {
+    return { backend: FfiUdpBackend.open() };
+  } catch (e) {
+    if (kind === "ffi" || !(e instanceof FfiUnavailable)) throw e;
+    return { backend: new DenoUdpBackend(), fallback: e.message };
   }
-  return new DenoUdpBackend();
+}
+
+/** Which backend a choice gives on this machine, and why (for --check-config), without keeping it. */
+export async function describeBackend(kind: IoBackendChoice): Promise<string> {
+  try {
+    const { backend, fallback } = await createBackend(kind);
+    await backend.close();
+    return fallback ? `${backend.name} (${fallback})` : backend.name;
+  } catch (e) {
+    return `unavailable: ${e instanceof Error ? e.message : e}`;
+  }
 }

@@ -1,32 +1,32 @@
 // Portable backend: Deno.listenDatagram. One reused receive buffer per socket (receive() without one
-// allocates 64 KB per datagram: ../shared/perf/FACTS.md). Sends copy, since the caller reuses its buffer.
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+// allocates 64 KiB per datagram). Sends copy, since the caller reuses its buffer.
+import { drop, socketErrors } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
+import { anyAddress, mustPeer, type PeerAddress, peerAddress } from "./address.ts";
 import {
-  AddressCache,
   type BindOptions,
   type DatagramBackend,
   type DatagramHandler,
   type DatagramSocket,
-  type PeerAddress,
+  MAX_DATAGRAM,
 } from "./types.ts";
 
-/** Receive buffer per socket. WebRTC keeps datagrams under the path MTU (DTLS fragments its flights,
- * RFC 6347 §4.1.1), so 8 KiB holds any of them; larger datagrams arrive truncated and are dropped. */
-export const MAX_DATAGRAM = 8192;
+/** Sources remembered as address objects; beyond this the cache starts again (addresses are compared
+ * by value, so forgetting one changes nothing but a parse). */
+const PEER_CACHE = 65_536;
 
 export class DenoUdpBackend implements DatagramBackend {
   readonly name = "deno" as const;
-  readonly #addresses = new AddressCache();
   readonly #sockets = new Set<DenoUdpSocket>();
 
-  address(host: string, port: number): PeerAddress {
-    return this.#addresses.get(host, port);
-  }
-
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket {
-    const conn = Deno.listenDatagram({ transport: "udp", hostname: opts.host || "0.0.0.0", port: opts.port });
-    const s = new DenoUdpSocket(conn, this.#addresses, onPacket, () => this.#sockets.delete(s));
+    if (opts.reusePort) throw new Error("the deno backend cannot share a port (SO_REUSEPORT): use ffi");
+    const conn = Deno.listenDatagram({
+      transport: "udp",
+      hostname: opts.host || anyAddress(4),
+      port: opts.port,
+    });
+    const s = new DenoUdpSocket(conn, onPacket, () => this.#sockets.delete(s));
     this.#sockets.add(s);
     return s;
   }
@@ -38,54 +38,83 @@ export class DenoUdpBackend implements DatagramBackend {
 
 class DenoUdpSocket implements DatagramSocket {
   readonly localAddress: PeerAddress;
-  readonly #targets = new WeakMap<PeerAddress, Deno.NetAddr>();
+  readonly #v6: boolean;
+  readonly #targets = new Map<PeerAddress["key"], Deno.NetAddr>();
+  readonly #peers = new Map<string, PeerAddress>();
   #closed = false;
 
   constructor(
     readonly conn: Deno.DatagramConn,
-    readonly addresses: AddressCache,
     readonly onPacket: DatagramHandler,
     readonly onClose: () => void,
   ) {
     const local = conn.addr as Deno.NetAddr;
-    this.localAddress = addresses.get(local.hostname, local.port);
+    this.#v6 = local.hostname.includes(":");
+    this.localAddress = mustPeer(local.hostname, local.port);
     this.#loop();
   }
 
+  #peer(addr: Deno.NetAddr): PeerAddress | undefined {
+    const k = `${addr.hostname}|${addr.port}`;
+    let p = this.#peers.get(k);
+    if (p === undefined) {
+      p = peerAddress(addr.hostname, addr.port);
+      if (p === undefined) return undefined;
+      if (this.#peers.size >= PEER_CACHE) this.#peers.clear();
+      this.#peers.set(k, p);
+    }
+    return p;
+  }
+
   async #loop(): Promise<void> {
-    const buf = new Uint8Array(MAX_DATAGRAM);
+    const buf = new Uint8Array(MAX_DATAGRAM + 1);
     while (!this.#closed) {
       let data: Uint8Array, from: Deno.Addr;
       try {
         [data, from] = await this.conn.receive(buf);
       } catch (e) {
         if (this.#closed) return;
-        counters.inc("udp_receive_errors");
-        log("warn", "udp_receive_error", { local: this.localAddress.key, error: e });
+        socketErrors.inc({ op: "receive" });
+        log("warn", "udp_receive_error", { local: this.localAddress.text, error: e });
         continue;
       }
-      if (data.length === MAX_DATAGRAM) {
-        counters.inc("udp_drop_truncated");
+      if (data.length > MAX_DATAGRAM) {
+        drop.truncated_datagram.inc();
         continue;
       }
-      const addr = from as Deno.NetAddr;
+      const peer = this.#peer(from as Deno.NetAddr);
+      if (!peer) continue;
       try {
-        this.onPacket(data, this.addresses.get(addr.hostname, addr.port), this);
+        this.onPacket(data, peer, this);
       } catch (e) {
-        counters.inc("packet_handler_errors");
-        log("error", "packet_handler_error", { local: this.localAddress.key, error: e });
+        drop.handler_error.inc();
+        log("error", "packet_handler_error", { local: this.localAddress.text, error: e });
       }
     }
   }
 
   send(data: Uint8Array, to: PeerAddress): void {
     if (this.#closed) return;
-    let target = this.#targets.get(to);
-    if (target === undefined) {
-      target = { transport: "udp", hostname: to.host, port: to.port };
-      this.#targets.set(to, target);
+    if (data.length > MAX_DATAGRAM) {
+      drop.send_too_large.inc();
+      return;
     }
-    this.conn.send(data.slice(), target).catch(() => counters.inc("udp_send_errors"));
+    if (to.family === 6 && !this.#v6) {
+      drop.unsupported_family.inc();
+      return;
+    }
+    let target = this.#targets.get(to.key);
+    if (target === undefined) {
+      // A dual-stack socket reaches IPv4 peers through their v4-mapped address.
+      const hostname = this.#v6 && to.family === 4 ? `::ffff:${to.host}` : to.host;
+      target = { transport: "udp", hostname, port: to.port };
+      if (this.#targets.size >= PEER_CACHE) this.#targets.clear();
+      this.#targets.set(to.key, target);
+    }
+    this.conn.send(data.slice(), target).catch(() => {
+      socketErrors.inc({ op: "send" });
+      drop.send_failed.inc();
+    });
   }
 
   close(): void {

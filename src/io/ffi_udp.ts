@@ -1,21 +1,21 @@
 // Batched UDP through libc on Linux (Deno.dlopen): recvmmsg/sendmmsg, one epoll reactor for every
-// socket, 8 MiB socket buffers. Measured here (../shared/perf/FACTS.md) this reaches the C relay's
-// ceiling where Deno.listenDatagram reaches a quarter of it.
+// socket, 8 MiB socket buffers. Measured on the project's machines, this reaches a C recvmmsg relay's
+// ceiling where Deno.listenDatagram reaches a quarter of it. IPv4 and IPv6 sockets; a socket bound to
+// "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-// IPv4 only: the portable backend serves IPv6.
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+import { drop } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
+import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
+import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
 import {
-  AddressCache,
   type BindOptions,
   type DatagramBackend,
   type DatagramHandler,
   type DatagramSocket,
-  type PeerAddress,
+  MAX_DATAGRAM,
 } from "./types.ts";
 
-const AF_INET = 2;
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
@@ -23,6 +23,8 @@ const SO_REUSEADDR = 2;
 const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const SO_REUSEPORT = 15;
+const IPPROTO_IPV6 = 41;
+const IPV6_V6ONLY = 26;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
 const EPOLLIN = 1;
@@ -32,15 +34,15 @@ const EPOLL_CTL_DEL = 2;
 /** sizeof(struct mmsghdr) and its field offsets on 64-bit Linux. */
 const MMSG = 64;
 const OFF_NAME = 0, OFF_NAMELEN = 8, OFF_IOV = 16, OFF_IOVLEN = 24, OFF_FLAGS = 48, OFF_LEN = 56;
-const NAME = 32; // room for a sockaddr_in6, aligned
+const NAME = SOCKADDR_SLOT;
 const EPOLL_EVENT = 12; // packed struct epoll_event on x86_64
-/** Datagrams per recvmmsg call and the largest datagram received; datagrams queued for sendmmsg and the
- * largest one sent (media fits in 1500). Both batches are shared by every socket of the backend, so a
- * socket costs a file descriptor and little else. */
+/** Datagrams per recvmmsg call, and queued for sendmmsg; each slot holds the largest datagram xRTC
+ * handles, plus one byte so a larger one shows as truncated. Both batches are shared by every socket of
+ * the backend, so a socket costs a file descriptor and little else. */
 export const BATCH = 64;
-export const SLOT = 4096;
+export const SLOT = MAX_DATAGRAM + 256;
 export const TX_BATCH = 256;
-export const TX_SLOT = 2048;
+export const TX_SLOT = MAX_DATAGRAM;
 const SOCKET_BUFFER = 8 * 1024 * 1024;
 /** Batches drained from one socket per wakeup, so one busy socket cannot starve the others. */
 const MAX_BATCHES_PER_WAKEUP = 8;
@@ -78,29 +80,10 @@ function address(buf: ArrayBufferView): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
 }
 
-/** IPv4 text to a 32-bit number; undefined when it is not a dotted quad. */
-function ipv4Number(host: string): number | undefined {
-  const parts = host.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255) || !Number.isInteger(p))) {
-    return undefined;
-  }
-  return ((parts[0] << 24) >>> 0) + (parts[1] << 16) + (parts[2] << 8) + parts[3];
-}
-
-function writeSockaddr(view: DataView, offset: number, ip: number, port: number): void {
-  view.setUint16(offset, AF_INET, true);
-  view.setUint16(offset + 2, port, false);
-  view.setUint32(offset + 4, ip, false);
-}
-
 export class FfiUdpBackend implements DatagramBackend {
   readonly name = "ffi" as const;
-  readonly #addresses = new AddressCache();
-  /** IPv4 sockaddr (address << 16 | port) -> interned address, so the hot path builds no strings. */
-  readonly #byNumber = new Map<number, PeerAddress>();
+  readonly peers = new PeerReader();
   readonly #sockets = new Map<number, FfiSocket>();
-  /** The IPv4 number of each address object: sends write a sockaddr without parsing text per packet. */
-  readonly #ipOf = new WeakMap<PeerAddress, number>();
   readonly #events = new Uint8Array(Math.max(256, BATCH * EPOLL_EVENT));
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #epollEvent = new Uint8Array(256);
@@ -141,57 +124,40 @@ export class FfiUdpBackend implements DatagramBackend {
     return new FfiUdpBackend(lib, lib.symbols, epfd);
   }
 
-  address(host: string, port: number): PeerAddress {
-    return this.#addresses.get(host, port);
-  }
-
-  /** The interned address of the sockaddr_in at `offset` of `names`. */
-  peerAt(names: DataView, offset: number): PeerAddress {
-    const port = names.getUint16(offset + 2, false);
-    const ip = names.getUint32(offset + 4, false);
-    const key = ip * 65536 + port;
-    let a = this.#byNumber.get(key);
-    if (a === undefined) {
-      a = this.#addresses.get(`${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`, port);
-      this.#ipOf.set(a, ip);
-      if (this.#byNumber.size >= this.#addresses.limit) this.#byNumber.clear();
-      this.#byNumber.set(key, a);
-    }
-    return a;
-  }
-
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket {
     const c = this.libc;
-    const fd = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    if (fd < 0) throw new Error("socket() failed");
+    const host = opts.host || anyAddress(4);
+    const ip = parseIp(host);
+    if (!ip) throw new Error(`cannot bind udp ${host}: not an IP address`);
+    // "::" binds both families; an IPv4 address an IPv4 socket (a v4-mapped text is IPv4 here).
+    const family: Family = host.includes(":") && ip.family === 6 ? 6 : 4;
+    const fd = c.socket(family === 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (fd < 0) throw new Error(`socket() failed for IPv${family}`);
     const opt = new Int32Array(64);
-    const setopt = (name: number, value: number) => {
+    const setopt = (level: number, name: number, value: number) => {
       opt[0] = value;
-      return c.setsockopt(fd, SOL_SOCKET, name, opt, 4);
+      return c.setsockopt(fd, level, name, opt, 4);
     };
-    setopt(SO_RCVBUF, SOCKET_BUFFER);
-    setopt(SO_SNDBUF, SOCKET_BUFFER);
+    setopt(SOL_SOCKET, SO_RCVBUF, SOCKET_BUFFER);
+    setopt(SOL_SOCKET, SO_SNDBUF, SOCKET_BUFFER);
+    if (family === 6) setopt(IPPROTO_IPV6, IPV6_V6ONLY, 0);
     if (opts.reusePort) {
-      setopt(SO_REUSEADDR, 1);
-      setopt(SO_REUSEPORT, 1);
+      setopt(SOL_SOCKET, SO_REUSEADDR, 1);
+      setopt(SOL_SOCKET, SO_REUSEPORT, 1);
     }
     const sa = new Uint8Array(256);
-    const bindIp = ipv4Number(opts.host || "0.0.0.0");
-    if (bindIp === undefined) throw new Error(`the ffi backend binds IPv4 addresses only, not ${opts.host}`);
-    writeSockaddr(new DataView(sa.buffer), 0, bindIp, opts.port);
-    if (c.bind(fd, sa, 16) !== 0) {
+    const view = new DataView(sa.buffer);
+    const length = writeSockaddr(view, 0, family, peerFromBytes(ip.bytes, opts.port));
+    if (c.bind(fd, sa, length) !== 0) {
       c.close(fd);
-      throw new Error(`cannot bind udp ${opts.host || "0.0.0.0"}:${opts.port} (address in use or not local)`);
+      throw new Error(`cannot bind udp ${host}:${opts.port} (address in use or not local)`);
     }
     const len = new Uint32Array(64);
-    len[0] = 16;
+    len[0] = SOCKADDR_IN6;
     c.getsockname(fd, sa, len);
-    const dv = new DataView(sa.buffer);
-    const local = this.address(
-      `${sa[4]}.${sa[5]}.${sa[6]}.${sa[7]}`,
-      dv.getUint16(2, false),
-    );
-    const socket = new FfiSocket(this, fd, local, onPacket);
+    const local = this.peers.read(view, 0);
+    if (!local) throw new Error("getsockname gave no address");
+    const socket = new FfiSocket(this, fd, family, local, onPacket);
     this.#sockets.set(fd, socket);
     const ev = new DataView(this.#epollEvent.buffer);
     ev.setUint32(0, EPOLLIN, true);
@@ -203,27 +169,23 @@ export class FfiUdpBackend implements DatagramBackend {
   }
 
   /** Queues a datagram; it leaves with the next flush (end of the reactor turn, or of this microtask). */
-  enqueue(fd: number, data: Uint8Array, to: PeerAddress): void {
+  enqueue(fd: number, family: Family, data: Uint8Array, to: PeerAddress): void {
     if (data.length > TX_SLOT) {
-      counters.inc("udp_send_too_large");
+      drop.send_too_large.inc();
       return;
     }
-    let ip = this.#ipOf.get(to);
-    if (ip === undefined) {
-      ip = ipv4Number(to.host);
-      if (ip === undefined) {
-        counters.inc("udp_send_not_ipv4");
-        return;
-      }
-      this.#ipOf.set(to, ip);
-    }
     if (this.#txCount === TX_BATCH) this.flush();
-    const i = this.#txCount++;
+    const i = this.#txCount;
     const tx = this.#tx;
+    const nameLength = writeSockaddr(tx.namesView, i * NAME, family, to);
+    if (nameLength === 0) {
+      drop.unsupported_family.inc();
+      return;
+    }
+    this.#txCount++;
     tx.slots.set(data, i * TX_SLOT);
     tx.iov[2 * i + 1] = BigInt(data.length);
-    writeSockaddr(tx.namesView, i * NAME, ip, to.port);
-    tx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, 16, true);
+    tx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, nameLength, true);
     this.#txFd[i] = fd;
     if (i === 0 && !this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -245,7 +207,7 @@ export class FfiUdpBackend implements DatagramBackend {
         const sent = this.libc.sendmmsg(fd, this.#tx.msgs.subarray(off * MMSG), end - off, MSG_DONTWAIT);
         if (sent <= 0) {
           // Socket buffer full (EAGAIN) or an error: UDP semantics, the rest of this run is dropped.
-          counters.inc("udp_send_dropped", end - off);
+          drop.send_failed.inc(end - off);
           break;
         }
         off += sent;
@@ -339,6 +301,7 @@ class FfiSocket implements DatagramSocket {
   constructor(
     readonly backend: FfiUdpBackend,
     readonly fd: number,
+    readonly family: Family,
     readonly localAddress: PeerAddress,
     readonly onPacket: DatagramHandler,
   ) {}
@@ -356,17 +319,20 @@ class FfiSocket implements DatagramSocket {
       for (let i = 0; i < n; i++) {
         const o = i * MMSG;
         const len = rx.msgsView.getUint32(o + OFF_LEN, true);
-        if (rx.msgsView.getUint32(o + OFF_FLAGS, true) & MSG_TRUNC) {
-          counters.inc("udp_drop_truncated");
+        if (len > MAX_DATAGRAM || rx.msgsView.getUint32(o + OFF_FLAGS, true) & MSG_TRUNC) {
+          drop.truncated_datagram.inc();
           continue;
         }
-        if (rx.namesView.getUint16(i * NAME, true) !== AF_INET) continue;
-        const from = this.backend.peerAt(rx.namesView, i * NAME);
+        const from = this.backend.peers.read(rx.namesView, i * NAME);
+        if (from === undefined) {
+          drop.unsupported_family.inc();
+          continue;
+        }
         try {
           this.onPacket(rx.slots.subarray(i * SLOT, i * SLOT + len), from, this);
         } catch (e) {
-          counters.inc("packet_handler_errors");
-          log("error", "packet_handler_error", { local: this.localAddress.key, error: e });
+          drop.handler_error.inc();
+          log("error", "packet_handler_error", { local: this.localAddress.text, error: e });
         }
       }
       if (n < BATCH) return;
@@ -374,7 +340,7 @@ class FfiSocket implements DatagramSocket {
   }
 
   send(data: Uint8Array, to: PeerAddress): void {
-    if (!this.#closed) this.backend.enqueue(this.fd, data, to);
+    if (!this.#closed) this.backend.enqueue(this.fd, this.family, data, to);
   }
 
   close(): void {

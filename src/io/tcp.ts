@@ -1,7 +1,6 @@
 // Stream helpers: a framed writer with bounded buffering (RFC 4571 frames written whole and in order,
 // batched into one write per turn), and reading with a deadline.
-import { FramingError, MAX_FRAME } from "../ice/framing.ts";
-import { counters } from "../metrics.ts";
+import { encodeFrame } from "./framing.ts";
 
 /** Bytes queued towards one TCP peer before it is cut off as too slow. */
 export const MAX_QUEUED_BYTES = 1024 * 1024;
@@ -19,7 +18,8 @@ export class FramedWriter {
 
   constructor(
     readonly conn: Writable,
-    readonly onFail: (reason: string) => void,
+    /** "slow_reader" (queue full) or "write_failed". */
+    readonly onFail: (reason: "slow_reader" | "write_failed") => void,
     readonly limit = MAX_QUEUED_BYTES,
   ) {}
 
@@ -29,24 +29,15 @@ export class FramedWriter {
 
   /** Queues one packet as an RFC 4571 frame (copied: the caller may reuse `packet`). */
   sendFrame(packet: Uint8Array): void {
-    if (this.#closed) return;
-    if (packet.length > MAX_FRAME) {
-      throw new FramingError(`packet of ${packet.length} bytes cannot be framed`);
-    }
-    const frame = new Uint8Array(packet.length + 2);
-    frame[0] = packet.length >> 8;
-    frame[1] = packet.length & 0xff;
-    frame.set(packet, 2);
-    this.sendRaw(frame);
+    if (!this.#closed) this.sendRaw(encodeFrame(packet));
   }
 
   sendRaw(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (this.#queued + bytes.length > this.limit) {
-      counters.inc("tcp_dropped_slow_reader");
       this.#closed = true;
       this.#queue = [];
-      this.onFail("peer does not read: write queue full");
+      this.onFail("slow_reader");
       return;
     }
     this.#queue.push(bytes);
@@ -67,7 +58,7 @@ export class FramedWriter {
     } catch {
       if (!this.#closed) {
         this.#closed = true;
-        this.onFail("write failed");
+        this.onFail("write_failed");
       }
     } finally {
       this.#writing = false;
@@ -107,6 +98,20 @@ export async function readWithDeadline(
         timer = setTimeout(() => reject(new DeadlineError("deadline passed")), left)
       ),
     ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Deno.connect with a deadline for the connection to be established (and only for that). */
+export async function connectTcp(hostname: string, port: number, timeoutMs: number): Promise<Deno.TcpConn> {
+  const abort = new AbortController();
+  const timer = setTimeout(
+    () => abort.abort(new DeadlineError(`no connection within ${timeoutMs} ms`)),
+    timeoutMs,
+  );
+  try {
+    return await Deno.connect({ hostname, port, signal: abort.signal });
   } finally {
     clearTimeout(timer);
   }

@@ -1,14 +1,9 @@
-// The one I/O layer every datagram socket of xRTC goes through: the shared ICE port and the
-// Janus legs alike. Two backends implement it: Deno.listenDatagram and batched libc through FFI.
-import type { IoBackend } from "../config/types.ts";
+// The one I/O layer every datagram socket of xRTC goes through: the shared ICE ports and the Janus
+// legs alike. Three backends implement it: Deno.listenDatagram, batched libc through FFI, and an
+// in-memory network for tests without sockets.
+import type { PeerAddress } from "./address.ts";
 
-/** A remote transport address. Backends hand out one object per address so it can key maps. */
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-  /** "host:port", unique per address. */
-  readonly key: string;
-}
+export type IoBackendName = "deno" | "ffi" | "memory";
 
 /** Called for each datagram; `data` is only valid during the call (the buffer is reused). */
 export type DatagramHandler = (data: Uint8Array, from: PeerAddress, socket: DatagramSocket) => void;
@@ -21,6 +16,7 @@ export interface DatagramSocket {
 }
 
 export interface BindOptions {
+  /** An IP address; "" binds every IPv4 interface, "::" every interface of both families. */
   host: string;
   port: number;
   /** SO_REUSEPORT, so several processes or workers can serve one port (FFI backend only). */
@@ -28,33 +24,16 @@ export interface BindOptions {
 }
 
 export interface DatagramBackend {
-  readonly name: IoBackend;
+  readonly name: IoBackendName;
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket;
-  /** Turns a host and port into this backend's address object. */
-  address(host: string, port: number): PeerAddress;
   /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
   releaseFreeMemory?(): Promise<void>;
   /** Closes every socket; the promise, when there is one, resolves once everything is released. */
   close(): void | Promise<void>;
 }
 
-export function addressKey(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Address objects interned by key, bounded: at most `limit` kept, oldest dropped first. */
-export class AddressCache {
-  readonly #map = new Map<string, PeerAddress>();
-  constructor(readonly limit = 200_000) {}
-
-  get(host: string, port: number): PeerAddress {
-    const key = addressKey(host, port);
-    let a = this.#map.get(key);
-    if (a === undefined) {
-      if (this.#map.size >= this.limit) this.#map.delete(this.#map.keys().next().value!);
-      a = { host, port, key };
-      this.#map.set(key, a);
-    }
-    return a;
-  }
-}
+/** The largest datagram xRTC receives or sends. WebRTC keeps datagrams under the path MTU (DTLS
+ * fragments its flights, RFC 6347 §4.1.1; media is packetised under 1,500 bytes), so anything larger
+ * is not WebRTC: received larger datagrams are dropped as truncated, and the same bound holds for every
+ * send, so a datagram the full proxy receives can always be sent on. */
+export const MAX_DATAGRAM = 4096;

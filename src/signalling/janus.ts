@@ -1,221 +1,434 @@
-// Janus signalling (https://janus.conf.meetecho.com/docs/rest.html): every JSON message in both
-// directions passes here, over HTTP (request bodies, sync replies, long-poll events and `maxev`
-// arrays) and WebSocket frames. Messages are changed in place only where xRTC must (jsep SDP,
-// trickles); a message that was not changed is forwarded as its original text, so unknown fields
-// and large ids survive byte for byte.
-import { type IceView, iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
+// Janus signalling: every JSON message in both directions passes here, over HTTP (request bodies, sync
+// replies, long-poll events and `maxev` arrays) and WebSocket frames. xRTC acts on Janus's replies, not on
+// requests Janus may refuse: a session or handle exists here once Janus has issued it, and hangup, detach,
+// destroy and claim take effect when Janus says success. A request naming an id Janus did not issue (to
+// this node) is refused here with Janus's own error code, and nothing is kept for it. Messages are changed
+// in place only where xRTC must (jsep SDP, trickles); a message that was not changed is forwarded as its
+// original text, so unknown fields and large ids survive byte for byte.
+import { iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
 import { CandidateError, parseCandidate } from "../sdp/candidate.ts";
-import { type Negotiator, type RouteMode, SdpRejected, SessionLimitError } from "../ice/negotiator.ts";
-import { counters } from "../metrics.ts";
-import { log } from "../log.ts";
+import {
+  type Negotiator,
+  type RouteMode,
+  SdpRejected,
+  SessionLimitError,
+} from "../ice/negotiation/negotiator.ts";
+import { MAX_JANUS_CANDIDATES } from "../ice/timing.ts";
+import {
+  idField,
+  idJson,
+  idOf,
+  isObject,
+  JanusError,
+  janusError,
+  type Json,
+  type JsonObject,
+  kindOf,
+  pluginError,
+} from "./janus_api.ts";
+import type { BackendPool, BackendState } from "./backends.ts";
+import {
+  type ConnectionToken,
+  type HandleEntry,
+  type JanusSessionEntry,
+  JanusSessions,
+  type SdpRecord,
+} from "./sessions.ts";
+import type { JanusTimers, Limits } from "../config/types.ts";
+import type { Clock } from "../io/clock.ts";
+import {
+  janusCandidatesDropped,
+  janusJsepUnusable,
+  type Refusal,
+  type SignallingKind,
+  signallingRefused,
+  signallingRequests,
+  trickles,
+} from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
 
-export type Json = null | boolean | number | string | Json[] | JsonObject;
-export interface JsonObject {
-  [key: string]: Json;
-}
+export type { Json, JsonObject };
+export { idOf, isObject };
 
-export function isObject(v: Json | undefined): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-export interface SignallingContext {
+/** Where a client's message came from. */
+export interface ClientContext {
+  protocol: "http" | "ws";
+  /** The client's address (after trusted proxies), for limits and logs. */
+  client: string;
   route: RouteMode;
-  /** From the HTTP path; over WebSocket these come from the message. */
+  pool: BackendPool;
+  /** HTTP: the ids in the request path (already known to be id-shaped). Over WebSocket they come from
+   * the message. */
   sessionId?: string;
   handleId?: string;
+  /** The proxied WebSocket the message came on. */
+  conn?: ConnectionToken;
 }
 
-/** What to do with a client's message: forward it (changed or not), or answer it here. */
+/** A request forwarded to Janus, waiting for Janus's reply to take effect. */
+export interface Pending {
+  kind: SignallingKind;
+  protocol: "http" | "ws";
+  client: string;
+  route: RouteMode;
+  conn?: ConnectionToken;
+  session?: JanusSessionEntry;
+  handle?: HandleEntry;
+  /** A message carrying the client's offer: freed if Janus refuses it. */
+  offer?: boolean;
+  plugin?: string;
+  at: number;
+}
+
+/** xRTC answers the client itself. */
+export interface Refused {
+  action: "reply";
+  reply: JsonObject;
+  status: number;
+  retryAfter?: number;
+}
+
 export type ClientVerdict =
-  | { action: "forward"; changed: boolean }
-  | { action: "reply"; reply: JsonObject };
+  | { action: "forward"; changed: boolean; pending: Pending; backends: BackendState[] }
+  | Refused;
 
 /** What to do with a message from Janus. */
 export type ServerVerdict = "keep" | "changed" | "drop";
 
-export interface SdpRecord {
-  type: string;
-  from: "client" | "janus";
-  ice: IceView[];
-  at: number;
+/** Each refusal's Janus error code and HTTP status. */
+const REFUSED: Record<Refusal, { code: number; status: number; reason: string; retryAfter?: number }> = {
+  bad_json: { code: JanusError.INVALID_JSON, status: 400, reason: "the request is not a JSON object" },
+  bad_id: {
+    code: JanusError.INVALID_ELEMENT_TYPE,
+    status: 400,
+    reason: "a session or handle id is not an id",
+  },
+  unknown_session: { code: JanusError.SESSION_NOT_FOUND, status: 200, reason: "No such session" },
+  unknown_handle: {
+    code: JanusError.HANDLE_NOT_FOUND,
+    status: 200,
+    reason: "No such handle in this session",
+  },
+  session_limit: {
+    code: JanusError.UNAVAILABLE,
+    status: 503,
+    reason: "at the limit of ICE sessions",
+    retryAfter: 5,
+  },
+  janus_session_limit: {
+    code: JanusError.UNAVAILABLE,
+    status: 503,
+    reason: "at the limit of Janus sessions",
+    retryAfter: 5,
+  },
+  client_session_limit: {
+    code: JanusError.TOO_MANY_REQUESTS,
+    status: 429,
+    reason: "too many Janus sessions from this address",
+    retryAfter: 10,
+  },
+  client_session_rate: {
+    code: JanusError.TOO_MANY_REQUESTS,
+    status: 429,
+    reason: "Janus sessions created too fast from this address",
+    retryAfter: 1,
+  },
+  client_ice_limit: {
+    code: JanusError.TOO_MANY_REQUESTS,
+    status: 429,
+    reason: "too many ICE sessions from this address",
+    retryAfter: 10,
+  },
+  handle_limit: {
+    code: JanusError.TOO_MANY_REQUESTS,
+    status: 429,
+    reason: "too many handles in this session",
+    retryAfter: 10,
+  },
+  in_flight_limit: {
+    code: JanusError.TOO_MANY_REQUESTS,
+    status: 429,
+    reason: "too many requests in flight on this connection",
+    retryAfter: 1,
+  },
+  duplicate_transaction: {
+    code: JanusError.INVALID_ELEMENT_TYPE,
+    status: 400,
+    reason: "this transaction is already in flight",
+  },
+  bad_sdp: { code: JanusError.INVALID_SDP, status: 200, reason: "unusable SDP" },
+  draining: {
+    code: JanusError.UNAVAILABLE,
+    status: 503,
+    reason: "this node is draining: no new sessions",
+    retryAfter: 5,
+  },
+};
+
+export interface SignallingOptions {
+  limits: Limits;
+  timers: JanusTimers;
+  clock?: Clock;
+  tellJanus?: (backend: BackendState, path: string, request: "hangup" | "destroy") => void;
 }
 
-export interface HandleRecord {
-  sessionId: string;
-  handleId: string;
-  offer?: SdpRecord;
-  answer?: SdpRecord;
-}
-
-const MAX_RECORDS = 100_000;
+/** Most media sections kept in a recorded SDP view, and the longest text of any field. */
+const MAX_RECORDED_SECTIONS = 64;
+const MAX_RECORDED_TEXT = 256;
 
 export class JanusSignalling {
-  /** Offers and answers seen, per Janus handle: the session registry. */
-  readonly registry = new Map<string, HandleRecord>();
-  /** WS transactions of create/attach/destroy waiting for their reply. */
-  readonly #pending = new Map<string, { janus: string; sessionId?: string; at: number }>();
-  /** The route mode of each Janus session, learnt when the client speaks, used for Janus's offers. */
-  readonly #modes = new Map<string, RouteMode>();
+  readonly sessions: JanusSessions;
+  /** Draining: new Janus sessions are refused; everything of existing ones goes on. */
+  draining = false;
 
-  constructor(readonly plane: Negotiator | undefined) {}
-
-  #key(sessionId: string, handleId: string): string {
-    return `${sessionId}/${handleId}`;
+  constructor(readonly negotiator: Negotiator | undefined, readonly opts: SignallingOptions) {
+    this.sessions = new JanusSessions({
+      negotiator,
+      limits: opts.limits,
+      timers: opts.timers,
+      clock: opts.clock,
+      tellJanus: opts.tellJanus,
+    });
   }
 
-  #record(
-    sessionId: string,
-    handleId: string,
-    type: string,
-    from: "client" | "janus",
-    sdp: ReturnType<typeof parseSdp>,
-  ) {
-    const key = this.#key(sessionId, handleId);
-    let r = this.registry.get(key);
-    if (!r) {
-      if (this.registry.size >= MAX_RECORDS) this.registry.delete(this.registry.keys().next().value!);
-      r = { sessionId, handleId };
-      this.registry.set(key, r);
-    }
-    const rec: SdpRecord = { type, from, ice: iceView(sdp), at: Date.now() };
-    if (type === "offer") {
-      r.offer = rec;
-      r.answer = undefined;
-    } else r.answer = rec;
+  #now(): number {
+    return this.opts.clock?.now() ?? Date.now();
+  }
+
+  /** A Janus-style refusal, counted. */
+  refuse(
+    reason: Refusal,
+    ctx: { protocol: "http" | "ws" },
+    kind: SignallingKind,
+    transaction: Json | undefined,
+    detail?: string,
+    sessionId?: string,
+  ): Refused {
+    const r = REFUSED[reason];
+    signallingRefused.inc({ reason });
+    signallingRequests.inc({ protocol: ctx.protocol, kind, outcome: "refused" });
+    return {
+      action: "reply",
+      reply: janusError(transaction, r.code, detail ?? r.reason, sessionId),
+      status: r.status,
+      retryAfter: r.retryAfter,
+    };
   }
 
   /** A message from the client (HTTP body or WS frame). May change `msg`. */
-  fromClient(msg: JsonObject, ctx: SignallingContext): ClientVerdict {
-    const janus = typeof msg.janus === "string" ? msg.janus : "";
-    const sessionId = ctx.sessionId ?? idOf(msg.session_id);
-    const handleId = ctx.handleId ?? idOf(msg.handle_id);
-    const transaction = typeof msg.transaction === "string" ? msg.transaction : undefined;
-    if (sessionId) this.#modes.set(sessionId, ctx.route);
-    if (transaction && (janus === "create" || janus === "attach" || janus === "destroy")) {
-      if (this.#pending.size > 10_000) this.#prunePending();
-      this.#pending.set(transaction, { janus, sessionId, at: Date.now() });
+  fromClient(msg: JsonObject, ctx: ClientContext): ClientVerdict {
+    const kind = kindOf(msg.janus);
+    const tx = msg.transaction;
+    let sid = ctx.sessionId, hid = ctx.handleId;
+    if (ctx.protocol === "ws") {
+      const s = idField(msg.session_id), h = idField(msg.handle_id);
+      if (s.bad || h.bad) return this.refuse("bad_id", ctx, kind, tx);
+      sid = s.id;
+      hid = h.id;
     }
-    switch (janus) {
+    const session = sid === undefined ? undefined : this.sessions.get(sid);
+    if (sid !== undefined && !session) return this.refuse("unknown_session", ctx, kind, tx, undefined, sid);
+    const handle = hid === undefined ? undefined : session?.handles.get(hid);
+    if (hid !== undefined && !handle) {
+      return this.refuse(session ? "unknown_handle" : "unknown_session", ctx, kind, tx, undefined, sid);
+    }
+    if (session) this.sessions.touch(session);
+    const pending: Pending = {
+      kind,
+      protocol: ctx.protocol,
+      client: ctx.client,
+      route: ctx.route,
+      conn: ctx.conn,
+      session,
+      handle,
+      at: this.#now(),
+    };
+    const forward = (changed: boolean): ClientVerdict => ({
+      action: "forward",
+      changed,
+      pending,
+      backends: session ? [session.backend] : ctx.pool.candidates(),
+    });
+    switch (kind) {
+      case "create": {
+        if (this.draining) return this.refuse("draining", ctx, kind, tx);
+        const refused = this.sessions.admitCreate(ctx.client);
+        if (refused) return this.refuse(refused, ctx, kind, tx);
+        return forward(false);
+      }
+      case "attach":
+        if (!session) return this.refuse("unknown_session", ctx, kind, tx);
+        if (session.handles.size >= this.opts.limits.handlesPerSession) {
+          return this.refuse("handle_limit", ctx, kind, tx, undefined, sid);
+        }
+        pending.plugin = typeof msg.plugin === "string" ? msg.plugin.slice(0, 128) : "";
+        return forward(false);
       case "trickle": {
         // Client candidates never reach Janus (both modes): Janus learns only xRTC's address.
-        counters.inc("client_trickles_absorbed");
-        const reply: JsonObject = { janus: "ack", transaction: transaction ?? "" };
-        if (sessionId) reply.session_id = numberOrString(sessionId);
-        return { action: "reply", reply };
+        if (!handle) {
+          return this.refuse(session ? "unknown_handle" : "unknown_session", ctx, kind, tx, undefined, sid);
+        }
+        trickles.inc({ from: "client" });
+        signallingRequests.inc({ protocol: ctx.protocol, kind, outcome: "ok" });
+        const reply: JsonObject = { janus: "ack", transaction: typeof tx === "string" ? tx : "" };
+        if (sid) reply.session_id = idJson(sid);
+        return { action: "reply", reply, status: 200 };
       }
       case "message": {
         const jsep = msg.jsep;
-        if (!isObject(jsep) || typeof jsep.sdp !== "string" || !sessionId || !handleId) {
-          return { action: "forward", changed: false };
+        if (!isObject(jsep) || typeof jsep.sdp !== "string") return forward(false);
+        if (!handle) {
+          return this.refuse(session ? "unknown_handle" : "unknown_session", ctx, kind, tx, undefined, sid);
         }
-        try {
-          const sdp = parseSdp(jsep.sdp);
-          const type = String(jsep.type);
-          this.#record(sessionId, handleId, type, "client", sdp);
-          if (!this.plane) {
-            jsep.sdp = serializeSdp(stripCandidates(sdp, false));
-            return { action: "forward", changed: true };
-          }
-          const key = this.#key(sessionId, handleId);
-          const out = type === "offer"
-            ? this.plane.clientOffer(key, sessionId, ctx.route, sdp)
-            : this.plane.clientAnswer(key, sdp);
-          jsep.sdp = serializeSdp(out);
-          if (jsep.trickle === true) jsep.trickle = false; // Janus must not wait for client trickles
-          return { action: "forward", changed: true };
-        } catch (e) {
-          return { action: "reply", reply: this.#error(msg, sessionId, e) };
-        }
+        return this.#clientJsep(msg, jsep, handle, ctx, pending, forward);
       }
       case "hangup":
       case "detach":
-        if (sessionId && handleId) this.#release(this.#key(sessionId, handleId), `client ${janus}`);
-        return { action: "forward", changed: false };
       case "destroy":
-        if (sessionId) this.#releaseSession(sessionId, "client destroy");
-        return { action: "forward", changed: false };
+      case "claim":
+      case "keepalive":
+        if (!session) return this.refuse("unknown_session", ctx, kind, tx);
+        return forward(false);
       default:
-        return { action: "forward", changed: false };
+        return forward(false);
     }
   }
 
-  #error(msg: JsonObject, sessionId: string | undefined, e: unknown): JsonObject {
-    const known = e instanceof SdpError || e instanceof SdpRejected || e instanceof SessionLimitError ||
-      e instanceof CandidateError;
-    if (!known) throw e;
-    counters.inc(e instanceof SessionLimitError ? "signalling_refused_limit" : "signalling_bad_sdp");
-    log("warn", "signalling_refused", { session: sessionId, reason: (e as Error).message });
-    const reply: JsonObject = {
-      janus: "error",
-      transaction: typeof msg.transaction === "string" ? msg.transaction : "",
-      error: { code: e instanceof SessionLimitError ? 503 : 465, reason: `xRTC: ${(e as Error).message}` },
-    };
-    if (sessionId) reply.session_id = numberOrString(sessionId);
-    return reply;
+  #clientJsep(
+    msg: JsonObject,
+    jsep: JsonObject,
+    handle: HandleEntry,
+    ctx: ClientContext,
+    pending: Pending,
+    forward: (changed: boolean) => ClientVerdict,
+  ): ClientVerdict {
+    const type = String(jsep.type);
+    const sid = handle.session.id;
+    try {
+      const sdp = parseSdp(jsep.sdp as string);
+      if (!this.negotiator) {
+        jsep.sdp = serializeSdp(stripCandidates(sdp, false));
+      } else if (type === "offer") {
+        const isNew = !handle.ice.spec && !handle.ice.reserved;
+        if (isNew && this.sessions.iceSessionsOf(ctx.client) >= this.opts.limits.iceSessionsPerAddress) {
+          return this.refuse("client_ice_limit", ctx, "message", msg.transaction, undefined, sid);
+        }
+        jsep.sdp = serializeSdp(this.negotiator.clientOffer(handle.ice, sdp));
+        pending.offer = true;
+      } else {
+        jsep.sdp = serializeSdp(this.negotiator.clientAnswer(handle.ice, sdp));
+      }
+      recordSdp(handle, type, "client", sdp);
+      if (jsep.trickle === true) jsep.trickle = false; // Janus must not wait for client trickles
+      return forward(true);
+    } catch (e) {
+      if (e instanceof SessionLimitError) {
+        return this.refuse("session_limit", ctx, "message", msg.transaction, e.message, sid);
+      }
+      if (e instanceof SdpError || e instanceof SdpRejected || e instanceof CandidateError) {
+        log("warn", "signalling_bad_sdp", { janus_session: sid, handle: handle.id, reason: e.message });
+        return this.refuse("bad_sdp", ctx, "message", msg.transaction, e.message, sid);
+      }
+      throw e;
+    }
+  }
+
+  /** Janus's reply to a forwarded request (undefined when Janus could not be reached): the request
+   * takes effect here only if Janus accepted it. */
+  replied(p: Pending, reply: Json | undefined, backend: BackendState | undefined): void {
+    const obj = isObject(reply) ? reply : undefined;
+    const outcome = obj === undefined ? "upstream_error" : obj.janus === "error" ? "janus_error" : "ok";
+    signallingRequests.inc({ protocol: p.protocol, kind: p.kind, outcome });
+    const success = obj?.janus === "success";
+    const data = obj && isObject(obj.data) ? obj.data : undefined;
+    switch (p.kind) {
+      case "create": {
+        this.sessions.createDone(p.client);
+        const id = success ? idOf(data?.id) : undefined;
+        if (id && backend) this.sessions.addSession(id, backend, p.protocol, p.conn, p.route, p.client);
+        return;
+      }
+      case "attach": {
+        const id = success ? idOf(data?.id) : undefined;
+        if (id && p.session && this.sessions.get(p.session.id) === p.session) {
+          this.sessions.addHandle(p.session, id, p.plugin ?? "");
+        }
+        return;
+      }
+      case "destroy":
+        if (success && p.session) this.sessions.removeSession(p.session, "destroyed");
+        return;
+      case "hangup":
+        if (success && p.handle) this.sessions.hangup(p.handle, "client_hangup");
+        return;
+      case "detach":
+        if (success && p.handle) this.sessions.removeHandle(p.handle, "client_hangup");
+        return;
+      case "claim":
+        if (success && p.session) this.sessions.claimed(p.session, p.protocol, p.conn);
+        return;
+      case "message":
+        if (p.offer && p.handle && outcome !== "ok") this.negotiator?.offerRefused(p.handle.ice);
+        return;
+    }
+  }
+
+  /** An HTTP long-poll for a session's events: refused unless the session is one Janus issued. */
+  poll(sessionId: string, client: string): { session: JanusSessionEntry } | Refused {
+    const session = this.sessions.get(sessionId);
+    if (!session) {
+      return this.refuse("unknown_session", { protocol: "http" }, "poll", undefined, undefined, sessionId);
+    }
+    this.sessions.touch(session);
+    void client;
+    return { session };
   }
 
   /** A message from Janus (one element of a long-poll array, a sync reply or a WS frame). May change `msg`. */
-  fromJanus(msg: JsonObject, ctx: SignallingContext): ServerVerdict {
+  fromJanus(msg: JsonObject, ctx: { sessionId?: string; handleId?: string }): ServerVerdict {
     const janus = typeof msg.janus === "string" ? msg.janus : "";
-    const sessionId = idOf(msg.session_id) ?? ctx.sessionId;
-    const handleId = idOf(msg.sender) ?? ctx.handleId;
-    const transaction = typeof msg.transaction === "string" ? msg.transaction : undefined;
-    if (transaction && this.#pending.has(transaction) && (janus === "success" || janus === "error")) {
-      const p = this.#pending.get(transaction)!;
-      this.#pending.delete(transaction);
-      if (janus === "success" && p.janus === "destroy" && p.sessionId) {
-        this.#releaseSession(p.sessionId, "destroyed");
-      }
-    }
+    const sid = idOf(msg.session_id) ?? ctx.sessionId;
+    const hid = idOf(msg.sender) ?? ctx.handleId;
+    const session = sid === undefined ? undefined : this.sessions.get(sid);
+    const handle = hid === undefined ? undefined : session?.handles.get(hid);
+    if (session) this.sessions.touch(session);
     switch (janus) {
-      case "trickle": {
-        // Janus's candidates go to xRTC's own agent (half) or relay (full), never to the client.
-        const cand = msg.candidate;
-        if (sessionId && handleId && this.plane) {
-          const list = Array.isArray(cand) ? cand : [cand];
-          for (const c of list) {
-            if (isObject(c) && typeof c.candidate === "string") {
-              try {
-                this.plane.janusCandidate(this.#key(sessionId, handleId), parseCandidate(c.candidate));
-              } catch (e) {
-                if (!(e instanceof CandidateError)) throw e;
-                counters.inc("signalling_bad_candidate");
-              }
-            }
-          }
-        }
-        counters.inc("janus_trickles_absorbed");
+      case "trickle":
+        this.#janusTrickle(msg, handle);
         return "drop";
-      }
       case "hangup":
+        if (handle) this.sessions.hangup(handle, "janus_hangup");
+        return "keep";
       case "detached":
-        if (sessionId && handleId) this.#release(this.#key(sessionId, handleId), `janus ${janus}`);
+        if (handle) this.sessions.removeHandle(handle, "janus_hangup");
         return "keep";
       case "timeout":
-        if (sessionId) this.#releaseSession(sessionId, "janus session timeout");
+        if (session) this.sessions.removeSession(session, "timeout");
         return "keep";
     }
     const jsep = msg.jsep;
-    if (!isObject(jsep) || typeof jsep.sdp !== "string") return "keep";
-    if (!sessionId || !handleId) {
-      // A jsep we cannot attribute must still not leak Janus's addresses.
+    if (!isObject(jsep) || typeof jsep.sdp !== "string") {
+      // A plugin's error answering the client's offer refuses it: its reservation is freed.
+      if (handle?.ice.clientOffer && pluginError(msg)) this.negotiator?.offerRefused(handle.ice);
+      return "keep";
+    }
+    if (!handle) {
+      // A jsep xRTC cannot attribute must still not leak Janus's addresses.
       jsep.sdp = safeStrip(jsep.sdp);
-      counters.inc("signalling_unattributed_jsep");
+      janusJsepUnusable.inc();
       return "changed";
     }
-    const key = this.#key(sessionId, handleId);
+    const type = String(jsep.type);
     try {
       const sdp = parseSdp(jsep.sdp);
-      const type = String(jsep.type);
-      this.#record(sessionId, handleId, type, "janus", sdp);
-      if (!this.plane) {
+      recordSdp(handle, type, "janus", sdp);
+      if (!this.negotiator) {
         jsep.sdp = serializeSdp(stripCandidates(sdp, false));
         return "changed";
       }
-      const mode = this.#modes.get(sessionId) ?? ctx.route;
       const out = type === "offer"
-        ? this.plane.janusOffer(key, sessionId, mode, sdp)
-        : this.plane.janusAnswer(key, sdp);
+        ? this.negotiator.janusOffer(handle.ice, sdp)
+        : this.negotiator.janusAnswer(handle.ice, sdp);
       jsep.sdp = serializeSdp(out);
       return "changed";
     } catch (e) {
@@ -223,63 +436,87 @@ export class JanusSignalling {
         !(e instanceof SdpError || e instanceof SdpRejected || e instanceof SessionLimitError ||
           e instanceof CandidateError)
       ) throw e;
-      counters.inc("signalling_bad_sdp");
-      log("warn", "janus_jsep_unusable", { session: key, reason: e.message });
+      janusJsepUnusable.inc();
+      log("warn", "janus_jsep_unusable", { session: handle.key, reason: e.message });
       jsep.sdp = safeStrip(jsep.sdp);
       return "changed";
     }
   }
 
-  #release(key: string, reason: string): void {
-    this.registry.delete(key);
-    this.plane?.release(key, reason);
+  #janusTrickle(msg: JsonObject, handle: HandleEntry | undefined): void {
+    // Janus's candidates go to xRTC's own agent (half) or relay (full), never to the client.
+    const cand = msg.candidate;
+    const list = Array.isArray(cand) ? cand : [cand];
+    for (const c of list) {
+      if (!isObject(c) || typeof c.candidate !== "string") continue;
+      trickles.inc({ from: "janus" });
+      if (!handle || !this.negotiator) {
+        janusCandidatesDropped.inc({ reason: "unmatched" });
+        continue;
+      }
+      try {
+        if (!this.negotiator.janusCandidate(handle.ice, parseCandidate(c.candidate))) {
+          janusCandidatesDropped.inc({ reason: "over_limit" });
+        }
+      } catch (e) {
+        if (!(e instanceof CandidateError)) throw e;
+        janusCandidatesDropped.inc({ reason: "malformed" });
+      }
+    }
   }
 
-  #releaseSession(sessionId: string, reason: string): void {
-    for (const [k, r] of this.registry) if (r.sessionId === sessionId) this.registry.delete(k);
-    this.#modes.delete(sessionId);
-    this.plane?.releaseJanusSession(sessionId, reason);
+  /** A shard ended an ICE session (consent lost, Janus leg failed, never connected): Janus is told. */
+  iceSessionEnded(id: string): void {
+    const h = this.sessions.byKey(id);
+    if (h) this.sessions.iceSessionEnded(h);
   }
+}
 
-  #prunePending(): void {
-    const now = Date.now();
-    for (const [k, v] of this.#pending) if (now - v.at > 60_000) this.#pending.delete(k);
-  }
+/** The ICE view of an SDP, kept on its handle for the status page and tests: bounded, so a large SDP
+ * costs little to keep. */
+function recordSdp(
+  handle: HandleEntry,
+  type: string,
+  from: "client" | "janus",
+  sdp: ReturnType<typeof parseSdp>,
+): void {
+  const short = (t: string | undefined) => t?.slice(0, MAX_RECORDED_TEXT);
+  const ice = iceView(sdp).slice(0, MAX_RECORDED_SECTIONS).map((v) => ({
+    ...v,
+    ufrag: short(v.ufrag),
+    pwd: short(v.pwd),
+    options: short(v.options),
+    fingerprint: short(v.fingerprint),
+    setup: short(v.setup),
+    mid: short(v.mid),
+    candidates: v.candidates.slice(0, MAX_JANUS_CANDIDATES),
+  }));
+  const rec: SdpRecord = { type, from, ice, at: Date.now() };
+  if (type === "offer") {
+    handle.offer = rec;
+    handle.answer = undefined;
+  } else handle.answer = rec;
 }
 
 function safeStrip(text: string): string {
   try {
     return serializeSdp(stripCandidates(parseSdp(text), false));
   } catch {
-    return text.split(/\r?\n/).filter((l) => !l.startsWith("a=candidate:")).join("\r\n");
+    return text.split(/\r?\n/).filter((l) => !/^a=candidate:/i.test(l)).join("\r\n");
   }
-}
-
-/** Janus ids are numbers in JSON; keys use their decimal text. */
-export function idOf(v: Json | undefined): string | undefined {
-  if (typeof v === "number" && Number.isFinite(v)) return String(v);
-  if (typeof v === "string" && /^\d+$/.test(v)) return v;
-  return undefined;
-}
-
-function numberOrString(id: string | undefined): Json {
-  if (id === undefined) return null;
-  const n = Number(id);
-  return Number.isSafeInteger(n) ? n : id;
 }
 
 /** Applies `fromJanus` to a Janus response text: one object or a `maxev` array. Returns the text to send. */
 export function rewriteJanusText(
   text: string,
   sig: JanusSignalling,
-  ctx: SignallingContext,
+  ctx: { sessionId?: string; handleId?: string },
   emptyReplacement: string | undefined,
 ): string | undefined {
   let parsed: Json;
   try {
     parsed = JSON.parse(text);
   } catch {
-    counters.inc("signalling_unparsable_from_janus");
     return text; // not JSON: pass through as is
   }
   if (Array.isArray(parsed)) {

@@ -2,6 +2,7 @@
 // Pure: no I/O. Every malformed input raises StunError and nothing else.
 import { crc32 } from "./crc32.ts";
 import { hmacSha1Into, SHA1_LENGTH } from "./hmac_sha1.ts";
+import { formatIp, parseIp } from "../io/address.ts";
 
 export class StunError extends Error {
   override name = "StunError";
@@ -157,30 +158,11 @@ export function getXorMappedAddress(msg: StunMessage): TransportAddress | undefi
   }
   if (family === 2) {
     if (v.length !== 20) throw new StunError("XOR-MAPPED-ADDRESS IPv6 is not 20 bytes");
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) {
-      groups.push((((v[4 + i] ^ mask[i]) << 8) | (v[5 + i] ^ mask[i + 1])).toString(16));
-    }
-    return { host: compressIPv6(groups), port };
+    const bytes = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) bytes[i] = v[4 + i] ^ mask[i];
+    return { host: formatIp(bytes), port };
   }
   throw new StunError(`unknown address family ${family}`);
-}
-
-function compressIPv6(groups: string[]): string {
-  // RFC 5952: the longest run of zero groups (length > 1) becomes "::".
-  let bestStart = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > bestLen && j - i > 1) [bestStart, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (bestStart < 0) return groups.join(":");
-  return `${groups.slice(0, bestStart).join(":")}::${groups.slice(bestStart + bestLen).join(":")}`;
 }
 
 export function encodeXorAddress(addr: TransportAddress, transactionId: Uint8Array): Uint8Array {
@@ -188,40 +170,13 @@ export function encodeXorAddress(addr: TransportAddress, transactionId: Uint8Arr
   new DataView(mask.buffer).setUint32(0, MAGIC_COOKIE);
   mask.set(transactionId, 4);
   const xport = addr.port ^ (MAGIC_COOKIE >>> 16);
-  const ip = parseIp(addr.host);
+  const ip = parseIp(addr.host)?.bytes;
   if (ip === undefined) throw new StunError(`not an IP address: ${addr.host}`);
   const out = new Uint8Array(4 + ip.length);
   out[1] = ip.length === 4 ? 1 : 2;
   out[2] = xport >> 8;
   out[3] = xport & 0xff;
   for (let i = 0; i < ip.length; i++) out[4 + i] = ip[i] ^ mask[i];
-  return out;
-}
-
-/** Parses a dotted IPv4 or an IPv6 text address into bytes; undefined when it is neither. */
-export function parseIp(host: string): Uint8Array | undefined {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (v4) {
-    const bytes = v4.slice(1).map(Number);
-    return bytes.every((b) => b <= 255) ? Uint8Array.from(bytes) : undefined;
-  }
-  if (!host.includes(":")) return undefined;
-  const h = host.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
-  const halves = h.split("::");
-  if (halves.length > 2) return undefined;
-  const toGroups = (s: string) => (s === "" ? [] : s.split(":"));
-  const head = toGroups(halves[0]);
-  const tail = halves.length === 2 ? toGroups(halves[1]) : [];
-  const missing = 8 - head.length - tail.length;
-  if (missing < 0 || (halves.length === 1 && missing !== 0)) return undefined;
-  const groups = [...head, ...new Array(halves.length === 2 ? missing : 0).fill("0"), ...tail];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(groups[i])) return undefined;
-    const g = parseInt(groups[i], 16);
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  }
   return out;
 }
 

@@ -2,7 +2,7 @@
 // through the real routes.yml loader.
 import { loadConfigText } from "../../src/config/load.ts";
 import { start, type Xrtc } from "../../src/app.ts";
-import type { IoBackend } from "../../src/config/types.ts";
+import type { IoBackendChoice } from "../../src/io/backend.ts";
 import { makeTopology, type Topology } from "./topology.ts";
 import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run } from "./run.ts";
@@ -20,11 +20,11 @@ export interface XrtcTestOptions {
   /** Extra YAML under `options:`. */
   options?: string;
   /** Overrides XRTC_TEST_IO. */
-  ioBackend?: IoBackend;
+  ioBackend?: IoBackendChoice;
 }
 
 /** The backend every integration test runs on: XRTC_TEST_IO (deno unless set). */
-export const TEST_BACKEND = (Deno.env.get("XRTC_TEST_IO") ?? "deno") as IoBackend;
+export const TEST_BACKEND = (Deno.env.get("XRTC_TEST_IO") ?? "deno") as IoBackendChoice;
 
 export function testConfigYaml(t: Topology, o: XrtcTestOptions = {}): string {
   const route = `

@@ -1,0 +1,42 @@
+// The effective configuration with every default filled in, as YAML-compatible JSON (--check-config),
+// written from the same field tables the loader reads with.
+import type { Config } from "./types.ts";
+import { HEALTH_FIELDS, HTTP_FIELDS, OPTION_FIELDS } from "./load.ts";
+import { showFields } from "./schema.ts";
+import { formatHostPort } from "../io/address.ts";
+
+export function effectiveConfig(c: Config, notes: { ioBackend?: string } = {}): unknown {
+  const options = showFields(OPTION_FIELDS, c.options);
+  if (notes.ioBackend) options.io_backend_in_effect = notes.ioBackend;
+  return {
+    options,
+    services: Object.fromEntries([
+      ...[...c.upstreams.values()].map((u) => [u.name, {
+        proto: "upstream",
+        mode: u.mode,
+        backends: u.backends.map((b) => ({ name: b.name, http: b.httpUrl, ws: b.wsUrl })),
+        health: showFields(HEALTH_FIELDS, u.health),
+        ...(u.pairing.length ? { servers_paired: u.pairing } : {}),
+      }]),
+      ...c.listeners.map((l) => [l.name, {
+        proto: l.proto,
+        net: {
+          addr: formatHostPort(l.net.addr.host || "0.0.0.0", l.net.addr.port),
+          tls_crt_file: l.net.tlsCrtFile ?? null,
+          tls_key_file: l.net.tlsKeyFile ?? null,
+          enable_ice: l.proto === "http" ? false : l.net.enableIce,
+          candidate_ips: l.net.candidateIps,
+        },
+        enable_http: l.enableHttp,
+        http: showFields(HTTP_FIELDS, l.http),
+      }]),
+      ...(c.admin
+        ? [[c.admin.name, {
+          proto: "admin",
+          net: { addr: formatHostPort(c.admin.addr.host, c.admin.addr.port) },
+          token: c.admin.token ? "(set)" : null,
+        }]]
+        : []),
+    ]),
+  };
+}

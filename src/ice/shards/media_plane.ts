@@ -1,0 +1,318 @@
+// The media plane of one shard: its sockets on the shared ports, its upstream sockets, and its session
+// table. A spec stays dormant until a client's authentic check arrives here and this shard wins the
+// claim; only then is the live session built and its Janus leg started. Teardown of every live session
+// goes through #onClosed. Time comes from an injected clock, and the plane drives every session's timers
+// from one tick (tests drive it by hand).
+import type { StunMessage } from "../../stun/message.ts";
+import type { Candidate } from "../../sdp/candidate.ts";
+import type { DatagramBackend, DatagramSocket } from "../../io/types.ts";
+import { anyAddress, type Family, type PeerAddress, peerAddress } from "../../io/address.ts";
+import { type Clock, systemClock } from "../../io/clock.ts";
+import type { MediaSession, SessionHost, SessionView } from "../session/media_session.ts";
+import { type SessionEntry, SessionTable } from "../demux/session_table.ts";
+import type { CheckRoute } from "../demux/demux.ts";
+import { type ShardRouter, SharedUdpPort } from "../demux/udp_port.ts";
+import { IceTcpConnection } from "../demux/ice_tcp.ts";
+import { type ClaimBoard, STALE } from "./claims.ts";
+import {
+  applySpecUpdate,
+  type SessionEnded,
+  type SessionSpec,
+  type SpecSink,
+  type SpecUpdate,
+} from "../negotiation/spec.ts";
+import { authenticCheck } from "../session/client_check.ts";
+import { HalfSession } from "../session/half_session.ts";
+import { type ConnectIceTcp, FullSession } from "../session/full_session.ts";
+import { TIMING } from "../timing.ts";
+import {
+  drop,
+  type EndReason,
+  handoffPackets,
+  iceSetup,
+  sessionsActive,
+  sessionsClaimed,
+  upstreamSockets,
+} from "../../telemetry/catalog.ts";
+import { log } from "../../telemetry/log.ts";
+
+export interface MediaPlaneOptions {
+  backend: DatagramBackend;
+  /** This shard's index: 0 is the main thread. */
+  shard: number;
+  claims: ClaimBoard;
+  consentTimeoutMs: number;
+  /** Bind the shared ports with SO_REUSEPORT (several shards on one port). */
+  reusePort: boolean;
+  /** A session this shard owned has ended on its own (consent, failure). */
+  onEnded: SessionEnded;
+  /** Hands a client packet to the shard that owns its session. */
+  handoff: (shard: number, port: string, data: Uint8Array, from: PeerAddress) => void;
+  /** Opens the Janus-side connection of a full-proxy session over ICE-TCP. */
+  connectIceTcp?: ConnectIceTcp;
+  clock?: Clock;
+  /** Run the plane's own timer (false in tests that call tick() and sweep() themselves). */
+  autoTick?: boolean;
+}
+
+export interface PlaneStats {
+  shard: number;
+  /** Live sessions this shard owns. */
+  sessions: number;
+  /** Negotiated sessions it knows, claimed or not. */
+  specs: number;
+  /** Client addresses bound on its UDP sockets. */
+  boundTuples: number;
+}
+
+const IN = handoffPackets.with({ direction: "in" });
+
+export class MediaPlane implements SpecSink, ShardRouter {
+  readonly table = new SessionTable();
+  readonly ports: SharedUdpPort[] = [];
+  readonly #upstreams = new Map<Family, DatagramSocket>();
+  readonly #ticking = new Set<MediaSession>();
+  readonly #clock: Clock;
+  readonly #timer?: ReturnType<typeof setInterval>;
+  #sweepCursor: Iterator<SessionEntry>;
+
+  constructor(readonly opts: MediaPlaneOptions) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#sweepCursor = this.table.entries();
+    // The IPv4 upstream socket exists from the start (tests and the status page read its port).
+    this.#upstream(4);
+    if (opts.autoTick !== false) this.#timer = setInterval(() => this.#onTimer(), TIMING.checkIntervalMs);
+    sessionsActive.collectWith((set) => {
+      const counts = new Map<string, number>();
+      for (const s of this.table.live()) {
+        const k = `${s.mode}/${s.transport ?? "none"}`;
+        counts.set(k, (counts.get(k) ?? 0) + 1);
+      }
+      for (const mode of ["half", "full"] as const) {
+        for (const transport of ["udp", "tcp", "none"] as const) {
+          set({ mode, transport }, counts.get(`${mode}/${transport}`) ?? 0);
+        }
+      }
+    });
+  }
+
+  get shard(): number {
+    return this.opts.shard;
+  }
+
+  /** The IPv4 upstream socket, shared by the sessions of this shard. */
+  get upstream(): DatagramSocket {
+    return this.#upstream(4)!;
+  }
+
+  /** The shared upstream socket of a family, bound on first use; undefined when the family is unusable. */
+  #upstream(family: Family): DatagramSocket | undefined {
+    let s = this.#upstreams.get(family);
+    if (s) return s;
+    try {
+      s = this.opts.backend.bind({ host: anyAddress(family), port: 0 }, (data, from) => {
+        const session = this.table.byUpstream(from);
+        if (session === undefined) return drop.upstream_unknown_source.inc();
+        session.onUpstreamPacket(data, from);
+      });
+    } catch (e) {
+      log("warn", "upstream_socket_unavailable", { family, error: e });
+      return undefined;
+    }
+    this.#upstreams.set(family, s);
+    return s;
+  }
+
+  addUdpPort(name: string, host: string, port: number): SharedUdpPort {
+    const p = new SharedUdpPort({
+      name,
+      backend: this.opts.backend,
+      host,
+      port,
+      router: this,
+      reusePort: this.opts.reusePort,
+    });
+    this.ports.push(p);
+    return p;
+  }
+
+  /** Serves an ICE-TCP connection a TCP port classified (shard 0 only). */
+  serveIceTcp(conn: Deno.Conn, peer: PeerAddress, prefix: Uint8Array): Promise<void> {
+    return new IceTcpConnection(conn, peer, this).run(prefix);
+  }
+
+  stats(): PlaneStats {
+    return {
+      shard: this.opts.shard,
+      sessions: this.table.liveCount,
+      specs: this.table.size,
+      boundTuples: this.ports.reduce((n, p) => n + p.boundCount, 0),
+    };
+  }
+
+  views(): SessionView[] {
+    const now = this.#clock.now();
+    return [...this.table.live()].map((s) => s.view(now));
+  }
+
+  // ---- SpecSink: driven by signalling ----
+
+  open(spec: SessionSpec): void {
+    if (!this.table.open(spec)) log("warn", "spec_refused_duplicate", { session: spec.id });
+  }
+
+  update(id: string, u: SpecUpdate): void {
+    const e = this.table.byId(id);
+    if (!e) return;
+    applySpecUpdate(e.spec, u);
+    if (u.kind === "restart") this.table.rekey(e);
+    e.session?.applyUpdate(u);
+    if (e.session) this.#ticking.add(e.session);
+  }
+
+  end(id: string, reason: EndReason): void {
+    const e = this.table.byId(id);
+    if (!e) return;
+    this.table.remove(e); // first: a session closed from here is not reported back
+    e.session?.close(reason);
+    for (const p of this.ports) p.forget(e.keys.keys());
+  }
+
+  // ---- SessionRouter: the shared ports ask where a client's check goes ----
+
+  route(ufrag: string, msg: StunMessage): CheckRoute {
+    const e = this.table.byUfrag(ufrag);
+    if (!e) {
+      drop.unknown_ufrag.inc();
+      return undefined;
+    }
+    if (e.session) return { session: e.session };
+    // Only an authentic check may claim: knowing a ufrag is not enough to move a session.
+    if (!authenticCheck(msg, ufrag, e.spec.client?.ufrag, e.keys.get(ufrag)!)) return undefined;
+    const owner = this.opts.claims.claim(e.spec.ticket, this.opts.shard);
+    if (owner === STALE) {
+      drop.session_ended.inc();
+      return undefined;
+    }
+    if (owner !== this.opts.shard) return { shard: owner };
+    return { session: this.#goLive(e) };
+  }
+
+  handoff(shard: number, port: string, data: Uint8Array, from: PeerAddress): void {
+    this.opts.handoff(shard, port, data, from);
+  }
+
+  /** A packet another shard received for a session this one owns. */
+  inject(port: string, data: Uint8Array, from: PeerAddress): void {
+    const p = this.ports.find((x) => x.name === port);
+    if (!p) return;
+    IN.inc();
+    p.receive(data, from);
+  }
+
+  #host(e: SessionEntry): SessionHost {
+    return {
+      shard: this.opts.shard,
+      consentTimeoutMs: this.opts.consentTimeoutMs,
+      now: () => this.#clock.now(),
+      routeUpstream: (addr, s) => this.table.routeUpstream(addr, s),
+      retireUfrag: (_s, ufrag) => {
+        this.table.retire(e, ufrag);
+        for (const p of this.ports) p.forget([ufrag]);
+      },
+      wantTicks: (s) => this.#ticking.add(s),
+      onClose: (s, reason) => this.#onClosed(e, s, reason),
+    };
+  }
+
+  #goLive(e: SessionEntry): MediaSession {
+    const spec = e.spec;
+    const now = this.#clock.now();
+    const up = this.#upstreamFor(spec.janusCandidates);
+    const host = this.#host(e);
+    const session: MediaSession = spec.mode === "full"
+      ? new FullSession({ spec, host, upstream: up.socket, connectIceTcp: this.opts.connectIceTcp })
+      : new HalfSession({ spec, host, upstream: up.socket, sharedUpstream: up.shared });
+    up.owner.session = session;
+    this.table.goLive(e, session);
+    this.#ticking.add(session);
+    sessionsClaimed.inc();
+    if (spec.answeredAt > 0) {
+      iceSetup.observe({ phase: "answer_to_first_check" }, Math.max(0, now - spec.answeredAt) / 1000);
+    }
+    log("info", "session_claimed", { session: spec.id, shard: this.opts.shard });
+    return session;
+  }
+
+  /** The shared upstream socket of Janus's family, unless a live session already owns one of these Janus
+   * addresses (a server serving many sessions on one port): then a socket of the session's own, so that
+   * packets are never delivered to another client's session. */
+  #upstreamFor(
+    janusCandidates: Candidate[],
+  ): { socket: DatagramSocket; shared: boolean; owner: { session?: MediaSession } } {
+    const owner: { session?: MediaSession } = {};
+    const addrs = janusCandidates.filter((c) => c.transport.toLowerCase() === "udp")
+      .map((c) => peerAddress(c.address, c.port)).filter((a): a is PeerAddress => a !== undefined);
+    const family: Family = addrs.length > 0 && addrs.every((a) => a.family === 6) ? 6 : 4;
+    const shared = this.#upstream(family) ?? this.upstream;
+    if (this.table.canShareUpstream(addrs)) return { socket: shared, shared: true, owner };
+    upstreamSockets.inc();
+    const socket = this.opts.backend.bind(
+      { host: anyAddress(family), port: 0 },
+      (data, from) => owner.session?.onUpstreamPacket(data, from),
+    );
+    return { socket, shared: false, owner };
+  }
+
+  #onClosed(e: SessionEntry, s: MediaSession, reason: EndReason): void {
+    this.#ticking.delete(s);
+    this.table.closed(e);
+    if (this.table.byId(e.spec.id) === e) {
+      this.table.remove(e);
+      for (const p of this.ports) p.forget(e.keys.keys());
+      log("info", "session_ended", { session: e.spec.id, reason });
+      this.opts.onEnded(e.spec.id, reason);
+    }
+  }
+
+  #onTimer(): void {
+    const now = this.#clock.now();
+    this.tick(now);
+    // Each session is maintained once per sweep period, a slice per tick, so 10,000 sessions' keepalives
+    // never leave in one burst.
+    this.sweep(now, Math.ceil(this.table.size * TIMING.checkIntervalMs / TIMING.sweepIntervalMs));
+  }
+
+  /** Check pacing and retransmissions of the sessions that need them. */
+  tick(now: number): void {
+    for (const s of this.#ticking) {
+      s.tick(now);
+      if (!s.needsTicks) this.#ticking.delete(s);
+    }
+  }
+
+  /** Maintains up to `quota` sessions (all of them by default): consent, keepalives. The iterator
+   * survives between calls (entries added or removed meanwhile are handled by Map). */
+  sweep(now: number, quota = this.table.size): void {
+    for (let i = 0; i < quota; i++) {
+      let next = this.#sweepCursor.next();
+      if (next.done) {
+        this.#sweepCursor = this.table.entries();
+        next = this.#sweepCursor.next();
+        if (next.done) return;
+      }
+      const s = next.value.session;
+      if (!s) continue;
+      const reason = s.maintain(now);
+      if (reason) s.close(reason);
+    }
+  }
+
+  /** Closes every session of this shard and its sockets (shutdown). */
+  shutdown(reason: EndReason = "shutdown"): void {
+    clearInterval(this.#timer);
+    for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
+    for (const p of this.ports) p.close();
+    for (const s of this.#upstreams.values()) s.close();
+  }
+}

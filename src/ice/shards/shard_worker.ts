@@ -1,0 +1,82 @@
+// A shard worker (see shards.ts): its own FFI backend, its own SO_REUSEPORT socket on every shared
+// UDP port, its own media plane. It answers the main thread's messages and reports sessions it ended.
+import { createBackend } from "../../io/backend.ts";
+import type { DatagramBackend } from "../../io/types.ts";
+import { mustPeer } from "../../io/address.ts";
+import { ClaimBoard } from "./claims.ts";
+import { MediaPlane } from "./media_plane.ts";
+import { connectJanusIceTcp } from "../session/janus_tcp.ts";
+import { type FromShard, localReport, type ToShard } from "./shards.ts";
+import { startLagMonitor } from "../../telemetry/process.ts";
+import { log } from "../../telemetry/log.ts";
+
+/** The worker's side of its message port (the worker global, typed narrowly). */
+interface WorkerScope {
+  postMessage(m: FromShard, transfer?: Transferable[]): void;
+  onmessage: ((ev: MessageEvent<ToShard>) => void) | null;
+  close(): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+let plane: MediaPlane | undefined;
+let backend: DatagramBackend | undefined;
+let stopLag: (() => void) | undefined;
+
+async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
+  try {
+    if (m.ioBackend === "memory") throw new Error("a worker cannot use the memory backend");
+    backend = (await createBackend(m.ioBackend)).backend;
+    const shard = m.shard;
+    plane = new MediaPlane({
+      backend,
+      shard,
+      claims: new ClaimBoard(m.claims),
+      consentTimeoutMs: m.consentTimeoutMs,
+      reusePort: true,
+      onEnded: (id, reason) => scope.postMessage({ t: "ended", id, reason }),
+      handoff: (to, port, data, from) => {
+        const copy = data.slice();
+        scope.postMessage(
+          { t: "handoff", shard: to, port, data: copy, host: from.host, portNumber: from.port },
+          [copy.buffer],
+        );
+      },
+      connectIceTcp: connectJanusIceTcp,
+    });
+    for (const p of m.udpPorts) plane.addUdpPort(p.name, p.host, p.port);
+    stopLag = startLagMonitor();
+    log("info", "shard_started", { shard, ports: m.udpPorts.map((p) => p.port).join(",") });
+    scope.postMessage({ t: "ready" });
+  } catch (e) {
+    plane?.shutdown();
+    backend?.close();
+    scope.postMessage({ t: "failed", error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+scope.onmessage = (ev) => {
+  const m = ev.data;
+  if (m.t === "init") {
+    init(m);
+    return;
+  }
+  if (!plane) return;
+  switch (m.t) {
+    case "open":
+      return plane.open(m.spec);
+    case "update":
+      return plane.update(m.id, m.update);
+    case "end":
+      return plane.end(m.id, m.reason);
+    case "inject":
+      return plane.inject(m.port, m.data, mustPeer(m.host, m.portNumber));
+    case "report":
+      return scope.postMessage({ t: "report", id: m.id, report: localReport(plane, m.sessions) });
+    case "stop":
+      stopLag?.();
+      plane.shutdown();
+      plane = undefined;
+      Promise.resolve(backend?.close()).finally(() => scope.postMessage({ t: "stopped" }));
+      return;
+  }
+};

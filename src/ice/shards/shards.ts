@@ -1,0 +1,257 @@
+// Every core on the one public port. Shard 0 is the main thread's media plane (with the TCP ports);
+// shards 1..N-1 are workers, each with its own FFI backend, its own SO_REUSEPORT socket on every shared
+// UDP port and its own upstream socket. The kernel spreads client addresses over the sockets; every
+// shard holds every spec, and the one that receives a session's first authentic check claims it
+// (claims.ts). A packet that lands on another shard is handed to the owner through here. With one
+// shard this is a thin wrapper around the main thread's plane.
+import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
+import { mustPeer } from "../../io/address.ts";
+import type { ClaimBoard } from "./claims.ts";
+import { MediaPlane, type PlaneStats } from "./media_plane.ts";
+import type { SessionEnded, SessionSpec, SpecSink, SpecUpdate } from "../negotiation/spec.ts";
+import type { SessionView } from "../session/media_session.ts";
+import { connectJanusIceTcp } from "../session/janus_tcp.ts";
+import { type EndReason, registry } from "../../telemetry/catalog.ts";
+import type { MetricSnapshot } from "../../telemetry/metrics.ts";
+import { log } from "../../telemetry/log.ts";
+
+export interface UdpPortSpec {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** What a shard reports when asked: its tables, its metrics, and (when asked) its sessions. */
+export interface ShardReport {
+  stats: PlaneStats;
+  metrics: MetricSnapshot[];
+  sessions?: SessionView[];
+}
+
+/** Messages from the main thread to a shard worker. */
+export type ToShard =
+  | {
+    t: "init";
+    shard: number;
+    ioBackend: IoBackendName;
+    udpPorts: UdpPortSpec[];
+    consentTimeoutMs: number;
+    claims: SharedArrayBuffer;
+  }
+  | { t: "open"; spec: SessionSpec }
+  | { t: "update"; id: string; update: SpecUpdate }
+  | { t: "end"; id: string; reason: EndReason }
+  | { t: "inject"; port: string; data: Uint8Array; host: string; portNumber: number }
+  | { t: "report"; id: number; sessions: boolean }
+  | { t: "stop" };
+
+/** Messages from a shard worker to the main thread. */
+export type FromShard =
+  | { t: "ready" }
+  | { t: "failed"; error: string }
+  | { t: "ended"; id: string; reason: EndReason }
+  | { t: "handoff"; shard: number; port: string; data: Uint8Array; host: string; portNumber: number }
+  | { t: "report"; id: number; report: ShardReport }
+  | { t: "stopped" };
+
+/** A worker that has not said it is ready (or failed) within this long has failed. */
+const WORKER_START_TIMEOUT_MS = 15_000;
+/** A worker gets this long to close its sockets on shutdown before it is terminated. */
+const WORKER_STOP_TIMEOUT_MS = 3_000;
+/** A worker that does not answer a report request within this long is shown as down. */
+const REPORT_TIMEOUT_MS = 2_000;
+
+export interface ShardSetOptions {
+  /** The main thread's backend (shard 0). */
+  backend: DatagramBackend;
+  /** Shards in all, main thread included. */
+  shards: number;
+  udpPorts: UdpPortSpec[];
+  consentTimeoutMs: number;
+  claims: ClaimBoard;
+  onEnded: SessionEnded;
+  /** A worker died after starting (a bug): main.ts exits so that a supervisor restarts xRTC. */
+  onShardFailed?: (shard: number, error: string) => void;
+}
+
+/** A shard's last report, and whether it answered the last request. */
+export interface ShardState {
+  shard: number;
+  up: boolean;
+  report: ShardReport;
+}
+
+export function localReport(plane: MediaPlane, sessions: boolean): ShardReport {
+  return {
+    stats: plane.stats(),
+    metrics: registry.snapshot(),
+    sessions: sessions ? plane.views() : undefined,
+  };
+}
+
+export class ShardSet implements SpecSink {
+  readonly local: MediaPlane;
+  readonly #workers: Worker[] = [];
+  readonly #waiting = new Map<number, (r: ShardReport) => void>();
+  /** Each worker's last report: a shard that stops answering keeps its last counters in the sums. */
+  readonly #last = new Map<number, ShardReport>();
+  #nextId = 1;
+
+  private constructor(readonly opts: ShardSetOptions) {
+    this.local = new MediaPlane({
+      backend: opts.backend,
+      shard: 0,
+      claims: opts.claims,
+      consentTimeoutMs: opts.consentTimeoutMs,
+      reusePort: opts.shards > 1,
+      onEnded: opts.onEnded,
+      handoff: (shard, port, data, from) => this.#handoff(shard, port, data, from.host, from.port),
+      connectIceTcp: connectJanusIceTcp,
+    });
+  }
+
+  static async start(opts: ShardSetOptions): Promise<ShardSet> {
+    const set = new ShardSet(opts);
+    try {
+      for (const p of opts.udpPorts) set.local.addUdpPort(p.name, p.host, p.port);
+      for (let shard = 1; shard < opts.shards; shard++) await set.#startWorker(shard);
+    } catch (e) {
+      await set.stop();
+      throw e;
+    }
+    return set;
+  }
+
+  get count(): number {
+    return this.#workers.length + 1;
+  }
+
+  async #startWorker(shard: number): Promise<void> {
+    const w = new Worker(new URL("./shard_worker.ts", import.meta.url).href, { type: "module" });
+    this.#workers.push(w);
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`shard ${shard} did not start within ${WORKER_START_TIMEOUT_MS} ms`)),
+        WORKER_START_TIMEOUT_MS,
+      );
+      w.onmessage = (ev: MessageEvent<FromShard>) => {
+        const m = ev.data;
+        if (m.t === "ready" || m.t === "failed") {
+          clearTimeout(timer);
+          if (m.t === "ready") resolve();
+          else reject(new Error(`shard ${shard}: ${m.error}`));
+          w.onmessage = (ev: MessageEvent<FromShard>) => this.#fromWorker(shard, ev.data);
+        }
+      };
+      w.onerror = (ev) => {
+        ev.preventDefault();
+        clearTimeout(timer);
+        log("error", "shard_failed", { shard, error: ev.message });
+        reject(new Error(`shard ${shard}: ${ev.message}`));
+        // A dead worker's socket stays in the port's SO_REUSEPORT group (its descriptors belong to the
+        // process), so the kernel would keep sending it clients: the process must not carry on as is.
+        this.opts.onShardFailed?.(shard, ev.message);
+      };
+    });
+    this.#post(w, {
+      t: "init",
+      shard,
+      ioBackend: this.opts.backend.name,
+      udpPorts: this.opts.udpPorts,
+      consentTimeoutMs: this.opts.consentTimeoutMs,
+      claims: this.opts.claims.buffer,
+    });
+    await ready;
+  }
+
+  #fromWorker(shard: number, m: FromShard): void {
+    switch (m.t) {
+      case "ended":
+        return this.opts.onEnded(m.id, m.reason);
+      case "handoff":
+        return this.#handoff(m.shard, m.port, m.data, m.host, m.portNumber);
+      case "report":
+        this.#last.set(shard, m.report);
+        this.#waiting.get(m.id)?.(m.report);
+        this.#waiting.delete(m.id);
+        return;
+      default:
+        log("warn", "shard_unexpected_message", { shard, type: m.t });
+    }
+  }
+
+  #handoff(shard: number, port: string, data: Uint8Array, host: string, portNumber: number): void {
+    if (shard === 0) return this.local.inject(port, data, mustPeer(host, portNumber));
+    const w = this.#workers[shard - 1];
+    if (!w) return;
+    // The receive buffers are reused: the packet is copied once, then moved.
+    const copy = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+    this.#post(w, { t: "inject", port, data: copy, host, portNumber }, [copy.buffer as ArrayBuffer]);
+  }
+
+  #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
+    w.postMessage(m, transfer);
+  }
+
+  // ---- SpecSink: every shard holds every spec ----
+
+  open(spec: SessionSpec): void {
+    // The local plane gets its own copy, as the workers do: signalling keeps and changes its own.
+    this.local.open(structuredClone(spec));
+    for (const w of this.#workers) this.#post(w, { t: "open", spec });
+  }
+
+  update(id: string, update: SpecUpdate): void {
+    this.local.update(id, structuredClone(update));
+    for (const w of this.#workers) this.#post(w, { t: "update", id, update });
+  }
+
+  end(id: string, reason: EndReason): void {
+    this.local.end(id, reason);
+    for (const w of this.#workers) this.#post(w, { t: "end", id, reason });
+  }
+
+  /** Every shard's report (shard 0's metrics are the main thread's). A worker that does not answer in
+   * time is `up: false` with its last report. */
+  async reports(sessions = false): Promise<ShardState[]> {
+    const local: ShardState = { shard: 0, up: true, report: localReport(this.local, sessions) };
+    const remote = this.#workers.map((w, i) =>
+      new Promise<ShardState>((resolve) => {
+        const shard = i + 1;
+        const id = this.#nextId++;
+        const timer = setTimeout(() => {
+          this.#waiting.delete(id);
+          resolve({
+            shard,
+            up: false,
+            report: this.#last.get(shard) ??
+              { stats: { shard, sessions: 0, specs: 0, boundTuples: 0 }, metrics: [] },
+          });
+        }, REPORT_TIMEOUT_MS);
+        this.#waiting.set(id, (report) => {
+          clearTimeout(timer);
+          resolve({ shard, up: true, report });
+        });
+        this.#post(w, { t: "report", id, sessions });
+      })
+    );
+    return [local, ...(await Promise.all(remote))];
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#workers.map((w) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, WORKER_STOP_TIMEOUT_MS);
+        w.onmessage = (ev: MessageEvent<FromShard>) => {
+          if (ev.data.t === "stopped") {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        this.#post(w, { t: "stop" });
+      }).then(() => w.terminate())
+    ));
+    this.#workers.length = 0;
+    this.local.shutdown();
+  }
+}
