@@ -13,9 +13,11 @@ import { BackendPool } from "./signalling/backends.ts";
 import { janusRequest } from "./signalling/janus_client.ts";
 import { type HandlerDeps, makeHttpHandler } from "./http/server.ts";
 import { ConnectionLimiter } from "./front/connections.ts";
+import { raiseDescriptorLimit } from "./io/rlimit.ts";
 import { TcpPort } from "./front/tcp_port.ts";
 import { HttpListener } from "./front/http_listener.ts";
 import { AdminListener, type ReadinessCheck } from "./admin/admin.ts";
+import { buildStatus } from "./admin/status.ts";
 import { buildInfo, registry, shardUp } from "./telemetry/catalog.ts";
 import { exposition, mergeShards } from "./telemetry/exposition.ts";
 import { installProcessCollectors, startLagMonitor } from "./telemetry/process.ts";
@@ -158,10 +160,17 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
   const plane = shards?.local;
   // The one shutdown signal: aborts upstream requests in flight and closes proxied WebSockets.
   const shutdown = new AbortController();
+  const raised = raiseDescriptorLimit();
+  if (raised && raised.after > raised.before) log("info", "descriptor_limit_raised", { ...raised });
   const limiter = new ConnectionLimiter(
     config.options.limits.maxConnections,
     config.options.limits.maxConnectionsPerAddress,
   );
+  if (limiter.clamped) {
+    announce(
+      `xrtc: warning: options.limits.max_connections ${limiter.clamped.configured} needs more descriptors than this process may open; using ${limiter.clamped.allowed}`,
+    );
+  }
   const deps: HandlerDeps = {
     pools: poolOf,
     signalling,
@@ -186,18 +195,37 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
     stopLag();
     await backend.close();
   };
-  const metricsText = async (): Promise<string> => {
-    const reports = await shards?.reports() ?? [];
+  /** Every shard's report and the process's merged metrics, as /metrics and /status read them. */
+  const collect = async (sessions: boolean) => {
+    const reports = await shards?.reports(sessions) ?? [];
     shardUp.collectWith((set) => {
       for (const r of reports) set({ shard: String(r.shard) }, r.up ? 1 : 0);
     });
+    // Shard 0's metrics are read last, so the gauges above are current.
     const perShard = reports.length
       ? reports.map((r) => ({
         shard: r.shard,
         metrics: r.shard === 0 ? registry.snapshot() : r.report.metrics,
       }))
       : [{ shard: 0, metrics: registry.snapshot() }];
-    return exposition(mergeShards(perShard));
+    return { reports, metrics: mergeShards(perShard) };
+  };
+  const metricsText = async (): Promise<string> => exposition((await collect(false)).metrics);
+  const startedAt = Date.now();
+  const status = async (): Promise<unknown> => {
+    const { reports, metrics } = await collect(true);
+    return buildStatus({
+      version: VERSION,
+      startedAt,
+      ioBackend: backend.name,
+      draining: signalling.draining,
+      config: { generation: 1 },
+      shards: reports,
+      metrics,
+      janus: signalling.sessions,
+      pools: [...pools.values(), ...urlPools.values()],
+      negotiated: negotiator?.sessionCount ?? 0,
+    });
   };
 
   try {
@@ -236,7 +264,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Xr
           },
           { name: "draining", ok: !signalling.draining },
         ],
-        status: () => Promise.resolve({ version: VERSION }),
+        status,
       });
       adminAddr = admin.start();
       announce(

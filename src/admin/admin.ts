@@ -87,20 +87,32 @@ export function makeAdminHandler(
 
 export class AdminListener {
   #server?: Deno.HttpServer;
+  #stopped = false;
   constructor(readonly admin: AdminService, readonly source: AdminSource) {}
 
   start(): Deno.NetAddr {
     const handler = makeAdminHandler(this.admin, this.source);
-    this.#server = Deno.serve({
+    const server = Deno.serve({
       hostname: this.admin.addr.host || anyAddress(4),
       port: this.admin.addr.port,
+      reusePort: true,
       onListen: () => {},
       onError: () => new Response("internal error\n", { status: 500 }),
     }, handler);
-    return this.#server.addr as Deno.NetAddr;
+    this.#server = server;
+    // Deno.serve's accept loop ends for good on an accept error (EMFILE): a new server takes over.
+    server.finished.catch((e) => {
+      if (this.#stopped || this.#server !== server) return;
+      log("error", "admin_listener_restarted", { error: e });
+      setTimeout(() => {
+        if (!this.#stopped) this.start();
+      }, 100);
+    });
+    return server.addr as Deno.NetAddr;
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await this.#server?.shutdown().catch(() => {});
   }
 }

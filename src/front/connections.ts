@@ -1,7 +1,9 @@
 // The front door's bookkeeping of client TCP connections, for every public TCP listener of the
-// process: a total limit (derived from the descriptor limit unless configured: each proxied connection
-// costs up to five descriptors) and a per-address limit, both refused with a clear answer and counted;
-// the open connections by listener and kind; and accept loops that survive EMFILE and keep serving.
+// process: a descriptor budget (Deno cannot survive running out of descriptors, so every connection is
+// charged what it holds: one for the client's socket, two more for a loopback pipe into an HTTP server or
+// a TLS terminator), a total connection limit within it, and a per-address limit; each refused with a
+// clear answer and counted. Also the open connections by listener and kind, and accept loops that
+// survive a failed accept and keep serving.
 import {
   acceptErrors,
   type CONNECTION_CLOSES,
@@ -9,29 +11,34 @@ import {
   tcpConnections,
 } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
-import { descriptorLimit } from "../telemetry/process.ts";
+import { descriptorLimit, openDescriptors } from "../telemetry/process.ts";
 
-/** Descriptors a proxied connection may hold: the client's, a loopback pipe's two ends, and a second
- * pipe when TLS is terminated on a shared TCP port. */
-const DESCRIPTORS_PER_CONNECTION = 5;
-/** Descriptors kept for everything else: sockets, files, Janus connections, workers. */
-const DESCRIPTOR_RESERVE = 512;
+/** Descriptors kept free beyond those open at start, for everything else: sockets to Janus, files,
+ * refusals, workers. */
+const DESCRIPTOR_RESERVE = 128;
+/** The descriptors of a loopback pipe (both ends) into an HTTP server or TLS terminator. */
+export const PIPE_DESCRIPTORS = 2;
 
 export type CloseReason = typeof CONNECTION_CLOSES[number];
 export type ConnectionKind = "unclassified" | "http" | "tls" | "ice" | "upgraded";
 
 export class ConnectionLimiter {
+  /** Descriptors the front door may hold. */
+  readonly budget: number;
   readonly maxTotal: number;
+  /** Set when the configured limit was more than the descriptors allow for connections. */
+  readonly clamped?: { configured: number; allowed: number };
   #total = 0;
+  #charged = 0;
   readonly #perAddress = new Map<string, number>();
   readonly #byKind = new Map<string, number>();
 
   constructor(maxTotal: number, readonly maxPerAddress: number) {
     const fds = descriptorLimit();
-    const derived = fds === undefined
-      ? 10_000
-      : Math.max(64, Math.floor((fds - DESCRIPTOR_RESERVE) / DESCRIPTORS_PER_CONNECTION));
-    this.maxTotal = maxTotal > 0 ? maxTotal : derived;
+    const open = openDescriptors() ?? 64;
+    this.budget = fds === undefined ? 100_000 : Math.max(16, fds - open - DESCRIPTOR_RESERVE);
+    this.maxTotal = maxTotal > 0 ? Math.min(maxTotal, this.budget) : this.budget;
+    this.clamped = maxTotal > this.budget ? { configured: maxTotal, allowed: this.budget } : undefined;
     tcpConnections.collectWith((set) => {
       for (const [k, n] of this.#byKind) {
         const [listener, kind] = k.split("\u0000");
@@ -44,9 +51,9 @@ export class ConnectionLimiter {
     return this.#total;
   }
 
-  /** Counts a new connection from `address`, or says which limit refuses it (counted). */
+  /** Counts a new connection from `address` (one descriptor), or says which limit refuses it (counted). */
   acquire(address: string): "total_limit" | "address_limit" | undefined {
-    if (this.#total >= this.maxTotal) {
+    if (this.#total >= this.maxTotal || this.#charged + 1 > this.budget) {
       connectionsClosed.inc({ reason: "total_limit" });
       return "total_limit";
     }
@@ -57,6 +64,7 @@ export class ConnectionLimiter {
     }
     this.#perAddress.set(address, n + 1);
     this.#total++;
+    this.#charged++;
     return undefined;
   }
 
@@ -66,6 +74,22 @@ export class ConnectionLimiter {
     if (n <= 1) this.#perAddress.delete(address);
     else this.#perAddress.set(address, n - 1);
     this.#total--;
+    this.#charged--;
+  }
+
+  /** Charges descriptors an open connection is about to take (a pipe); false when the budget has no
+   * room (counted: the connection is closed). */
+  charge(n: number): boolean {
+    if (this.#charged + n > this.budget) {
+      connectionsClosed.inc({ reason: "total_limit" });
+      return false;
+    }
+    this.#charged += n;
+    return true;
+  }
+
+  discharge(n: number): void {
+    this.#charged -= n;
   }
 
   /** Tracks what an open connection is, for the gauge; returns a function that moves it to another kind. */
@@ -84,17 +108,30 @@ export function countClose(reason: CloseReason): void {
   connectionsClosed.inc({ reason });
 }
 
-/** What a refused connection is told before it is closed (harmless noise to a non-HTTP client). */
+const REFUSALS = {
+  total_limit: "xRTC is at its connection limit\n",
+  address_limit: "too many connections from this address\n",
+};
+const REFUSAL_WRITE_MS = 50;
+
+/** What a refused connection is told before it is closed (harmless noise to a non-HTTP client). The
+ * accept loop waits for it, so refusals never hold more than one descriptor at a time. */
 export async function refuseConnection(conn: Deno.Conn, why: "total_limit" | "address_limit"): Promise<void> {
-  const body = why === "total_limit"
-    ? "xRTC is at its connection limit\n"
-    : "too many connections from this address\n";
+  const body = REFUSALS[why];
   const text =
     `HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n` +
     `retry-after: 5\r\nconnection: close\r\n\r\n${body}`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([conn.write(new TextEncoder().encode(text)), new Promise((r) => setTimeout(r, 1000))]);
-  } catch { /* the client went away */ }
+    await Promise.race([
+      conn.write(new TextEncoder().encode(text)),
+      new Promise((r) => timer = setTimeout(r, REFUSAL_WRITE_MS)),
+    ]);
+  } catch {
+    /* the client went away */
+  } finally {
+    clearTimeout(timer);
+  }
   try {
     conn.close();
   } catch { /* closed */ }
@@ -108,7 +145,8 @@ export async function acceptLoop<C extends Deno.Conn>(
   listener: Deno.Listener<C>,
   name: string,
   isOpen: () => boolean,
-  onConn: (conn: C) => void,
+  /** Handles a connection; a promise it returns (a refusal) is waited for before the next accept. */
+  onConn: (conn: C) => void | Promise<void>,
 ): Promise<void> {
   let failures = 0;
   let lastLog = 0;
@@ -130,7 +168,8 @@ export async function acceptLoop<C extends Deno.Conn>(
     }
     failures = 0;
     try {
-      onConn(conn);
+      const refusal = onConn(conn);
+      if (refusal) await refusal;
     } catch (e) {
       log("error", "connection_handler_error", { listener: name, error: e });
       try {

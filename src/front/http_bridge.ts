@@ -10,7 +10,7 @@
 // leaves the pipe alone (the WebSocket has its own ping deadline).
 import type { ConnInfo, HttpHandler } from "../http/server.ts";
 import { LOOPBACK_V4 } from "../io/address.ts";
-import { countClose } from "./connections.ts";
+import { type ConnectionLimiter, countClose, PIPE_DESCRIPTORS } from "./connections.ts";
 import { log } from "../telemetry/log.ts";
 
 export interface BridgeTimers {
@@ -43,15 +43,21 @@ export class HttpBridge {
   /** Loopback pipe source port -> the connection it carries. */
   readonly #conns = new Map<number, Bridged>();
   #sweeper?: ReturnType<typeof setInterval>;
+  #stopped = false;
 
-  constructor(readonly name: string, readonly handler: HttpHandler, readonly timers: BridgeTimers) {}
+  constructor(
+    readonly name: string,
+    readonly handler: HttpHandler,
+    readonly timers: BridgeTimers,
+    readonly limits: ConnectionLimiter,
+  ) {}
 
   get openConnections(): number {
     return this.#conns.size;
   }
 
   start(): void {
-    this.#server = Deno.serve(
+    const server = Deno.serve(
       {
         hostname: LOOPBACK_V4,
         port: 0,
@@ -63,8 +69,17 @@ export class HttpBridge {
       },
       (req, info) => this.#handle(req, info.remoteAddr.port),
     );
-    this.#port = this.#server.addr.port;
-    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
+    this.#server = server;
+    this.#port = server.addr.port;
+    // Deno.serve's accept loop ends for good on an accept error (EMFILE): a new server takes over.
+    server.finished.catch((e) => {
+      if (this.#stopped || this.#server !== server) return;
+      log("error", "http_bridge_restarted", { listener: this.name, error: e });
+      setTimeout(() => {
+        if (!this.#stopped) this.start();
+      }, 100);
+    });
+    this.#sweeper ??= setInterval(() => this.#sweep(), SWEEP_MS);
   }
 
   async #handle(req: Request, pipePort: number): Promise<Response> {
@@ -121,8 +136,18 @@ export class HttpBridge {
   }
 
   /** Pipes an accepted client connection into the HTTP server; resolves when it has ended. `prefix` is
-   * what classification already read from it. */
+   * what classification already read from it. The pipe's descriptors are charged to the front door's
+   * budget; without room the connection is closed. */
   async serve(client: Deno.Conn, prefix: Uint8Array, info: ConnInfo, onUpgrade?: () => void): Promise<void> {
+    if (!this.limits.charge(PIPE_DESCRIPTORS)) return;
+    try {
+      await this.#serve(client, prefix, info, onUpgrade);
+    } finally {
+      this.limits.discharge(PIPE_DESCRIPTORS);
+    }
+  }
+
+  async #serve(client: Deno.Conn, prefix: Uint8Array, info: ConnInfo, onUpgrade?: () => void): Promise<void> {
     const inner = await Deno.connect({ hostname: LOOPBACK_V4, port: this.#port });
     const pipePort = inner.localAddr.port;
     const c: Bridged = {
@@ -219,6 +244,7 @@ export class HttpBridge {
 
   /** Closes every connection and the server. */
   async stop(): Promise<void> {
+    this.#stopped = true;
     clearInterval(this.#sweeper);
     for (const c of this.#conns.values()) this.#close(c);
     await this.#server?.shutdown().catch(() => {});

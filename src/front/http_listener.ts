@@ -17,7 +17,7 @@ export class HttpListener {
   #open = false;
 
   constructor(readonly listener: ListenerService, handler: HttpHandler, readonly limits: ConnectionLimiter) {
-    this.#bridge = new HttpBridge(listener.name, handler, listener.http);
+    this.#bridge = new HttpBridge(listener.name, handler, listener.http, limits);
   }
 
   get tls(): boolean {
@@ -65,14 +65,11 @@ export class HttpListener {
     await this.#listen();
   }
 
-  #accepted(conn: Deno.Conn, tls: boolean): void {
+  #accepted(conn: Deno.Conn, tls: boolean): Promise<void> | undefined {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peerHost = mustPeer(addr.hostname, addr.port).host;
     const refused = this.limits.acquire(peerHost);
-    if (refused) {
-      void refuseConnection(conn, refused);
-      return;
-    }
+    if (refused) return refuseConnection(conn, refused);
     this.#conns.add(conn);
     const move = this.limits.track(this.listener.name, tls ? "tls" : "http");
     this.#serve(conn, peerHost, tls, move)

@@ -7,9 +7,15 @@ import type { ListenerService } from "../config/types.ts";
 import type { HttpHandler } from "../http/server.ts";
 import type { MediaPlane } from "../ice/shards/media_plane.ts";
 import { classifyStream } from "../io/stream_classify.ts";
-import { DeadlineError, readWithDeadline } from "../io/tcp.ts";
+import { connectionDeadlines, DeadlineError } from "../io/tcp.ts";
 import { anyAddress, LOOPBACK_V4, mustPeer } from "../io/address.ts";
-import { acceptLoop, type ConnectionLimiter, countClose, refuseConnection } from "./connections.ts";
+import {
+  acceptLoop,
+  type ConnectionLimiter,
+  countClose,
+  PIPE_DESCRIPTORS,
+  refuseConnection,
+} from "./connections.ts";
 import { HttpBridge } from "./http_bridge.ts";
 import { readTls, type TlsFiles } from "./tls.ts";
 import { log } from "../telemetry/log.ts";
@@ -33,7 +39,7 @@ export class TcpPort {
     http: HttpHandler | undefined,
     readonly limits: ConnectionLimiter,
   ) {
-    if (http) this.#bridge = new HttpBridge(listener.name, http, listener.http);
+    if (http) this.#bridge = new HttpBridge(listener.name, http, listener.http, limits);
   }
 
   get hasTls(): boolean {
@@ -81,7 +87,7 @@ export class TcpPort {
     if (tls) this.#startTls(tls);
   }
 
-  #accepted(conn: Deno.Conn, insideTls: boolean): void {
+  #accepted(conn: Deno.Conn, insideTls: boolean): Promise<void> | undefined {
     const addr = conn.remoteAddr as Deno.NetAddr;
     // Inside TLS the client is the one whose bytes came through the pipe (already counted).
     const peerHost = insideTls
@@ -89,10 +95,7 @@ export class TcpPort {
       : mustPeer(addr.hostname, addr.port).host;
     if (!insideTls) {
       const refused = this.limits.acquire(peerHost);
-      if (refused) {
-        void refuseConnection(conn, refused);
-        return;
-      }
+      if (refused) return refuseConnection(conn, refused);
     }
     this.#conns.add(conn);
     const move = this.limits.track(this.listener.name, "unclassified");
@@ -135,18 +138,23 @@ export class TcpPort {
     const buf = new Uint8Array(CLASSIFY_BYTES);
     let have = 0;
     let kind = classifyStream(buf.subarray(0, 0));
-    while (kind === "more") {
-      let n: number | null;
-      try {
-        n = await readWithDeadline(conn, buf.subarray(have), deadline);
-      } catch (e) {
-        if (e instanceof DeadlineError) countClose("unclassified");
-        return;
+    // One shared timer closes connections that say nothing classifiable in time.
+    let expired = false;
+    connectionDeadlines.set(conn, deadline, () => {
+      expired = true;
+      countClose("unclassified");
+      conn.close();
+    });
+    try {
+      while (kind === "more") {
+        const n = await conn.read(buf.subarray(have)).catch(() => null);
+        if (n === null || expired) return;
+        have += n;
+        kind = classifyStream(buf.subarray(0, have));
+        if (kind === "more" && have >= CLASSIFY_BYTES) kind = "reject";
       }
-      if (n === null) return;
-      have += n;
-      kind = classifyStream(buf.subarray(0, have));
-      if (kind === "more" && have >= CLASSIFY_BYTES) kind = "reject";
+    } finally {
+      connectionDeadlines.clear(conn);
     }
     const prefix = buf.slice(0, have);
     if (kind === "tls" && !insideTls) {
@@ -168,6 +176,15 @@ export class TcpPort {
 
   /** TLS bytes go to the loopback TLS listener; its side of the pipe is classified again. */
   async #pipeTls(conn: Deno.Conn, prefix: Uint8Array, peerHost: string): Promise<void> {
+    if (!this.limits.charge(PIPE_DESCRIPTORS)) return;
+    try {
+      await this.#pipeTlsCharged(conn, prefix, peerHost);
+    } finally {
+      this.limits.discharge(PIPE_DESCRIPTORS);
+    }
+  }
+
+  async #pipeTlsCharged(conn: Deno.Conn, prefix: Uint8Array, peerHost: string): Promise<void> {
     const inner = await Deno.connect({ hostname: LOOPBACK_V4, port: this.#tlsPort });
     const key = inner.localAddr.port;
     this.#tlsPipes.set(key, peerHost);

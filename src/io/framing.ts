@@ -10,13 +10,14 @@ export const MAX_FRAME = 65535;
 /** Largest frame xRTC accepts on an ICE-TCP connection: a frame carries one datagram. */
 export const MAX_ICE_TCP_FRAME = MAX_DATAGRAM;
 
+const EMPTY = new Uint8Array(0);
+
 /** Decodes a byte stream into frames, whatever the split of reads (split and coalesced frames). */
 export class FrameDecoder {
-  #buf: Uint8Array;
+  /** Bytes of an incomplete frame; allocated only when a read ends inside a frame. */
+  #buf = EMPTY;
   #len = 0;
-  constructor(readonly maxFrame = MAX_FRAME) {
-    this.#buf = new Uint8Array(Math.min(maxFrame + 2, 4096));
-  }
+  constructor(readonly maxFrame = MAX_FRAME) {}
 
   /** Feeds bytes; calls onFrame with a view valid only during the call. Throws FramingError on an oversize frame. */
   push(chunk: Uint8Array, onFrame: (frame: Uint8Array) => void): void {
@@ -49,8 +50,9 @@ export class FrameDecoder {
   }
 
   #append(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
     if (this.#len + bytes.length > this.#buf.length) {
-      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + bytes.length));
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + bytes.length, 256));
       grown.set(this.#buf.subarray(0, this.#len));
       this.#buf = grown;
     }

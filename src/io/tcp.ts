@@ -116,3 +116,47 @@ export async function connectTcp(hostname: string, port: number, timeoutMs: numb
     clearTimeout(timer);
   }
 }
+
+/** Connection deadlines checked by one timer, instead of a timer and a racing promise per read: an
+ * idle connection then costs its socket and one pending read. When a deadline passes, its callback
+ * runs (it closes the connection, which ends the pending read). */
+export class Deadlines {
+  readonly #at = new Map<object, { at: number; expire: () => void }>();
+  #timer?: ReturnType<typeof setInterval>;
+
+  constructor(readonly everyMs = 250) {}
+
+  set(key: object, at: number, expire: () => void): void {
+    this.#at.set(key, { at, expire });
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.#sweep(), this.everyMs);
+      Deno.unrefTimer(this.#timer);
+    }
+  }
+
+  clear(key: object): void {
+    this.#at.delete(key);
+    if (this.#at.size === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  get size(): number {
+    return this.#at.size;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, d] of this.#at) {
+      if (d.at > now) continue;
+      this.clear(key);
+      try {
+        d.expire();
+      } catch { /* closing an already closed connection */ }
+    }
+  }
+}
+
+/** The process's connection deadlines. */
+export const connectionDeadlines = new Deadlines();

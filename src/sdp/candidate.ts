@@ -21,7 +21,7 @@ export interface Candidate {
 
 /** Parses the value of an a=candidate line, with or without the "candidate:" / "a=candidate:" prefix. */
 export function parseCandidate(line: string): Candidate {
-  const value = line.trim().replace(/^a=/, "").replace(/^candidate:/, "");
+  const value = line.trim().replace(/^a=/, "").replace(/^candidate:/i, "");
   const f = value.split(/\s+/);
   if (f.length < 8 || f[6] !== "typ") {
     throw new CandidateError(`malformed candidate: ${JSON.stringify(line)}`);

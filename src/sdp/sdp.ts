@@ -32,12 +32,20 @@ export function serializeSdp(sdp: Sdp): string {
   return [...sdp.session, ...sdp.media.flat()].join("\r\n") + "\r\n";
 }
 
+/** The attribute name of an "a=" line, lower-cased: attribute names are matched case-insensitively
+ * wherever xRTC reads or rewrites SDP, as Janus matches them (an "a=CANDIDATE:" is a candidate). */
+export function attrName(line: string): string | undefined {
+  if (!line.startsWith("a=")) return undefined;
+  const colon = line.indexOf(":");
+  return (colon < 0 ? line.slice(2) : line.slice(2, colon)).toLowerCase();
+}
+
 /** The value of the first "a=name:value" (or "" for a flag "a=name") in lines, or undefined. */
 export function getAttr(lines: readonly string[], name: string): string | undefined {
-  const prefix = `a=${name}`;
   for (const l of lines) {
-    if (l === prefix) return "";
-    if (l.startsWith(prefix + ":")) return l.slice(prefix.length + 1);
+    if (attrName(l) !== name) continue;
+    const colon = l.indexOf(":");
+    return colon < 0 ? "" : l.slice(colon + 1);
   }
   return undefined;
 }
@@ -61,7 +69,7 @@ export function iceView(sdp: Sdp): IceView[] {
   return sdp.media.map((m) => {
     const candidates: Candidate[] = [];
     for (const l of m) {
-      if (l.startsWith("a=candidate:")) {
+      if (attrName(l) === "candidate") {
         try {
           candidates.push(parseCandidate(l));
         } catch {
@@ -100,20 +108,29 @@ export interface IceRewrite {
   lite: boolean;
 }
 
-const ICE_LINE = /^a=(candidate:|end-of-candidates$|ice-ufrag:|ice-pwd:|ice-lite$|remote-candidates:)/;
+/** The ICE attributes (RFC 8839 §5) xRTC replaces; any letter case. */
+const ICE_ATTRS = new Set([
+  "candidate",
+  "end-of-candidates",
+  "ice-ufrag",
+  "ice-pwd",
+  "ice-lite",
+  "remote-candidates",
+]);
+const isIceLine = (l: string) => ICE_ATTRS.has(attrName(l) ?? "");
 
 /** Replaces credentials and candidates at both levels; every other line is kept as it was. */
 export function rewriteIce(sdp: Sdp, r: IceRewrite): Sdp {
-  const session = sdp.session.filter((l) => !ICE_LINE.test(l));
+  const session = sdp.session.filter((l) => !isIceLine(l));
   if (r.lite) {
     // RFC 8839 §5.3: ice-lite is a session-level attribute; place it after the t= line.
     const t = session.findIndex((l) => l.startsWith("t="));
     session.splice(t >= 0 ? t + 1 : session.length, 0, "a=ice-lite");
   }
   const media = sdp.media.map((m) => {
-    const kept = m.filter((l) => !ICE_LINE.test(l));
+    const kept = m.filter((l) => !isIceLine(l));
     const rejected = /^m=\S+ 0 /.test(m[0]);
-    const hadCreds = m.some((l) => l.startsWith("a=ice-ufrag:"));
+    const hadCreds = m.some((l) => attrName(l) === "ice-ufrag");
     const out = [...kept];
     if (hadCreds || !rejected) {
       // Credentials go where the original had them, or after the c= / first a= line.
@@ -132,7 +149,10 @@ export function rewriteIce(sdp: Sdp, r: IceRewrite): Sdp {
 
 /** Removes candidates (and end-of-candidates) only, keeping credentials. */
 export function stripCandidates(sdp: Sdp, endOfCandidates: boolean): Sdp {
-  const drop = (l: string) => l.startsWith("a=candidate:") || l === "a=end-of-candidates";
+  const drop = (l: string) => {
+    const name = attrName(l);
+    return name === "candidate" || name === "end-of-candidates" || name === "remote-candidates";
+  };
   return {
     session: sdp.session.filter((l) => !drop(l)),
     media: sdp.media.map((m) => {

@@ -97,3 +97,39 @@ Deno.test("candidate lines (RFC 8839): parse and serialize, tcptype, raddr/rport
   }
   assert.equal(candidatePriority(126, 65535, 1), 2130706431);
 });
+
+Deno.test("ICE attributes are matched in any letter case: none of the client's survives a rewrite", () => {
+  const smuggled = [
+    "v=0",
+    "o=- 1 1 IN IP4 0.0.0.0",
+    "s=-",
+    "t=0 0",
+    "A=ignored",
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+    "c=IN IP4 0.0.0.0",
+    "a=ICE-UFRAG:clientufrag",
+    "a=Ice-Pwd:clientpasswordclientpassword",
+    "a=CANDIDATE:1 1 UDP 2130706431 198.18.200.7 5000 typ host",
+    "a=candidate:2 1 udp 2130706431 198.18.200.8 5001 typ host",
+    "a=End-Of-Candidates",
+    "a=REMOTE-CANDIDATES:1 198.18.200.9 5002",
+    "a=mid:0",
+  ].filter((l) => !l.startsWith("A=")).join("\r\n") + "\r\n";
+  const sdp = parseSdp(smuggled);
+  assert.deepEqual(iceCredentials(sdp), { ufrag: "clientufrag", pwd: "clientpasswordclientpassword" });
+  assert.equal(iceView(sdp)[0].candidates.length, 2, "both spellings are candidates");
+  const out = serializeSdp(
+    rewriteIce(sdp, {
+      ufrag: "xrtc",
+      pwd: "xrtcpasswordxrtcpassword",
+      candidates: [],
+      endOfCandidates: true,
+      lite: false,
+    }),
+  );
+  assert.doesNotMatch(out, /198\.18\.200/);
+  assert.doesNotMatch(out, /clientufrag|clientpassword/i);
+  assert.equal(out.match(/^a=ice-ufrag:/gim)?.length, 1);
+  const stripped = serializeSdp(stripCandidates(sdp, false));
+  assert.doesNotMatch(stripped, /198\.18\.200/);
+});

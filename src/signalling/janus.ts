@@ -5,7 +5,7 @@
 // this node) is refused here with Janus's own error code, and nothing is kept for it. Messages are changed
 // in place only where xRTC must (jsep SDP, trickles); a message that was not changed is forwarded as its
 // original text, so unknown fields and large ids survive byte for byte.
-import { iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
+import { attrName, iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
 import { CandidateError, parseCandidate } from "../sdp/candidate.ts";
 import {
   type Negotiator,
@@ -21,6 +21,7 @@ import {
   isObject,
   JanusError,
   janusError,
+  jsepType,
   type Json,
   type JsonObject,
   kindOf,
@@ -302,8 +303,18 @@ export class JanusSignalling {
     pending: Pending,
     forward: (changed: boolean) => ClientVerdict,
   ): ClientVerdict {
-    const type = String(jsep.type);
+    const type = jsepType(jsep);
     const sid = handle.session.id;
+    if (!type) {
+      return this.refuse(
+        "bad_sdp",
+        ctx,
+        "message",
+        msg.transaction,
+        'jsep.type must be "offer" or "answer"',
+        sid,
+      );
+    }
     try {
       const sdp = parseSdp(jsep.sdp as string);
       if (!this.negotiator) {
@@ -418,9 +429,10 @@ export class JanusSignalling {
       janusJsepUnusable.inc();
       return "changed";
     }
-    const type = String(jsep.type);
+    const type = jsepType(jsep);
     try {
       const sdp = parseSdp(jsep.sdp);
+      if (!type) throw new SdpRejected(`a jsep of type ${JSON.stringify(jsep.type)?.slice(0, 40)}`);
       recordSdp(handle, type, "janus", sdp);
       if (!this.negotiator) {
         jsep.sdp = serializeSdp(stripCandidates(sdp, false));
@@ -502,7 +514,7 @@ function safeStrip(text: string): string {
   try {
     return serializeSdp(stripCandidates(parseSdp(text), false));
   } catch {
-    return text.split(/\r?\n/).filter((l) => !/^a=candidate:/i.test(l)).join("\r\n");
+    return text.split(/\r?\n/).filter((l) => attrName(l) !== "candidate").join("\r\n");
   }
 }
 

@@ -61,21 +61,31 @@ export function janusError(
   return reply;
 }
 
-const KIND_OF: Record<string, SignallingKind> = {
-  create: "create",
-  attach: "attach",
-  message: "message",
-  trickle: "trickle",
-  keepalive: "keepalive",
-  hangup: "hangup",
-  detach: "detach",
-  destroy: "destroy",
-  claim: "claim",
-  info: "info",
-};
+const KIND_OF = new Map<string, SignallingKind>(
+  ([
+    "create",
+    "attach",
+    "message",
+    "trickle",
+    "keepalive",
+    "hangup",
+    "detach",
+    "destroy",
+    "claim",
+    "info",
+  ] as const)
+    .map((k) => [k, k]),
+);
 
+/** The kind of a request. Janus reads the verb case-insensitively (strcasecmp), so xRTC does too: a
+ * "MESSAGE" is a message, whose SDP must be rewritten like any other. */
 export function kindOf(janus: Json | undefined): SignallingKind {
-  return typeof janus === "string" ? KIND_OF[janus] ?? "other" : "other";
+  return typeof janus === "string" ? KIND_OF.get(janus.toLowerCase()) ?? "other" : "other";
+}
+
+/** A jsep's type, when it is one JSEP has ("offer", "answer"); anything else is not. */
+export function jsepType(jsep: JsonObject): "offer" | "answer" | undefined {
+  return jsep.type === "offer" || jsep.type === "answer" ? jsep.type : undefined;
 }
 
 /** A plugin's error inside an event (plugindata.data.error_code), which refuses what the request asked. */

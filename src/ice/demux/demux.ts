@@ -3,11 +3,14 @@
 // session of this shard, claiming it if its check is authentic, or to the shard that owns it); any other
 // packet follows the session its source address is bound to; everything else is dropped and counted.
 import {
+  BINDING_ERROR,
   BINDING_REQUEST,
+  BINDING_SUCCESS,
   classifyPacket,
   parseStun,
   StunError,
   type StunMessage,
+  transactionKey,
 } from "../../stun/message.ts";
 import { drop } from "../../telemetry/catalog.ts";
 import type { MediaSession } from "../session/media_session.ts";
@@ -53,6 +56,8 @@ export function routeClientPacket(
   data: Uint8Array,
   bound: MediaSession | undefined,
   router: SessionRouter,
+  /** The session awaiting a response to one of its own checks from this address (by transaction). */
+  awaiting?: (transaction: string) => MediaSession | undefined,
 ): ClientRoute {
   if (data.length === 0) {
     drop.empty_datagram.inc();
@@ -68,6 +73,10 @@ export function routeClientPacket(
     if (route === undefined) return "dropped";
     if ("shard" in route) return { to: "shard", shard: route.shard, ufrag };
     return { to: "session", session: route.session, msg, ufrag };
+  }
+  if (awaiting && (msg.type === BINDING_SUCCESS || msg.type === BINDING_ERROR)) {
+    const waiting = awaiting(transactionKey(msg.transactionId));
+    if (waiting) return { to: "session", session: waiting, msg, ufrag: undefined };
   }
   if (bound) return { to: "session", session: bound, msg, ufrag: undefined };
   return "unbound_stun";

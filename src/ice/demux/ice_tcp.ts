@@ -3,7 +3,7 @@
 // check bound it, and moves to another session only when that one has validated it.
 import type { PeerAddress } from "../../io/address.ts";
 import { FrameDecoder, FramingError, MAX_ICE_TCP_FRAME } from "../../io/framing.ts";
-import { DeadlineError, FramedWriter, readWithDeadline } from "../../io/tcp.ts";
+import { connectionDeadlines, FramedWriter } from "../../io/tcp.ts";
 import type { ClientPath } from "../session/client_path.ts";
 import type { ClientPort, MediaSession } from "../session/media_session.ts";
 import { routeClientPacket, type SessionRouter } from "./demux.ts";
@@ -13,9 +13,9 @@ import { log } from "../../telemetry/log.ts";
 
 let nextConnectionId = 1;
 
-/** Read buffer before the connection has a session (a first frame is a check, under 1,500 bytes) and
- * after: an unbound connection costs little memory. */
-const UNBOUND_READ = 2048;
+/** Read buffer before the connection has a session (a check is about 100 bytes; a longer first frame is
+ * put together by the decoder) and after: an unbound connection costs little memory. */
+const UNBOUND_READ = 256;
 const BOUND_READ = 16 * 1024;
 
 export class IceTcpConnection implements ClientPort {
@@ -23,6 +23,8 @@ export class IceTcpConnection implements ClientPort {
   readonly #writer: FramedWriter;
   readonly #id = nextConnectionId++;
   #owner?: { path: ClientPath; session: MediaSession };
+  /** Transactions of xRTC's own checks on this connection -> the session that sent them. */
+  readonly #awaiting = new Map<string, MediaSession>();
   #closed = false;
 
   constructor(readonly conn: Deno.Conn, readonly peer: PeerAddress, readonly router: SessionRouter) {
@@ -34,21 +36,27 @@ export class IceTcpConnection implements ClientPort {
 
   /** Serves the connection until it ends; `prefix` is what classification already read. */
   async run(prefix: Uint8Array): Promise<void> {
-    const firstCheckBy = Date.now() + TIMING.iceTcpFirstCheckMs;
+    // Without an authentic check by then, the connection goes (one shared timer, not one per read).
+    let expired = false;
+    connectionDeadlines.set(this, Date.now() + TIMING.iceTcpFirstCheckMs, () => {
+      expired = true;
+      connectionsClosed.inc({ reason: "no_valid_check" });
+      this.#close("no valid check");
+    });
     let buf = new Uint8Array(UNBOUND_READ);
     try {
       this.#feed(prefix);
       while (!this.#closed) {
-        if (this.#owner && buf.length < BOUND_READ) buf = new Uint8Array(BOUND_READ);
-        const n = this.#owner
-          ? await this.conn.read(buf)
-          : await readWithDeadline(this.conn, buf, firstCheckBy);
+        if (this.#owner && buf.length < BOUND_READ) {
+          connectionDeadlines.clear(this);
+          buf = new Uint8Array(BOUND_READ);
+        }
+        const n = await this.conn.read(buf);
         if (n === null) break;
         this.#feed(buf.subarray(0, n));
       }
     } catch (e) {
-      if (e instanceof DeadlineError) connectionsClosed.inc({ reason: "no_valid_check" });
-      else if (e instanceof FramingError) {
+      if (!expired && e instanceof FramingError) {
         connectionsClosed.inc({ reason: "bad_framing" });
         log("info", "ice_tcp_bad_framing", {
           peer: this.peer.text,
@@ -57,6 +65,7 @@ export class IceTcpConnection implements ClientPort {
         });
       }
     } finally {
+      connectionDeadlines.clear(this);
       this.#close("connection ended");
     }
   }
@@ -67,7 +76,7 @@ export class IceTcpConnection implements ClientPort {
 
   #onFrame(frame: Uint8Array): void {
     const owner = this.#owner;
-    const route = routeClientPacket(frame, owner?.session, this.router);
+    const route = routeClientPacket(frame, owner?.session, this.router, (tx) => this.#awaiting.get(tx));
     if (route === "data") return owner!.session.onClientData(frame, owner!.path);
     if (route === "dropped") return;
     if (route === "unbound") return drop.unknown_tuple.inc();
@@ -89,6 +98,10 @@ export class IceTcpConnection implements ClientPort {
         if (prev?.path === path) return;
         this.#owner = { path, session };
         prev?.session.onPathClosed(prev.path);
+      },
+      awaitResponse: (tx, on) => {
+        if (on) this.#awaiting.set(tx, session);
+        else if (this.#awaiting.get(tx) === session) this.#awaiting.delete(tx);
       },
       close: () => {
         if (this.#owner?.path === path) this.#close("session closed");

@@ -45,6 +45,10 @@ export class SharedUdpPort implements ClientPort {
   readonly router: ShardRouter;
   readonly #owners = new Map<AddressKey, Owner>();
   readonly #handedOff = new Map<AddressKey, HandedOff>();
+  /** Transactions of xRTC's own checks to client addresses -> the session that sent them (bounded by
+   * the sessions' paths: one check in flight per path). */
+  readonly #awaiting = new Map<string, MediaSession>();
+  readonly #awaitingOf = (tx: string) => this.#awaiting.get(tx);
 
   constructor(o: SharedUdpPortOptions) {
     this.name = o.name;
@@ -62,7 +66,12 @@ export class SharedUdpPort implements ClientPort {
   /** A datagram from a client: from this shard's socket, or handed over by another shard. */
   receive(data: Uint8Array, from: PeerAddress): void {
     const owner = this.#owners.get(from.key);
-    const route = routeClientPacket(data, owner?.session, this.router);
+    const route = routeClientPacket(
+      data,
+      owner?.session,
+      this.router,
+      this.#awaiting.size ? this.#awaitingOf : undefined,
+    );
     if (route === "data") return owner!.session.onClientData(data, owner!.path);
     if (route === "dropped") return;
     if (route === "unbound" || route === "unbound_stun") {
@@ -95,6 +104,7 @@ export class SharedUdpPort implements ClientPort {
     const socket = this.socket;
     const owners = this.#owners;
     const handedOff = this.#handedOff;
+    const awaiting = this.#awaiting;
     const path: ClientPath = {
       key: `udp/${socket.localAddress.text}/${from.text}`,
       transport: "udp",
@@ -106,6 +116,10 @@ export class SharedUdpPort implements ClientPort {
         owners.set(from.key, { path, session });
         handedOff.delete(from.key);
         prev?.session.onPathClosed(prev.path); // the address moved to the session that validated it
+      },
+      awaitResponse: (tx, on) => {
+        if (on) awaiting.set(tx, session);
+        else if (awaiting.get(tx) === session) awaiting.delete(tx);
       },
       close: () => {
         if (owners.get(from.key)?.path === path) owners.delete(from.key);

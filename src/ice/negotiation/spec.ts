@@ -27,9 +27,10 @@ export interface HalfSpec extends SpecBase {
   mode: "half";
   /** Credentials xRTC gave the client (its ufrag is localUfrag). */
   clientFacing: IceCredentials;
-  /** The credentials before the client's last ICE restart: they keep working until a check under the
-   * new ones authenticates, so media pauses only for the client's own checks. */
+  /** The credentials before the client's last ICE restart (xRTC's and the client's): they keep working
+   * until a check under the new ones authenticates, so media pauses only for the client's own checks. */
   previousFacing?: IceCredentials;
+  previousClient?: IceCredentials;
   /** xRTC's credentials towards Janus, and Janus's. */
   janusLocal: IceCredentials;
   janusRemote: IceCredentials;
@@ -75,6 +76,7 @@ export function applySpecUpdate(spec: SessionSpec, u: SpecUpdate): void {
     case "restart":
       if (spec.mode !== "half") return;
       spec.previousFacing = spec.clientFacing;
+      spec.previousClient = spec.client;
       spec.clientFacing = u.clientFacing;
       spec.localUfrag = u.clientFacing.ufrag;
       spec.client = u.client;
@@ -87,6 +89,7 @@ export function retirePrevious(spec: SessionSpec): string | undefined {
   if (spec.mode !== "half" || !spec.previousFacing) return undefined;
   const old = spec.previousFacing.ufrag;
   spec.previousFacing = undefined;
+  spec.previousClient = undefined;
   return old;
 }
 

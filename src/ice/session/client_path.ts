@@ -11,6 +11,9 @@ export interface ClientPath {
   /** The session has validated this path: packets from its address now go to this session, even if
    * another session had the address before (a bound address never moves on a check alone). */
   adopt(): void;
+  /** A response with this transaction (a key of transactionKey) from this path's address goes to this
+   * path's session, whichever session the address is bound to (`on` false: no longer). */
+  awaitResponse(transaction: string, on: boolean): void;
   /** Detaches the path from its session; a TCP path closes its connection. */
   close(): void;
 }

@@ -115,6 +115,7 @@ export class ClientPaths {
       return true;
     }
     this.#byTransaction.delete(key);
+    st.path.awaitResponse(key, false);
     st.validation = undefined;
     if (!st.validated) {
       st.validated = true;
@@ -149,6 +150,7 @@ export class ClientPaths {
       if (!v || now < v.nextAt) continue;
       if (v.attempts >= TIMING.validationAttempts) {
         this.#byTransaction.delete(v.key);
+        st.path.awaitResponse(v.key, false);
         st.validation = undefined;
         st.failedAt = now;
         pathValidations.inc({ outcome: "failed" });
@@ -204,6 +206,7 @@ export class ClientPaths {
     const tid = randomTransactionId();
     st.validation = { tid, key: transactionKey(tid), attempts: 0, nextAt: now };
     this.#byTransaction.set(st.validation.key, st);
+    st.path.awaitResponse(st.validation.key, true);
     this.#transmit(st, st.validation, now);
   }
 
@@ -217,7 +220,10 @@ export class ClientPaths {
 
   #remove(st: PathState): void {
     this.#paths.delete(st.path.key);
-    if (st.validation) this.#byTransaction.delete(st.validation.key);
+    if (st.validation) {
+      this.#byTransaction.delete(st.validation.key);
+      st.path.awaitResponse(st.validation.key, false);
+    }
     if (this.#selected === st) this.#selected = undefined;
     this.#reselect();
   }

@@ -16,7 +16,7 @@ import type { DatagramSocket } from "../../io/types.ts";
 import type { PeerAddress } from "../../io/address.ts";
 import type { ClientPath } from "./client_path.ts";
 import type { ClientPort, MediaSession, SessionHost, SessionView } from "./media_session.ts";
-import type { HalfSpec, SpecUpdate } from "../negotiation/spec.ts";
+import { type HalfSpec, retirePrevious, type SpecUpdate } from "../negotiation/spec.ts";
 import { answerClientCheck } from "./client_check.ts";
 import { ClientPaths } from "./client_paths.ts";
 import { JanusLeg } from "./janus_leg.ts";
@@ -133,7 +133,11 @@ export class HalfSession implements MediaSession {
       drop.check_bad_username.inc();
       return;
     }
-    const verdict = answerClientCheck(msg, from, ufrag!, this.spec.client?.ufrag, key);
+    // Before the client's ICE restart completes, its old checks carry the old pair of ufrags.
+    const clientUfrag = ufrag === this.spec.previousFacing?.ufrag
+      ? this.spec.previousClient?.ufrag
+      : this.spec.client?.ufrag;
+    const verdict = answerClientCheck(msg, from, ufrag!, clientUfrag, key);
     if (!verdict) return;
     port.reply(verdict.response, from);
     if (!verdict.valid) {
@@ -148,8 +152,7 @@ export class HalfSession implements MediaSession {
 
   /** A check under the new credentials authenticated (RFC 8445 §9: the restart took): the old ones go. */
   #retirePrevious(): void {
-    const old = this.spec.previousFacing!.ufrag;
-    this.spec.previousFacing = undefined;
+    const old = retirePrevious(this.spec)!;
     this.#keys.delete(old);
     log("info", "client_ice_restart_done", { session: this.id });
     this.#host.retireUfrag(this, old);

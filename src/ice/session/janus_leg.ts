@@ -79,8 +79,10 @@ export class JanusLeg {
   #selected?: Pair;
   #nominatedByPeer?: PeerAddress;
   #startedAt: number;
-  /** When the next consent check or keepalive is due. */
+  /** When the next consent check is due while media flows (RFC 7675 §5.1, ~5 s), and when the next
+   * keepalive is due while it does not (RFC 8445 §11, ~15 s); both move on with every check sent. */
   #nextConsentAt = 0;
+  #nextKeepaliveAt = 0;
   #lastConsentReply: number;
   #lastMediaSent = -Infinity;
   #closed = false;
@@ -223,7 +225,7 @@ export class JanusLeg {
     const now = this.#now();
     this.#lastConsentReply = now;
     // The check that selected the pair counts as the first consent (RFC 7675 §5.1).
-    this.#nextConsentAt = now + this.#consentInterval(TIMING.keepaliveIntervalMs);
+    this.#schedule(now);
     this.events.onSelected(pair.remote);
   }
 
@@ -262,27 +264,33 @@ export class JanusLeg {
       }
     }
     if (now - this.#startedAt > TIMING.janusLegConnectTimeoutMs) {
-      this.events.onFailed("janus leg: no candidate pair succeeded");
+      this.#fail("janus leg: no candidate pair succeeded");
     }
   }
 
   /** Consent freshness towards Janus (RFC 7675) and keepalives (RFC 8445 §11), driven by the sweeper. */
   maintain(now: number): void {
     if (this.#closed || !this.#selected) return;
-    if (now >= this.#nextConsentAt) {
-      // Consent checks every ~5 s while media flows to Janus (RFC 7675 §5.1), keepalives every ~15 s
-      // when idle (RFC 8445 §11); randomised so thousands of sessions do not check in step.
-      const mediaFlowing = now - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
-      this.#nextConsentAt = now +
-        this.#consentInterval(mediaFlowing ? TIMING.consentIntervalMs : TIMING.keepaliveIntervalMs);
+    const mediaFlowing = now - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
+    if (now >= (mediaFlowing ? this.#nextConsentAt : this.#nextKeepaliveAt)) {
+      this.#schedule(now);
       this.#check(this.#selected, now);
     }
-    if (now - this.#lastConsentReply > TIMING.consentLossMs) this.events.onFailed("janus leg: consent lost");
+    if (now - this.#lastConsentReply > TIMING.consentLossMs) this.#fail("janus leg: consent lost");
   }
 
-  /** RFC 7675 §5.1: uniformly random between 0.8 and 1.2 times the base interval. */
-  #consentInterval(base: number): number {
-    return base * (0.8 + 0.4 * Math.random());
+  /** The next consent check and keepalive, each uniformly random between 0.8 and 1.2 times its interval
+   * (RFC 7675 §5.1), so thousands of sessions do not check in step. */
+  #schedule(now: number): void {
+    this.#nextConsentAt = now + TIMING.consentIntervalMs * (0.8 + 0.4 * Math.random());
+    this.#nextKeepaliveAt = now + TIMING.keepaliveIntervalMs * (0.8 + 0.4 * Math.random());
+  }
+
+  /** The leg stops, and says why once. */
+  #fail(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.events.onFailed(reason);
   }
 
   close(): void {

@@ -188,7 +188,11 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
     if (e.session) return { session: e.session };
     // Only an authentic check may claim: knowing a ufrag is not enough to move a session.
-    if (!authenticCheck(msg, ufrag, e.spec.client?.ufrag, e.keys.get(ufrag)!)) return undefined;
+    const spec = e.spec;
+    const clientUfrag = spec.mode === "half" && ufrag === spec.previousFacing?.ufrag
+      ? spec.previousClient?.ufrag
+      : spec.client?.ufrag;
+    if (!authenticCheck(msg, ufrag, clientUfrag, e.keys.get(ufrag)!)) return undefined;
     const owner = this.opts.claims.claim(e.spec.ticket, this.opts.shard);
     if (owner === STALE) {
       drop.session_ended.inc();

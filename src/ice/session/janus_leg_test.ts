@@ -1,0 +1,182 @@
+// xRTC's own ICE agent towards Janus, without sockets: role conflicts (RFC 8445 §7.3.1.1 and §7.2.5.1)
+// both ways, nomination, consent (RFC 7675).
+import assert from "node:assert/strict";
+import { mustPeer, type PeerAddress } from "../../io/address.ts";
+import { ManualClock } from "../../io/clock.ts";
+import { MemoryNetwork } from "../../io/memory_udp.ts";
+import {
+  Attr,
+  BINDING_ERROR,
+  BINDING_REQUEST,
+  BINDING_SUCCESS,
+  buildStun,
+  encodeErrorCode,
+  encodeXorAddress,
+  getErrorCode,
+  hasAttribute,
+  parseStun,
+  type StunMessage,
+} from "../../stun/message.ts";
+import { buildCheck } from "../check.ts";
+import { randomCredentials } from "../credentials.ts";
+import { JanusLeg } from "./janus_leg.ts";
+import { TIMING } from "../timing.ts";
+
+const UTF8 = new TextEncoder();
+
+function setup(o: { controlling: boolean; tieBreaker: bigint }) {
+  const net = new MemoryNetwork();
+  const backend = net.backend();
+  const clock = new ManualClock();
+  const local = randomCredentials(), remote = randomCredentials();
+  const janusAddr = mustPeer("198.18.0.2", 40000);
+  const seen: StunMessage[] = [];
+  const events = { selected: [] as PeerAddress[], failed: [] as string[] };
+  const xrtcSocket = backend.bind(
+    { host: "198.18.0.1", port: 30000 },
+    (data, from) => leg.onStun(parseStun(data.slice()), from),
+  );
+  const janus = backend.bind({ host: janusAddr.host, port: janusAddr.port }, (data) => {
+    if (data[0] <= 3) seen.push(parseStun(data.slice()));
+  });
+  const leg: JanusLeg = new JanusLeg({
+    socket: xrtcSocket,
+    local,
+    remote,
+    controlling: o.controlling,
+    tieBreaker: o.tieBreaker,
+    now: () => clock.now(),
+    events: {
+      onSelected: (r) => events.selected.push(r),
+      onFailed: (why) => events.failed.push(why),
+      onRemoteAddress: () => true,
+    },
+  });
+  leg.addRemoteCandidate({
+    foundation: "1",
+    component: 1,
+    transport: "udp",
+    priority: 1,
+    address: janusAddr.host,
+    port: janusAddr.port,
+    type: "host",
+    extensions: [],
+  });
+  const respond = (req: StunMessage, error?: number) =>
+    janus.send(
+      buildStun({
+        type: error ? BINDING_ERROR : BINDING_SUCCESS,
+        transactionId: req.transactionId,
+        attributes: error
+          ? [[Attr.ERROR_CODE, encodeErrorCode(error, "Role Conflict")]]
+          : [[Attr.XOR_MAPPED_ADDRESS, encodeXorAddress(xrtcSocket.localAddress, req.transactionId)]],
+        integrityKey: UTF8.encode(remote.pwd),
+        fingerprint: true,
+      }),
+      xrtcSocket.localAddress,
+    );
+  /** Janus's own check to xRTC, in a role. */
+  const janusCheck = (controlling: boolean, tieBreaker: bigint, useCandidate = false) =>
+    janus.send(
+      buildCheck({
+        receiverUfrag: local.ufrag,
+        senderUfrag: remote.ufrag,
+        key: UTF8.encode(local.pwd),
+        priority: 1,
+        controlling,
+        tieBreaker,
+        useCandidate,
+      }),
+      xrtcSocket.localAddress,
+    );
+  return { net, clock, leg, seen, events, respond, janusCheck };
+}
+
+Deno.test("controlling: checks carry USE-CANDIDATE; the first success selects the pair", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n });
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  assert.equal(s.seen.length, 1);
+  assert.ok(hasAttribute(s.seen[0], Attr.USE_CANDIDATE) && hasAttribute(s.seen[0], Attr.ICE_CONTROLLING));
+  s.respond(s.seen[0]);
+  s.net.deliver();
+  assert.equal(s.events.selected.length, 1);
+  assert.equal(s.events.selected[0].text, "198.18.0.2:40000");
+  assert.equal(s.leg.connecting, false);
+});
+
+Deno.test("487 from Janus (both controlling): xRTC switches to controlled and retries (RFC 8445 §7.2.5.1)", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n });
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  s.respond(s.seen[0], 487);
+  s.net.deliver();
+  assert.equal(s.leg.controlling, false);
+  s.clock.advance(TIMING.checkIntervalMs);
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  assert.ok(hasAttribute(s.seen[1], Attr.ICE_CONTROLLED), "the retry is controlled");
+  assert.ok(!hasAttribute(s.seen[1], Attr.USE_CANDIDATE));
+});
+
+Deno.test("Janus's check with a conflicting role: the larger tie-breaker wins (RFC 8445 §7.3.1.1)", () => {
+  // Both controlling, xRTC's tie-breaker larger: xRTC answers 487 and stays controlling.
+  const a = setup({ controlling: true, tieBreaker: 100n });
+  a.janusCheck(true, 5n);
+  a.net.deliver();
+  const err = a.seen.find((m) => m.type === BINDING_ERROR)!;
+  assert.equal(getErrorCode(err), 487);
+  assert.equal(a.leg.controlling, true);
+  // Both controlling, Janus's larger: xRTC switches to controlled and answers success.
+  const b = setup({ controlling: true, tieBreaker: 5n });
+  b.janusCheck(true, 100n);
+  b.net.deliver();
+  assert.equal(b.leg.controlling, false);
+  assert.ok(b.seen.some((m) => m.type === BINDING_SUCCESS));
+  // Both controlled, xRTC's larger: xRTC becomes controlling.
+  const c = setup({ controlling: false, tieBreaker: 100n });
+  c.janusCheck(false, 5n);
+  c.net.deliver();
+  assert.equal(c.leg.controlling, true);
+  // Both controlled, Janus's larger: 487 to Janus.
+  const d = setup({ controlling: false, tieBreaker: 5n });
+  d.janusCheck(false, 100n);
+  d.net.deliver();
+  assert.equal(getErrorCode(d.seen.find((m) => m.type === BINDING_ERROR)!), 487);
+});
+
+Deno.test("controlled: Janus's nomination selects the pair once xRTC's own check to it succeeded", () => {
+  const s = setup({ controlling: false, tieBreaker: 1n });
+  s.janusCheck(true, 50n, true);
+  s.net.deliver();
+  assert.equal(s.events.selected.length, 0, "not before xRTC's triggered check succeeds");
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  const check = s.seen.find((m) => m.type === BINDING_REQUEST)!;
+  s.respond(check);
+  s.net.deliver();
+  assert.equal(s.events.selected.length, 1);
+});
+
+Deno.test("consent (RFC 7675): checks on the selected pair every ~5 s while media flows; lost after 30 s unanswered", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n });
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  s.respond(s.seen[0]);
+  s.net.deliver();
+  const sentBefore = s.seen.length;
+  for (let t = 0; t < 20_000; t += 1_000) {
+    s.clock.advance(1_000);
+    s.leg.send(new Uint8Array([0x80, 0])); // media flowing
+    s.leg.maintain(s.clock.now());
+    s.net.deliver();
+  }
+  const checks = s.seen.slice(sentBefore).filter((m) => m.type === BINDING_REQUEST).length;
+  assert.ok(checks >= 3 && checks <= 5, `consent checks in 20 s of media: ${checks}`);
+  assert.deepEqual(s.events.failed, []);
+  for (let t = 0; t < 15_000; t += 1_000) {
+    s.clock.advance(1_000);
+    s.leg.maintain(s.clock.now());
+  }
+  assert.deepEqual(s.events.failed, ["janus leg: consent lost"]);
+});
