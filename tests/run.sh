@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, then the integration tests against the real Janus and Chromium on the
-# deno UDP backend, then the integration tests again on the ffi backend. Provisions what they need.
+# Runs every test: checks, unit tests, a short fuzz run, then the integration tests against the real
+# Janus and Chromium on the deno UDP backend, then again on the ffi backend. Provisions what they need.
 # Prints each runner's output and ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +43,10 @@ run_suite() {
 
 run_suite "check: fmt, lint, types" bash -c "$DENO fmt --check >/dev/null && $DENO lint >/dev/null && $DENO check main.ts src/ tests/ bench/ && echo 'ok | 1 passed | 0 failed'"
 run_suite "unit tests (src/)" "$DENO" test -A src/
+run_suite "fuzz, short run (20,000 inputs per target)" bash -c "$DENO run -A tests/fuzz/run.ts --count 20000 && echo 'ok | 1 passed | 0 failed'"
 run_suite "integration tests, deno UDP backend" env XRTC_TEST_IO=deno "$DENO" test -A --ignore=tests/workers_test.ts tests/
-# workers_test.ts needs SO_REUSEPORT, so FFI only.
-run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts tests/workers_test.ts
+# workers_test.ts needs SO_REUSEPORT, so FFI only; hardening_test.ts's flood needs the batched backend's rate.
+run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts tests/workers_test.ts tests/hardening_test.ts
 
 echo
 echo "$passed passed, $failed failed"

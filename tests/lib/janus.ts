@@ -6,12 +6,21 @@ export interface JanusOptions {
   iceTcp?: boolean;
   fullTrickle?: boolean;
   iceLite?: boolean;
+  /** Janus's session_timeout, seconds (60 unless set). */
+  sessionTimeout?: number;
+  /** Janus's api_secret: every request must carry it. */
+  apiSecret?: string;
 }
+
+/** The admin API's secret in the tests' Janus (admin API on port 7088, server namespace only). */
+export const ADMIN_SECRET = "xrtc-test-admin";
 
 export interface Janus {
   httpUrl: string;
   wsUrl: string;
   logFile: string;
+  /** A request to Janus's admin API (list_sessions, list_handles, handle_info...). */
+  admin(body: Record<string, unknown>, path?: string): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
 
@@ -27,7 +36,10 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
     .replaceAll("@ADDR@", t.janusAddr)
     .replaceAll("@ICE_TCP@", String(opts.iceTcp ?? false))
     .replaceAll("@ICE_LITE@", String(opts.iceLite ?? false))
-    .replaceAll("@FULL_TRICKLE@", String(opts.fullTrickle ?? false));
+    .replaceAll("@FULL_TRICKLE@", String(opts.fullTrickle ?? false))
+    .replaceAll("@SESSION_TIMEOUT@", String(opts.sessionTimeout ?? 60))
+    .replaceAll("@ADMIN_SECRET@", ADMIN_SECRET)
+    .replaceAll("@API_SECRET@", opts.apiSecret ? `api_secret = "${opts.apiSecret}"` : "");
   await Deno.writeTextFile(`${dir}/janus.jcfg`, main);
   const logFile = `${dir}/janus.log`;
   const child = new Deno.Command("ip", {
@@ -52,6 +64,11 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
     httpUrl,
     wsUrl: `ws://${t.janusAddr}:8188`,
     logFile,
+    admin: async (body, path = "") =>
+      await (await fetch(`http://${t.janusAddr}:7088/admin${path}`, {
+        method: "POST",
+        body: JSON.stringify({ transaction: crypto.randomUUID(), admin_secret: ADMIN_SECRET, ...body }),
+      })).json(),
     stop: async () => {
       try {
         child.kill("SIGTERM");
