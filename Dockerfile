@@ -12,12 +12,18 @@ COPY html ./html
 RUN ./node_modules/.bin/deno task compile
 
 FROM debian:bookworm-slim
-RUN useradd --system --home /xrtc xrtc
+RUN useradd --system --home /xrtc xrtc && mkdir -p /xrtc/state && chown xrtc /xrtc/state
 WORKDIR /xrtc
 COPY --from=build /src/dist/xrtc /usr/local/bin/xrtc
 COPY routes.yml ./routes.yml
 COPY html ./html
+# options.state_dir: live calls survive a restart of the container when this outlives it.
+VOLUME /xrtc/state
 USER xrtc
+# The admin listener (6090) is loopback in the shipped routes.yml: publish it only after binding it
+# elsewhere and setting a token.
 EXPOSE 6001/udp 6443/tcp 6080/tcp
+# The first SIGTERM drains (options.drain_timeout); give it the grace period you want calls to have.
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/xrtc"]
 CMD ["--config", "/xrtc/routes.yml"]

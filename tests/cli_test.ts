@@ -5,7 +5,7 @@ import { ROOT } from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
-const PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"];
+const PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys", "--allow-run"];
 
 async function xrtc(args: string[], env: Record<string, string> = {}, perms = [...PERMS, "--allow-ffi"]) {
   const out = await new Deno.Command(DENO, {
@@ -96,7 +96,9 @@ function startTask(args: string[] = []) {
   };
 }
 
-Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without a Janus, clean exit on SIGTERM", async () => {
+Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without a Janus, admin on loopback, state recorded, clean exit on SIGTERM", async () => {
+  const stateDir = new URL("../state/", import.meta.url).pathname;
+  const hadState = await Deno.stat(stateDir).then(() => true, () => false);
   const x = startTask();
   const lines = x.lines;
   try {
@@ -116,8 +118,29 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
     const janus = await fetch("http://127.0.0.1:6080/janus/info");
     assert.equal(janus.status, 502);
     assert.equal((await janus.json()).error, "upstream unavailable");
+    assert.ok(lines.includes("xrtc: admin listening on http://127.0.0.1:6090 (admin)"));
+    assert.equal(await (await fetch("http://127.0.0.1:6090/livez")).text(), "ok\n");
+    const ready = await fetch("http://127.0.0.1:6090/readyz?verbose");
+    assert.equal(ready.status, 503, "not ready without a Janus");
+    assert.match(await ready.text(), /\[-\]janus failed: 127\.0\.0\.1:8088 down/);
+    const pid = Number(await Deno.readTextFile(`${stateDir}xrtc.pid`));
+    assert.match(
+      await Deno.readTextFile(`/proc/${pid}/cmdline`),
+      /main\.ts/,
+      "the pid file --takeover reads",
+    );
+    assert.ok((await Deno.stat(`${stateDir}xrtc-state.sqlite`)).isFile, "the journal in options.state_dir");
+    const second = await xrtc(["--config", "routes.yml"]);
+    assert.equal(second.code, 1, "a second xRTC on the same state directory is refused");
+    assert.match(second.stderr, new RegExp(`xRTC \\(pid ${pid}\\) runs on the state directory .*--takeover`));
   } finally {
     assert.equal(await x.stop(), 0, "exits 0 on SIGTERM");
+    assert.equal(
+      await Deno.stat(`${stateDir}xrtc.pid`).then(() => true, () => false),
+      false,
+      "pid file removed",
+    );
+    if (!hadState) await Deno.remove(stateDir, { recursive: true });
   }
 });
 

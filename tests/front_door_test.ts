@@ -7,18 +7,11 @@ import { loadConfigText } from "../src/config/load.ts";
 import { start, type Xrtc } from "../src/app.ts";
 import { encodeFrame } from "../src/io/framing.ts";
 import { ROOT } from "./lib/xrtc.ts";
-import { sleep, waitFor } from "./lib/run.ts";
+import { freePort, sleep, waitFor } from "./lib/run.ts";
 import { BINDING_REQUEST, buildStun, randomTransactionId } from "../src/stun/message.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const DENO = `${ROOT}node_modules/.bin/deno`;
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** Resolves true when the peer closes the connection within `ms`. */
 async function closedWithin(conn: Deno.Conn, ms: number): Promise<boolean> {

@@ -17,6 +17,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 export TMPDIR="$(mktemp -d /tmp/xrtc-tests.XXXXXX)"
 trap 'rm -rf "$TMPDIR"' EXIT
 export XRTC_LOG="${XRTC_LOG:-warn}"
+# Screenshots and media-gap timelines the tests leave for a person to look at.
+export XRTC_ARTIFACTS="$PWD/tests/artifacts"
+rm -rf "$XRTC_ARTIFACTS"
 
 passed=0
 failed=0

@@ -1,4 +1,4 @@
-// The admin listener: /metrics (Prometheus text format), /livez, /readyz (?verbose lists each check),
+// The admin listener: /metrics (Prometheus text format), /livez (also /healthz), /readyz (?verbose lists each check),
 // /status (JSON) and /status.html (the live status page). Bound to loopback unless configured otherwise,
 // a bearer token when configured; its paths are 404 on every public listener. No endpoint shows an ICE
 // password, a key or a token.
@@ -35,7 +35,11 @@ export function makeAdminHandler(
 ): (req: Request) => Promise<Response> {
   return async (req) => {
     const url = new URL(req.url);
-    if (admin.token !== undefined && !tokenMatches(req.headers.get("authorization"), admin.token)) {
+    // The page itself holds no data (it reads /status with the token it is given): served to anyone.
+    const isPage = url.pathname === "/" || url.pathname === "/status.html";
+    if (
+      admin.token !== undefined && !isPage && !tokenMatches(req.headers.get("authorization"), admin.token)
+    ) {
       return new Response("unauthorized\n", {
         status: 401,
         headers: { "www-authenticate": 'Bearer realm="xrtc"' },
@@ -51,6 +55,7 @@ export function makeAdminHandler(
             headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
           });
         case "/livez":
+        case "/healthz": // the older name, which many load balancers and probes default to
           return new Response("ok\n", { headers: { "content-type": "text/plain" } });
         case "/readyz": {
           const checks = source.readiness();

@@ -81,6 +81,11 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
     show: (t) => t.workers,
   },
   log_level: field.oneOf("logLevel", LEVELS, "info"),
+  state_dir: {
+    read: (r, path, node, t) => t.stateDir = r.string(path, node) ?? "",
+    show: (t) => t.stateDir || null,
+  },
+  drain_timeout: field.duration("drainTimeoutMs", 3_600_000),
   limits: {
     read: (r, path, node, t) => readFields(r, path, node, LIMIT_FIELDS, t.limits),
     show: (t) => showSection(LIMIT_FIELDS, t.limits),
@@ -296,11 +301,12 @@ export function loadConfigText(text: string, file: string): LoadResult {
     r.errors.push(`${file}: services: expected at least one http, tcp or udp service`);
   }
   if (r.errors.length) throw new ConfigError(r.errors);
-  // A relative http.root is relative to the config file.
+  // A relative http.root or state_dir is relative to the config file.
   const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
   for (const l of listeners) {
     if (l.http.root && !l.http.root.startsWith("/")) l.http.root = `${dir}/${l.http.root}`;
   }
+  if (options.stateDir && !options.stateDir.startsWith("/")) options.stateDir = `${dir}/${options.stateDir}`;
   return { config: { file, options, upstreams, listeners, admin }, warnings: r.warnings };
 }
 
@@ -466,11 +472,15 @@ function readAddr(r: Reader, path: string, at: Node, node: Node | undefined) {
   return addr;
 }
 
+/** The admin listener when routes.yml names none: loopback only, beside the shipped ports (not 9090,
+ * which a Prometheus on the same host takes). */
+const DEFAULT_ADMIN_ADDR = { host: "127.0.0.1", port: 6090 };
+
 function readAdmin(r: Reader, path: string, name: string, svc: YAMLMap): AdminService {
   const netNode = r.map(`${path}.net`, r.get(svc, "net"), ["addr"]);
   const addrNode = r.get(netNode, "addr") ?? r.get(svc, "addr");
   const addr = addrNode === undefined
-    ? { host: "127.0.0.1", port: 9090 }
+    ? DEFAULT_ADMIN_ADDR
     : readAddr(r, `${path}.net.addr`, addrNode, addrNode);
   let token = r.string(`${path}.token`, r.get(svc, "token"));
   const tokenFile = r.string(`${path}.token_file`, r.get(svc, "token_file"));
@@ -488,7 +498,7 @@ function readAdmin(r: Reader, path: string, name: string, svc: YAMLMap): AdminSe
   if (token !== undefined && token.length < 16) {
     r.error(`${path}.token`, r.get(svc, "token"), "expected a token of at least 16 characters");
   }
-  return { name, proto: "admin", addr: addr ?? { host: "127.0.0.1", port: 9090 }, token };
+  return { name, proto: "admin", addr: addr ?? DEFAULT_ADMIN_ADDR, token };
 }
 
 function readRoutes(r: Reader, path: string, node: Node | undefined): RouteConfig[] {

@@ -136,6 +136,10 @@ export interface XrtcOptions {
   logLevel: Level;
   limits: Limits;
   janus: JanusTimers;
+  /** Where live sessions are recorded, so a restarted or upgraded process resumes them ("" = nowhere). */
+  stateDir: string;
+  /** The longest a drain (the first SIGTERM) waits for live sessions to end. */
+  drainTimeoutMs: number;
 }
 
 export interface Config {

@@ -25,15 +25,17 @@ export type ConnectionKind = "unclassified" | "http" | "tls" | "ice" | "upgraded
 export class ConnectionLimiter {
   /** Descriptors the front door may hold. */
   readonly budget: number;
-  readonly maxTotal: number;
+  maxTotal: number;
+  maxPerAddress: number;
   /** Set when the configured limit was more than the descriptors allow for connections. */
-  readonly clamped?: { configured: number; allowed: number };
+  clamped?: { configured: number; allowed: number };
   #total = 0;
   #charged = 0;
   readonly #perAddress = new Map<string, number>();
   readonly #byKind = new Map<string, number>();
 
-  constructor(maxTotal: number, readonly maxPerAddress: number) {
+  constructor(maxTotal: number, maxPerAddress: number) {
+    this.maxPerAddress = maxPerAddress;
     const fds = descriptorLimit();
     const open = openDescriptors() ?? 64;
     this.budget = fds === undefined ? 100_000 : Math.max(16, fds - open - DESCRIPTOR_RESERVE);
@@ -49,6 +51,13 @@ export class ConnectionLimiter {
 
   get total(): number {
     return this.#total;
+  }
+
+  /** New limits (a reload); connections already open stay. */
+  update(maxTotal: number, maxPerAddress: number): void {
+    this.maxTotal = maxTotal > 0 ? Math.min(maxTotal, this.budget) : this.budget;
+    this.clamped = maxTotal > this.budget ? { configured: maxTotal, allowed: this.budget } : undefined;
+    this.maxPerAddress = maxPerAddress;
   }
 
   /** Counts a new connection from `address` (one descriptor), or says which limit refuses it (counted). */

@@ -47,8 +47,9 @@ export class HttpBridge {
 
   constructor(
     readonly name: string,
-    readonly handler: HttpHandler,
-    readonly timers: BridgeTimers,
+    /** The handler and deadlines can change (a reload): connections use the current ones. */
+    public handler: HttpHandler,
+    public timers: BridgeTimers,
     readonly limits: ConnectionLimiter,
   ) {}
 

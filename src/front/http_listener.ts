@@ -12,12 +12,22 @@ import { log } from "../telemetry/log.ts";
 export class HttpListener {
   #listener?: Deno.Listener;
   readonly #bridge: HttpBridge;
+  public listener: ListenerService;
   readonly #conns = new Set<Deno.Conn>();
   #tls = false;
   #open = false;
 
-  constructor(readonly listener: ListenerService, handler: HttpHandler, readonly limits: ConnectionLimiter) {
+  constructor(listener: ListenerService, handler: HttpHandler, readonly limits: ConnectionLimiter) {
+    this.listener = listener;
     this.#bridge = new HttpBridge(listener.name, handler, listener.http, limits);
+  }
+
+  /** A reload that keeps the port: new routes, deadlines and certificates for new connections. */
+  async update(listener: ListenerService, handler: HttpHandler): Promise<void> {
+    this.listener = listener;
+    this.#bridge.handler = handler;
+    this.#bridge.timers = listener.http;
+    await this.reloadTls();
   }
 
   get tls(): boolean {

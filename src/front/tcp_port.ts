@@ -30,16 +30,35 @@ export class TcpPort {
   /** Loopback TLS pipe source port -> the real client. */
   readonly #tlsPipes = new Map<number, string>();
   readonly #conns = new Set<Deno.Conn>();
-  readonly #bridge?: HttpBridge;
   #open = false;
 
+  #bridge?: HttpBridge;
+
   constructor(
-    readonly listener: ListenerService,
+    public listener: ListenerService,
     readonly plane: MediaPlane | undefined,
     http: HttpHandler | undefined,
     readonly limits: ConnectionLimiter,
+    /** Share the port with a process taking over (SO_REUSEPORT). */
+    readonly reusePort = false,
   ) {
     if (http) this.#bridge = new HttpBridge(listener.name, http, listener.http, limits);
+  }
+
+  /** A reload that keeps the port: new routes, deadlines and certificates for new connections. */
+  async update(listener: ListenerService, http: HttpHandler | undefined): Promise<void> {
+    this.listener = listener;
+    if (http && !this.#bridge) {
+      this.#bridge = new HttpBridge(listener.name, http, listener.http, this.limits);
+      this.#bridge.start();
+    } else if (this.#bridge && http) {
+      this.#bridge.handler = http;
+      this.#bridge.timers = listener.http;
+    } else if (this.#bridge && !http) {
+      await this.#bridge.stop();
+      this.#bridge = undefined;
+    }
+    await this.reloadTls();
   }
 
   get hasTls(): boolean {
@@ -56,7 +75,12 @@ export class TcpPort {
     const tls = await readTls(this.listener);
     this.#open = true;
     if (tls) this.#startTls(tls);
-    this.#listener = Deno.listen({ hostname: host || anyAddress(4), port, transport: "tcp" });
+    this.#listener = Deno.listen({
+      hostname: host || anyAddress(4),
+      port,
+      transport: "tcp",
+      reusePort: this.reusePort,
+    });
     acceptLoop(this.#listener, this.listener.name, () => this.#open, (conn) => this.#accepted(conn, false));
   }
 

@@ -28,7 +28,15 @@ export interface ConnInfo {
 export type HttpHandler = (req: Request, info: ConnInfo) => Promise<Response>;
 
 /** Paths of the admin listener: answered 404 on every public listener. */
-export const ADMIN_PATHS = ["/metrics", "/livez", "/readyz", "/status", "/status.json", "/status.html"];
+export const ADMIN_PATHS = [
+  "/metrics",
+  "/livez",
+  "/healthz",
+  "/readyz",
+  "/status",
+  "/status.json",
+  "/status.html",
+];
 
 /** Strips the port from a Host header value, lower-cased. */
 function hostOnly(host: string): string {

@@ -20,11 +20,13 @@ export class DenoUdpBackend implements DatagramBackend {
   readonly #sockets = new Set<DenoUdpSocket>();
 
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket {
-    if (opts.reusePort) throw new Error("the deno backend cannot share a port (SO_REUSEPORT): use ffi");
+    // Deno binds a shared port by taking it over (the newest socket receives): right for a process
+    // taking over from another, not for shards of one process (those need the ffi backend).
     const conn = Deno.listenDatagram({
       transport: "udp",
       hostname: opts.host || anyAddress(4),
       port: opts.port,
+      reuseAddress: opts.reusePort ?? false,
     });
     const s = new DenoUdpSocket(conn, onPacket, () => this.#sockets.delete(s));
     this.#sockets.add(s);

@@ -46,20 +46,35 @@ export class BackendState {
 }
 
 export class BackendPool {
-  readonly backends: BackendState[];
+  backends: BackendState[];
+  mode: Placement;
+  health: HealthConfig;
   #next = 0;
+  #client?: Deno.HttpClient;
   #timer?: ReturnType<typeof setInterval>;
   /** A backend went up or down (signalling releases the sessions of a dead one). */
   onChange?: (b: BackendState) => void;
 
-  constructor(
-    readonly name: string,
-    backends: Backend[],
-    readonly mode: Placement,
-    readonly health: HealthConfig,
-  ) {
+  constructor(readonly name: string, backends: Backend[], mode: Placement, health: HealthConfig) {
     this.backends = backends.map((b) => new BackendState(this, b));
+    this.mode = mode;
+    this.health = health;
     POOLS.add(this);
+  }
+
+  /** A reload: the same backend (name and URLs) keeps its state, health and live sessions; a removed
+   * one leaves rotation (its live sessions go on until they end). */
+  update(backends: Backend[], mode: Placement, health: HealthConfig): void {
+    const same = (s: BackendState, b: Backend) =>
+      s.backend.name === b.name && s.backend.httpUrl === b.httpUrl && s.backend.wsUrl === b.wsUrl;
+    this.backends = backends.map((b) => this.backends.find((s) => same(s, b)) ?? new BackendState(this, b));
+    this.mode = mode;
+    const restartProbes = health.intervalMs !== this.health.intervalMs && this.#timer !== undefined;
+    this.health = health;
+    if (restartProbes) {
+      clearInterval(this.#timer);
+      this.startProbes(this.#client);
+    }
   }
 
   static fromService(u: UpstreamService): BackendPool {
@@ -97,6 +112,7 @@ export class BackendPool {
 
   /** Probes every backend now and then every interval. */
   startProbes(client?: Deno.HttpClient): void {
+    this.#client = client;
     const probe = () => {
       for (const b of this.backends) void this.#probe(b, client);
     };

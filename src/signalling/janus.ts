@@ -33,6 +33,7 @@ import {
   type HandleEntry,
   type JanusSessionEntry,
   JanusSessions,
+  type RegistryChange,
   type SdpRecord,
 } from "./sessions.ts";
 import type { JanusTimers, Limits } from "../config/types.ts";
@@ -171,6 +172,7 @@ export interface SignallingOptions {
   timers: JanusTimers;
   clock?: Clock;
   tellJanus?: (backend: BackendState, path: string, request: "hangup" | "destroy") => void;
+  onChange?: (c: RegistryChange) => void;
 }
 
 /** Most media sections kept in a recorded SDP view, and the longest text of any field. */
@@ -189,7 +191,15 @@ export class JanusSignalling {
       timers: opts.timers,
       clock: opts.clock,
       tellJanus: opts.tellJanus,
+      onChange: opts.onChange,
     });
+  }
+
+  /** New limits and Janus timers (a reload). */
+  update(limits: Limits, timers: JanusTimers): void {
+    this.opts.limits = limits;
+    this.opts.timers = timers;
+    this.sessions.update(limits, timers);
   }
 
   #now(): number {
@@ -220,12 +230,14 @@ export class JanusSignalling {
   fromClient(msg: JsonObject, ctx: ClientContext): ClientVerdict {
     const kind = kindOf(msg.janus);
     const tx = msg.transaction;
+    // Ids from the HTTP path come first; without them (WebSocket, or a claim POSTed to /janus) Janus
+    // reads them from the message, and so does xRTC.
     let sid = ctx.sessionId, hid = ctx.handleId;
-    if (ctx.protocol === "ws") {
+    if (sid === undefined) {
       const s = idField(msg.session_id), h = idField(msg.handle_id);
       if (s.bad || h.bad) return this.refuse("bad_id", ctx, kind, tx);
       sid = s.id;
-      hid = h.id;
+      hid = hid ?? h.id;
     }
     const session = sid === undefined ? undefined : this.sessions.get(sid);
     if (sid !== undefined && !session) return this.refuse("unknown_session", ctx, kind, tx, undefined, sid);

@@ -7,6 +7,7 @@
 import type { JanusTimers, Limits } from "../config/types.ts";
 import type { IceView } from "../sdp/sdp.ts";
 import { HandleIce, type Negotiator, type RouteMode } from "../ice/negotiation/negotiator.ts";
+import type { IceCredentials } from "../ice/credentials.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
 import type { BackendState } from "./backends.ts";
 import {
@@ -40,8 +41,13 @@ export class HandleEntry {
   readonly ice: HandleIce;
   offer?: SdpRecord;
   answer?: SdpRecord;
-  constructor(readonly session: JanusSessionEntry, readonly id: string, readonly plugin: string) {
-    this.ice = new HandleIce(`${session.id}/${id}`, session.mode);
+  constructor(
+    readonly session: JanusSessionEntry,
+    readonly id: string,
+    readonly plugin: string,
+    janusLocal?: IceCredentials,
+  ) {
+    this.ice = new HandleIce(`${session.id}/${id}`, session.mode, janusLocal);
   }
   get key(): string {
     return this.ice.key;
@@ -88,9 +94,23 @@ export interface JanusSessionsOptions {
   /** Tells Janus something xRTC decided on its own (hangup of a dead ICE session, destroy of an
    * abandoned Janus session). */
   tellJanus?: (backend: BackendState, path: string, request: "hangup" | "destroy") => void;
+  /** Every change of the registry, for the state directory. */
+  onChange?: (c: RegistryChange) => void;
 }
 
+export type RegistryChange =
+  | { kind: "session"; session: JanusSessionEntry }
+  | { kind: "session_gone"; id: string }
+  | { kind: "handle"; handle: HandleEntry }
+  | { kind: "handle_gone"; session: string; key: string };
+
 export class JanusSessions {
+  /** New limits and Janus timers (a reload): they apply from the next request. */
+  update(limits: Limits, timers: JanusTimers): void {
+    this.opts.limits = limits;
+    this.opts.timers = timers;
+  }
+
   readonly #sessions = new Map<string, JanusSessionEntry>();
   readonly #usage = new Map<string, ClientUsage>();
   readonly #rates = new Map<string, Bucket>();
@@ -225,7 +245,26 @@ export class JanusSessions {
     this.#usageOf(client).sessions.add(s);
     backend.sessions++;
     log("info", "janus_session_created", { janus_session: id, backend: backend.name, protocol, client });
+    this.opts.onChange?.({ kind: "session", session: s });
     return s;
+  }
+
+  /** A Janus session of the process before a restart. A WebSocket it lived on is gone with that process:
+   * the session is kept for the reclaim window, in which its client may claim it on a new one. */
+  restoreSession(
+    r: { id: string; protocol: "http" | "ws"; mode: RouteMode; client: string; createdAt: number },
+    backend: BackendState,
+  ): JanusSessionEntry {
+    const s = this.addSession(r.id, backend, r.protocol, undefined, r.mode, r.client);
+    if (r.protocol === "ws") s.wsClosedAt = this.#clock.now();
+    return s;
+  }
+
+  restoreHandle(s: JanusSessionEntry, id: string, plugin: string, janusLocal: IceCredentials): HandleEntry {
+    const h = new HandleEntry(s, id, plugin, janusLocal);
+    s.handles.set(id, h);
+    this.#handleCount++;
+    return h;
   }
 
   addHandle(s: JanusSessionEntry, id: string, plugin: string): HandleEntry | undefined {
@@ -235,6 +274,7 @@ export class JanusSessions {
     const h = new HandleEntry(s, id, plugin);
     s.handles.set(id, h);
     this.#handleCount++;
+    this.opts.onChange?.({ kind: "handle", handle: h });
     return h;
   }
 
@@ -248,6 +288,7 @@ export class JanusSessions {
     if (h.session.handles.get(h.id) === h) {
       h.session.handles.delete(h.id);
       this.#handleCount--;
+      this.opts.onChange?.({ kind: "handle_gone", session: h.session.id, key: h.key });
     }
   }
 
@@ -270,6 +311,7 @@ export class JanusSessions {
       this.#dropUsageIfIdle(s.client, u);
     }
     s.backend.sessions--;
+    this.opts.onChange?.({ kind: "session_gone", id: s.id });
     janusSessionsEnded.inc({ reason });
     log("info", "janus_session_ended", { janus_session: s.id, backend: s.backend.name, reason });
   }
@@ -291,6 +333,7 @@ export class JanusSessions {
     s.conn = conn;
     s.wsClosedAt = undefined;
     this.touch(s);
+    this.opts.onChange?.({ kind: "session", session: s });
   }
 
   /** A shard ended an ICE session on its own: Janus is told (hangup), so it frees the PeerConnection. */

@@ -25,7 +25,7 @@ function setup(o: { limits?: Partial<Limits>; maxSessions?: number; reclaimMs?: 
   const told: string[] = [];
   const ended: string[] = [];
   const negotiator = new Negotiator({
-    sink: { open() {}, update() {}, end: (id) => void ended.push(id) },
+    sink: { open() {}, restore() {}, update() {}, end: (id) => void ended.push(id) },
     claims: ClaimBoard.create(o.maxSessions ?? 100),
     clientCandidates: makeClientCandidates([{ proto: "udp", ips: ["198.19.0.1"], port: 6001 }]),
     consentTimeoutMs: 30_000,

@@ -26,7 +26,6 @@ export const DROP_REASONS = [
   "janus_check_not_relayed",
   "janus_leg_not_ready",
   "no_client_path",
-  "tcp_before_check",
   "tcp_session_on_other_shard",
   "send_too_large",
   "unsupported_family",
@@ -284,7 +283,6 @@ export const CONNECTION_CLOSES = [
   "no_valid_check",
   "bad_framing",
   "slow_reader",
-  "shutdown",
 ] as const;
 
 export const connectionsClosed = registry.counter({
@@ -310,7 +308,7 @@ export const websocketsClosed = registry.counter({
   name: "xrtc_websocket_closed_total",
   help: "Proxied WebSockets xRTC closed itself, by reason.",
   labels: ["reason"],
-  values: { reason: ["frame_too_large", "slow_peer", "idle", "upstream_unavailable", "shutdown"] },
+  values: { reason: ["frame_too_large", "slow_peer", "upstream_unavailable", "shutdown"] },
 });
 
 export const httpRefused = registry.counter({
@@ -430,4 +428,47 @@ export const backendProbeSeconds = registry.gauge({
   name: "xrtc_backend_probe_seconds",
   help: "How long the last health probe of a Janus backend took.",
   labels: ["upstream", "backend"],
+});
+
+export const stateWrites = registry.counter({
+  name: "xrtc_state_records_written_total",
+  help: "Session records written to the state directory (upserts and deletions).",
+  labels: [],
+});
+
+export const stateRecordsSkipped = registry.counter({
+  name: "xrtc_state_records_skipped_total",
+  help: "Records in the state directory that did not read back and were skipped at start.",
+  labels: [],
+});
+
+export const stateRestored = registry.counter({
+  name: "xrtc_state_restored_total",
+  help: "What a start restored from the state directory: Janus sessions, handles, and live ICE sessions.",
+  labels: ["what"],
+  values: { what: ["janus_sessions", "handles", "ice_sessions"] },
+});
+
+export const configGeneration = registry.gauge({
+  name: "xrtc_config_generation",
+  help: "The configuration's generation: 1 at start, one more with every reload that applied.",
+  labels: [],
+});
+
+export const configLastReload = registry.gauge({
+  name: "xrtc_config_last_reload_timestamp_seconds",
+  help: "When routes.yml was last reloaded (SIGHUP), seconds since the Unix epoch; 0 before any.",
+  labels: [],
+});
+
+export const configLastReloadSuccess = registry.gauge({
+  name: "xrtc_config_last_reload_success",
+  help: "1 when the last reload applied, 0 when it was refused (the configuration before it stays).",
+  labels: [],
+});
+
+export const draining = registry.gauge({
+  name: "xrtc_draining",
+  help: "1 while the node drains (after SIGTERM): no new Janus sessions, existing ones go on.",
+  labels: [],
 });

@@ -39,6 +39,9 @@ export interface MetricSnapshot {
   name: string;
   help: string;
   type: MetricType;
+  /** The declared label names, and the declared values of those that have them. */
+  labels: string[];
+  values?: Record<string, readonly string[]>;
   merge: ShardMerge;
   bounds?: number[];
   series: SeriesSnapshot[];
@@ -103,7 +106,14 @@ abstract class Instrument<L extends string, S> {
   abstract snapshot(): MetricSnapshot;
 
   protected base(): Omit<MetricSnapshot, "series"> {
-    return { name: this.decl.name, help: this.decl.help, type: this.type, merge: this.decl.merge ?? "sum" };
+    return {
+      name: this.decl.name,
+      help: this.decl.help,
+      type: this.type,
+      labels: [...this.decl.labels],
+      values: this.decl.values as Record<string, readonly string[]> | undefined,
+      merge: this.decl.merge ?? "sum",
+    };
   }
 }
 

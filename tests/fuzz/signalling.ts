@@ -669,6 +669,10 @@ class RecordingSink implements SpecSink {
     this.live.set(spec.id, spec);
   }
 
+  restore(spec: SessionSpec): void {
+    this.open(spec); // no restore happens without a state directory: counted like an open
+  }
+
   update(id: string, u: SpecUpdate): void {
     if (!this.live.has(id)) this.problems.push(`update (${u.kind}) of session ${id}, which is not open`);
   }

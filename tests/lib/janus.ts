@@ -10,6 +10,8 @@ export interface JanusOptions {
   sessionTimeout?: number;
   /** Janus's api_secret: every request must carry it. */
   apiSecret?: string;
+  /** Janus's reclaim_session_timeout, seconds: how long a session outlives its WebSocket (0 unless set). */
+  reclaimTimeout?: number;
 }
 
 /** The admin API's secret in the tests' Janus (admin API on port 7088, server namespace only). */
@@ -38,6 +40,7 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
     .replaceAll("@ICE_LITE@", String(opts.iceLite ?? false))
     .replaceAll("@FULL_TRICKLE@", String(opts.fullTrickle ?? false))
     .replaceAll("@SESSION_TIMEOUT@", String(opts.sessionTimeout ?? 60))
+    .replaceAll("@RECLAIM_TIMEOUT@", String(opts.reclaimTimeout ?? 0))
     .replaceAll("@ADMIN_SECRET@", ADMIN_SECRET)
     .replaceAll("@API_SECRET@", opts.apiSecret ? `api_secret = "${opts.apiSecret}"` : "");
   await Deno.writeTextFile(`${dir}/janus.jcfg`, main);

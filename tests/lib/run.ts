@@ -32,3 +32,19 @@ export async function waitFor<T>(
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
+
+/** A loopback TCP port free at the time of the call (the kernel's choice). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Where tests keep what a person may want to look at afterwards: screenshots, media-gap timelines.
+ * tests/run.sh points XRTC_ARTIFACTS at tests/artifacts. */
+export async function artifactPath(name: string): Promise<string> {
+  const dir = Deno.env.get("XRTC_ARTIFACTS") ?? `${Deno.env.get("TMPDIR") ?? "/tmp"}/xrtc-artifacts`;
+  await Deno.mkdir(dir, { recursive: true });
+  return `${dir}/${name}`;
+}

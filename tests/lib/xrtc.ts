@@ -21,6 +21,12 @@ export interface XrtcTestOptions {
   options?: string;
   /** Overrides XRTC_TEST_IO. */
   ioBackend?: IoBackendChoice;
+  /** An admin listener: its address ("127.0.0.1:9090") and, optionally, its bearer token. */
+  admin?: { addr: string; token?: string };
+  /** Extra YAML of the janus upstream service (health:, backends:...), indented under it. */
+  upstream?: string;
+  /** The listeners' http.root (the project's html/ unless set). */
+  root?: string;
 }
 
 /** The backend every integration test runs on: XRTC_TEST_IO (deno unless set). */
@@ -43,7 +49,14 @@ services:
   janus:
     proto: upstream
     mode: rr
-    servers: [http://${t.janusAddr}:8088, ws://${t.janusAddr}:8188]
+    servers: [http://${t.janusAddr}:8088, ws://${t.janusAddr}:8188]${o.upstream ?? ""}${
+    o.admin
+      ? `
+  admin:
+    proto: admin
+    net: { addr: "${o.admin.addr}" }${o.admin.token ? `\n    token: ${o.admin.token}` : ""}`
+      : ""
+  }
   ice_udp:
     proto: udp
     net:
@@ -58,13 +71,13 @@ services:
       candidate_ips: [${t.xrtcPublic}]${tls}
     enable_http: true
     http:
-      root: ${ROOT}html${route}
+      root: ${o.root ?? `${ROOT}html`}${route}
   web:
     proto: http
     net:
       addr: ${t.xrtcPublic}:${PORTS.http}
     http:
-      root: ${ROOT}html${route}
+      root: ${o.root ?? `${ROOT}html`}${route}
 `;
 }
 

@@ -14,6 +14,14 @@ interface Options {
   rtp: number;
   iceTcp?: boolean;
   timeoutMs?: number;
+  /** Time between RTP packets (20 ms unless set). */
+  rtpIntervalMs?: number;
+  /** Echoes counted apart for the packets sent after this many ms of RTP (e.g. after a restart). */
+  countAfterMs?: number;
+  /** Restart ICE (RFC 8445 §9: new credentials, a new offer through xRTC) after this many ms of RTP. */
+  iceRestartAtMs?: number;
+  /** Echotest sessions at once in this process, each its own handle and PeerConnection. */
+  sessions?: number;
 }
 
 type Msg = Record<string, unknown>;
@@ -76,8 +84,9 @@ class Janus {
         const body = await r.json();
         if (Array.isArray(body)) result.sawArray = true;
         for (const m of Array.isArray(body) ? body : [body]) this.#dispatch(m);
-      } catch (e) {
-        if (!this.#closed) errors.push(`poll: ${e}`);
+      } catch {
+        // A long-poll that fails (xRTC restarting) is polled again, as janus.js does; counted apart.
+        if (!this.#closed) result.pollFailures = (result.pollFailures as number ?? 0) + 1;
         await new Promise((r) => setTimeout(r, 200));
       }
     }
@@ -166,7 +175,8 @@ function finish(reason: string) {
   setTimeout(() => Deno.exit(0), 100);
 }
 
-async function echotest(janus: Janus) {
+/** One echotest session; its figures go to `r`. */
+async function echotest(janus: Janus, r: Record<string, unknown> = result) {
   const handle = await janus.attach("janus.plugin.echotest");
   const pc = makePc();
   const track = new MediaStreamTrack({ kind: "video" });
@@ -175,31 +185,36 @@ async function echotest(janus: Janus) {
   const echoes: string[] = [];
   dc.onMessage.subscribe((m) => echoes.push(typeof m === "string" ? m : new TextDecoder().decode(m)));
   const marker = `${opts.tag}-${crypto.randomUUID().slice(0, 8)}`;
-  let rtpEchoed = 0, foreign = 0;
+  let rtpEchoed = 0, foreign = 0, echoedLate = 0;
+  const lateFrom = opts.countAfterMs === undefined
+    ? Infinity
+    : Math.floor(opts.countAfterMs / (opts.rtpIntervalMs ?? 20));
   pc.onTrack.subscribe((t) => {
     t.onReceiveRtp.subscribe((rtp) => {
       const text = new TextDecoder().decode(rtp.payload);
-      if (text.includes(marker)) rtpEchoed++;
-      else if (text.includes("#")) foreign++;
+      if (text.includes(marker)) {
+        rtpEchoed++;
+        if (Number(text.split("#")[1]) >= lateFrom) echoedLate++;
+      } else if (text.includes("#")) foreign++;
     });
   });
   pc.iceConnectionStateChange.subscribe((s) => {
-    if (s === "connected") result.iceConnected = true;
+    if (s === "connected") r.iceConnected = true;
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await new Promise((r) => setTimeout(r, 300)); // let werift gather
   const local = pc.localDescription!;
-  result.offerCandidates = candidatesOf(local.sdp);
+  r.offerCandidates = candidatesOf(local.sdp);
   const reply = await janus.message(handle, { audio: false, video: true, data: true }, {
     type: "offer",
     sdp: local.sdp,
   });
   const jsep = reply.jsep as Msg | undefined;
   if (!jsep) throw new Error(`no answer: ${JSON.stringify(reply)}`);
-  result.answerCandidates = candidatesOf(jsep.sdp as string);
-  result.answerLite = (jsep.sdp as string).includes("a=ice-lite");
-  result.trickleAck = (await janus.trickle(handle, { completed: true })).janus;
+  r.answerCandidates = candidatesOf(jsep.sdp as string);
+  r.answerLite = (jsep.sdp as string).includes("a=ice-lite");
+  r.trickleAck = (await janus.trickle(handle, { completed: true })).janus;
   await pc.setRemoteDescription({ type: "answer", sdp: jsep.sdp as string });
   await new Promise<void>((res) => {
     const check = setInterval(() => {
@@ -209,17 +224,22 @@ async function echotest(janus: Janus) {
       }
     }, 50);
   });
-  result.dcOpen = true;
+  r.dcOpen = true;
   for (let i = 0; i < opts.messages; i++) dc.send(`${marker}:msg${i}`);
+  const restartAt = opts.iceRestartAtMs === undefined
+    ? -1
+    : Math.floor(opts.iceRestartAtMs / (opts.rtpIntervalMs ?? 20));
   for (let i = 0; i < opts.rtp; i++) {
+    if (i === restartAt) void restartIce(janus, handle, pc, r);
     track.writeRtp(rtpFor(i, marker));
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((res) => setTimeout(res, opts.rtpIntervalMs ?? 20));
   }
   await new Promise((r) => setTimeout(r, 1500));
-  result.dcEchoes = echoes.filter((e) => e.includes(marker)).length;
-  result.dcForeign = echoes.filter((e) => !e.includes(marker)).length;
-  result.rtpEchoed = rtpEchoed;
-  result.rtpForeign = foreign;
+  r.dcEchoes = echoes.filter((e) => e.includes(marker)).length;
+  r.dcForeign = echoes.filter((e) => !e.includes(marker)).length;
+  r.rtpEchoed = rtpEchoed;
+  r.rtpForeign = foreign;
+  r.rtpEchoedLate = echoedLate;
   const stats = await pc.getStats();
   for (const s of stats.values()) {
     const st = s as unknown as Record<string, unknown>;
@@ -227,7 +247,7 @@ async function echotest(janus: Janus) {
       const remote = stats.get(st.remoteCandidateId as string) as unknown as
         | Record<string, unknown>
         | undefined;
-      if (remote) result.selectedRemote = `${remote.protocol}:${remote.address ?? remote.ip}:${remote.port}`;
+      if (remote) r.selectedRemote = `${remote.protocol}:${remote.address ?? remote.ip}:${remote.port}`;
     }
   }
   if (Deno.env.get("XRTC_CLIENT_HANGUP") !== "0") {
@@ -237,6 +257,25 @@ async function echotest(janus: Janus) {
     );
   }
   await pc.close();
+}
+
+/** An ICE restart by the client: new credentials in a new offer, sent to Janus through xRTC. */
+async function restartIce(janus: Janus, handle: number, pc: RTCPeerConnection, r: Record<string, unknown>) {
+  try {
+    pc.restartIce();
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const reply = await janus.message(handle, { audio: false, video: true, data: true }, {
+      type: "offer",
+      sdp: pc.localDescription!.sdp,
+    });
+    const jsep = reply.jsep as Msg | undefined;
+    if (!jsep) throw new Error(`no answer to the ICE restart: ${JSON.stringify(reply)}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: jsep.sdp as string });
+    r.iceRestarted = true;
+  } catch (e) {
+    (r.errors as string[]).push(`ice restart: ${e}`);
+  }
 }
 
 async function videoroom(janus: Janus) {
@@ -305,8 +344,26 @@ async function videoroom(janus: Janus) {
 try {
   const janus = new Janus();
   await janus.connect();
-  if (opts.scenario === "echotest") await echotest(janus);
-  else await videoroom(janus);
+  if (opts.scenario === "videoroom") await videoroom(janus);
+  else if ((opts.sessions ?? 1) === 1) await echotest(janus);
+  else {
+    // Many sessions at once: each with its own figures, summed here.
+    const each = Array.from(
+      { length: opts.sessions! },
+      (_, i) => ({ tag: `${opts.tag}-${i}`, errors: [] as string[] } as Record<string, unknown>),
+    );
+    await Promise.all(
+      each.map((r) => echotest(janus, r).catch((e) => (r.errors as string[]).push(String(e)))),
+    );
+    result.sessions = each.length;
+    result.perSession = each.map((r) => ({
+      rtpEchoed: r.rtpEchoed,
+      rtpEchoedLate: r.rtpEchoedLate,
+      dcEchoes: r.dcEchoes,
+      errors: r.errors,
+    }));
+    errors.push(...each.flatMap((r) => r.errors as string[]));
+  }
   // Leave nothing behind: Janus's hangup events cannot reach xRTC once this client stops polling.
   janus.close();
   await janus.request({ janus: "destroy", session_id: janus.session }, `/${janus.session}`).catch(() => {});

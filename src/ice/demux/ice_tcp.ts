@@ -27,7 +27,12 @@ export class IceTcpConnection implements ClientPort {
   readonly #awaiting = new Map<string, MediaSession>();
   #closed = false;
 
-  constructor(readonly conn: Deno.Conn, readonly peer: PeerAddress, readonly router: SessionRouter) {
+  constructor(
+    readonly conn: Deno.Conn,
+    readonly peer: PeerAddress,
+    readonly router: SessionRouter,
+    readonly portName = "tcp",
+  ) {
     this.#writer = new FramedWriter(conn, (reason) => {
       if (reason === "slow_reader") connectionsClosed.inc({ reason: "slow_reader" });
       this.#close(reason);
@@ -91,6 +96,7 @@ export class IceTcpConnection implements ClientPort {
     const path: ClientPath = {
       key: `tcp/${this.#id}/${this.peer.text}`,
       transport: "tcp",
+      port: this.portName,
       remote: this.peer,
       send: (data: Uint8Array) => this.#writer.sendFrame(data),
       adopt: () => {

@@ -108,6 +108,7 @@ export class SharedUdpPort implements ClientPort {
     const path: ClientPath = {
       key: `udp/${socket.localAddress.text}/${from.text}`,
       transport: "udp",
+      port: this.name,
       remote: from,
       send: (data: Uint8Array) => socket.send(data, from),
       adopt: () => {

@@ -23,6 +23,7 @@ import {
   sessionsNegotiated,
   sessionsOpened,
 } from "../../telemetry/catalog.ts";
+import type { LiveState } from "../session/media_session.ts";
 import { log } from "../../telemetry/log.ts";
 
 export class SessionLimitError extends Error {
@@ -41,8 +42,8 @@ export interface RouteMode {
 /** Per Janus handle (one PeerConnection): what has been negotiated so far. Held by the Janus session
  * registry with the handle, so it lives exactly as long as Janus's handle. */
 export class HandleIce {
-  /** xRTC's credentials towards Janus, stable across renegotiations. */
-  readonly janusLocal: IceCredentials = randomCredentials();
+  /** xRTC's credentials towards Janus, stable across renegotiations (and restarts of xRTC). */
+  readonly janusLocal: IceCredentials;
   /** The client's credentials from its offer, waiting for Janus's answer. */
   clientOffer?: IceCredentials;
   /** A session slot reserved for a client's offer that Janus has not answered yet. */
@@ -53,7 +54,13 @@ export class HandleIce {
   /** Janus's trickled candidates, kept for the session (they may arrive before the answer). */
   janusCandidates: Candidate[] = [];
 
-  constructor(readonly key: string, public mode: RouteMode) {}
+  constructor(
+    readonly key: string,
+    public mode: RouteMode,
+    janusLocal: IceCredentials = randomCredentials(),
+  ) {
+    this.janusLocal = janusLocal;
+  }
 }
 
 export interface NegotiatorOptions {
@@ -68,6 +75,8 @@ export interface NegotiatorOptions {
   autoSweep?: boolean;
   /** A session the negotiator ended on its own (no client ever connected). */
   onExpired?: (id: string) => void;
+  /** A handle's spec opened, changed or ended (the state directory keeps it). */
+  onSpecChange?: (h: HandleIce) => void;
 }
 
 export class Negotiator {
@@ -227,6 +236,7 @@ export class Negotiator {
       sessionsOpened.inc({ mode: h.spec.mode });
       log("info", "session_open", { session: h.key, mode: h.spec.mode });
       this.opts.sink.open(h.spec);
+      this.opts.onSpecChange?.(h);
     }
     const s = h.spec!;
     // Full proxy: the client checks Janus's password through xRTC's node-unique ufrag.
@@ -254,6 +264,29 @@ export class Negotiator {
     applySpecUpdate(spec, u);
     if (u.kind === "restart") this.#ufrags.add(u.clientFacing.ufrag);
     this.opts.sink.update(spec.id, u);
+    const h = this.#byId.get(spec.id);
+    if (h) this.opts.onSpecChange?.(h);
+  }
+
+  /** A session of the process before a restart: its spec as it was (credentials, Janus's candidates),
+   * a slot of this process's claim board, and live again at once where it was live. */
+  restore(h: HandleIce, spec: SessionSpec, live?: LiveState): void {
+    if (h.spec || this.#byId.has(h.key)) return;
+    let ticket: ClaimTicket;
+    try {
+      ticket = this.opts.claims.allocate();
+    } catch {
+      log("warn", "session_not_restored", { session: h.key, reason: "at the limit of sessions" });
+      return;
+    }
+    spec.ticket = ticket;
+    h.spec = spec;
+    h.openedAt = this.#clock.now();
+    this.#byId.set(h.key, h);
+    this.#ufrags.add(spec.localUfrag);
+    if (spec.mode === "half" && spec.previousFacing) this.#ufrags.add(spec.previousFacing.ufrag);
+    if (live) this.opts.sink.restore(spec, live);
+    else this.opts.sink.open(spec);
   }
 
   /** A ufrag unique among every live session of this node. */
@@ -279,6 +312,7 @@ export class Negotiator {
     sessionsClosed.inc({ mode: s.mode, reason });
     log("info", "session_close", { session: h.key, reason });
     this.opts.sink.end(s.id, reason);
+    this.opts.onSpecChange?.(h);
   }
 
   /** A shard ended a session it owned (consent expiry, Janus leg failure). Returns the handle. */

@@ -26,6 +26,9 @@ class RecordingSink implements SpecSink {
   open(spec: SessionSpec): void {
     this.opened.push(structuredClone(spec));
   }
+  restore(spec: SessionSpec): void {
+    this.opened.push(structuredClone(spec));
+  }
   update(id: string, u: SpecUpdate): void {
     this.updates.push({ id, u });
   }

@@ -6,6 +6,7 @@ import type { IceCredentials } from "../credentials.ts";
 import type { ClaimTicket } from "../shards/claims.ts";
 import { MAX_JANUS_CANDIDATES } from "../timing.ts";
 import type { EndReason } from "../../telemetry/catalog.ts";
+import type { LiveState } from "../session/media_session.ts";
 
 interface SpecBase {
   /** "<janus session>/<janus handle>": the session's id in every table, message and log. */
@@ -99,6 +100,8 @@ export type SessionEnded = (id: string, reason: EndReason) => void;
 /** What signalling drives: one shard's media plane, or every shard's. */
 export interface SpecSink {
   open(spec: SessionSpec): void;
+  /** A session of the process before a restart: live again at once on the shard that owned it. */
+  restore(spec: SessionSpec, live: LiveState): void;
   update(id: string, u: SpecUpdate): void;
   end(id: string, reason: EndReason): void;
 }

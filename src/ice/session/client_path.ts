@@ -6,6 +6,8 @@ export interface ClientPath {
   /** Unique across every shared port: "udp/<local>/<remote>" or "tcp/<connection id>/<remote>". */
   readonly key: string;
   readonly transport: "udp" | "tcp";
+  /** The shared port's name (its service in routes.yml). */
+  readonly port: string;
   readonly remote: PeerAddress;
   send(data: Uint8Array): void;
   /** The session has validated this path: packets from its address now go to this session, even if

@@ -37,6 +37,20 @@ export interface PathView {
   consentAgeMs: number;
 }
 
+export interface ClientPathsOptions {
+  /** The session's id, for logs. */
+  id: string;
+  /** xRTC's client-facing ufrag, and the client's credentials when known. */
+  localUfrag: string;
+  client?: IceCredentials;
+  /** xRTC's tie-breaker in its own checks (it is controlled towards clients). */
+  tieBreaker: bigint;
+  consentTimeoutMs: number;
+  now: () => number;
+  /** An address was validated or selected, or went away (the live state to keep on disk changed). */
+  onChange?: () => void;
+}
+
 export class ClientPaths {
   readonly #paths = new Map<string, PathState>();
   readonly #byTransaction = new Map<string, PathState>();
@@ -48,17 +62,21 @@ export class ClientPaths {
   /** The last authentic check from any path: the session's own consent. */
   #lastCheckAt: number;
 
-  constructor(
-    readonly id: string,
-    localUfrag: string,
-    client: IceCredentials | undefined,
-    readonly tieBreaker: bigint,
-    readonly consentTimeoutMs: number,
-    readonly now: () => number,
-  ) {
-    this.#localUfrag = localUfrag;
-    this.#lastCheckAt = now();
-    this.setCredentials(localUfrag, client);
+  readonly id: string;
+  readonly tieBreaker: bigint;
+  readonly consentTimeoutMs: number;
+  readonly now: () => number;
+  readonly #onChange?: () => void;
+
+  constructor(o: ClientPathsOptions) {
+    this.id = o.id;
+    this.#onChange = o.onChange;
+    this.tieBreaker = o.tieBreaker;
+    this.consentTimeoutMs = o.consentTimeoutMs;
+    this.now = o.now;
+    this.#localUfrag = o.localUfrag;
+    this.#lastCheckAt = o.now();
+    this.setCredentials(o.localUfrag, o.client);
   }
 
   get selected(): ClientPath | undefined {
@@ -123,6 +141,7 @@ export class ClientPaths {
       pathValidations.inc({ outcome: "validated" });
       log("info", "client_path_validated", { session: this.id, path: st.path.key });
       this.#reselect();
+      this.#onChange?.();
     }
     return true;
   }
@@ -189,6 +208,29 @@ export class ClientPaths {
     this.#waiting = [];
   }
 
+  /** A path of the session before a restart of xRTC: it answered xRTC's check then, so it is trusted
+   * as it was (validated, selected), with fresh consent. */
+  restore(path: ClientPath, validated: boolean, selected: boolean): void {
+    const now = this.now();
+    const st: PathState = { path, lastCheckAt: now, nominatedAt: selected ? now : 0, validated };
+    this.#paths.set(path.key, st);
+    if (validated) path.adopt();
+    this.#reselect();
+  }
+
+  /** The UDP paths, for the live state kept on disk (a TCP connection cannot outlive the process). */
+  udpPaths(): Array<
+    { port: string; host: string; remotePort: number; validated: boolean; selected: boolean }
+  > {
+    return [...this.#paths.values()].filter((st) => st.path.transport === "udp").map((st) => ({
+      port: st.path.port,
+      host: st.path.remote.host,
+      remotePort: st.path.remote.port,
+      validated: st.validated,
+      selected: st === this.#selected,
+    }));
+  }
+
   view(now: number): PathView[] {
     return [...this.#paths.values()].map((st) => ({
       key: st.path.key,
@@ -226,6 +268,8 @@ export class ClientPaths {
     }
     if (this.#selected === st) this.#selected = undefined;
     this.#reselect();
+    // After the path is gone: the live state written to disk must not bring it back at a restart.
+    this.#onChange?.();
   }
 
   /** Room for a new path: the one silent for longest goes, never the selected one. */
@@ -251,6 +295,7 @@ export class ClientPaths {
     }
     if (best === this.#selected) return;
     this.#selected = best;
+    this.#onChange?.();
     if (!best) return;
     log("info", "client_path_selected", { session: this.id, path: best.path.key });
     const waiting = this.#waiting;

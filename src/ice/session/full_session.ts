@@ -28,7 +28,7 @@ import type { Candidate } from "../../sdp/candidate.ts";
 import type { DatagramSocket } from "../../io/types.ts";
 import { type PeerAddress, peerAddress } from "../../io/address.ts";
 import type { ClientPath } from "./client_path.ts";
-import type { ClientPort, MediaSession, SessionHost, SessionView } from "./media_session.ts";
+import type { ClientPort, LiveState, MediaSession, SessionHost, SessionView } from "./media_session.ts";
 import type { FullSpec, SpecUpdate } from "../negotiation/spec.ts";
 import { ClientPaths } from "./client_paths.ts";
 import { TIMING } from "../timing.ts";
@@ -53,6 +53,8 @@ export type ConnectIceTcp = (
 export interface FullSessionOptions {
   spec: FullSpec;
   host: SessionHost;
+  /** The session's state before a restart of xRTC, to resume from. */
+  restore?: LiveState;
   upstream: DatagramSocket;
   connectIceTcp?: ConnectIceTcp;
 }
@@ -91,16 +93,39 @@ export class FullSession implements MediaSession {
     this.#host = host;
     this.#createdAt = host.now();
     this.#janusKey = UTF8.encode(spec.janus.pwd);
-    this.#paths = new ClientPaths(
-      spec.id,
-      spec.localUfrag,
-      spec.client,
-      randomTieBreaker(),
-      host.consentTimeoutMs,
-      host.now,
-    );
+    this.#paths = new ClientPaths({
+      id: spec.id,
+      localUfrag: spec.localUfrag,
+      client: spec.client,
+      tieBreaker: randomTieBreaker(),
+      consentTimeoutMs: host.consentTimeoutMs,
+      now: host.now,
+      onChange: () => {
+        if (!this.#closed) host.liveStateChanged(this);
+      },
+    });
     this.#clientKey = spec.client && UTF8.encode(spec.client.pwd);
     for (const c of spec.janusCandidates) this.addJanusCandidate(c);
+    if (opts.restore) this.#restore(opts.restore);
+  }
+
+  #restore(live: LiveState): void {
+    for (const p of live.paths) {
+      const port = this.#host.port(p.port), from = peerAddress(p.host, p.remotePort);
+      if (port && from) this.#paths.restore(port.bind(from, this), p.validated, p.selected);
+    }
+    const janus = live.janus && peerAddress(live.janus.host, live.janus.port);
+    this.#janusTarget = janus &&
+      this.#targets.find((t) => t.remote.key === janus.key && t.transport === "udp");
+  }
+
+  liveState(): LiveState {
+    const t = this.#janusTarget?.transport === "udp" ? this.#janusTarget : undefined;
+    return {
+      shard: this.#host.shard,
+      paths: this.#paths.udpPaths(),
+      janus: t && { host: t.remote.host, port: t.remote.port },
+    };
   }
 
   get transport(): "udp" | "tcp" | undefined {
@@ -269,6 +294,7 @@ export class FullSession implements MediaSession {
           janus: target.remote.text,
           transport: target.transport,
         });
+        this.#host.liveStateChanged(this);
       }
       tx.client.send(this.#resign(msg, this.#janusKey, undefined, tx.client.remote));
     }

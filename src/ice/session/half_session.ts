@@ -15,7 +15,8 @@ import type { Candidate } from "../../sdp/candidate.ts";
 import type { DatagramSocket } from "../../io/types.ts";
 import type { PeerAddress } from "../../io/address.ts";
 import type { ClientPath } from "./client_path.ts";
-import type { ClientPort, MediaSession, SessionHost, SessionView } from "./media_session.ts";
+import type { ClientPort, LiveState, MediaSession, SessionHost, SessionView } from "./media_session.ts";
+import { peerAddress } from "../../io/address.ts";
 import { type HalfSpec, retirePrevious, type SpecUpdate } from "../negotiation/spec.ts";
 import { answerClientCheck } from "./client_check.ts";
 import { ClientPaths } from "./client_paths.ts";
@@ -27,6 +28,8 @@ import { log } from "../../telemetry/log.ts";
 export interface HalfSessionOptions {
   spec: HalfSpec;
   host: SessionHost;
+  /** The session's state before a restart of xRTC, to resume from. */
+  restore?: LiveState;
   upstream: DatagramSocket;
   /** False when `upstream` is this session's own socket (its Janus address is shared with another session). */
   sharedUpstream: boolean;
@@ -61,30 +64,39 @@ export class HalfSession implements MediaSession {
     for (const c of [spec.clientFacing, spec.previousFacing]) {
       if (c) this.#keys.set(c.ufrag, UTF8.encode(c.pwd));
     }
-    this.#paths = new ClientPaths(
-      spec.id,
-      spec.localUfrag,
-      spec.client,
-      spec.tieBreaker,
-      host.consentTimeoutMs,
-      host.now,
-    );
+    this.#paths = new ClientPaths({
+      id: spec.id,
+      localUfrag: spec.localUfrag,
+      client: spec.client,
+      tieBreaker: spec.tieBreaker,
+      consentTimeoutMs: host.consentTimeoutMs,
+      now: host.now,
+      onChange: () => {
+        if (!this.#closed) host.liveStateChanged(this);
+      },
+    });
+    let legCounted = opts.restore !== undefined;
     this.leg = new JanusLeg({
       socket: opts.upstream,
       local: spec.janusLocal,
       remote: spec.janusRemote,
-      controlling: spec.janusControlling,
+      controlling: opts.restore?.controlling ?? spec.janusControlling,
       tieBreaker: spec.tieBreaker,
       now: host.now,
       events: {
         onSelected: (remote) => {
           log("info", "janus_leg_selected", { session: this.id, janus: remote.text });
-          janusLegs.inc({ mode: "half", transport: "udp" });
-          iceSetup.observe(
-            { phase: "first_check_to_janus_connected" },
-            (host.now() - this.#createdAt) / 1000,
-          );
+          // Counted once per leg, and not for a leg resumed after a restart (it connected before).
+          if (!legCounted) {
+            legCounted = true;
+            janusLegs.inc({ mode: "half", transport: "udp" });
+            iceSetup.observe(
+              { phase: "first_check_to_janus_connected" },
+              (host.now() - this.#createdAt) / 1000,
+            );
+          }
           this.#flushPending();
+          if (!this.#closed) host.liveStateChanged(this);
         },
         onFailed: (detail) => {
           log("info", "janus_leg_failed", { session: this.id, detail });
@@ -94,6 +106,26 @@ export class HalfSession implements MediaSession {
       },
     });
     for (const c of spec.janusCandidates) this.leg.addRemoteCandidate(c);
+    if (opts.restore) this.#restore(opts.restore);
+  }
+
+  #restore(live: LiveState): void {
+    for (const p of live.paths) {
+      const port = this.#host.port(p.port), from = peerAddress(p.host, p.remotePort);
+      if (port && from) this.#paths.restore(port.bind(from, this), p.validated, p.selected);
+    }
+    const janus = live.janus && peerAddress(live.janus.host, live.janus.port);
+    if (janus) this.leg.restore(janus);
+  }
+
+  liveState(): LiveState {
+    const j = this.leg.selected;
+    return {
+      shard: this.#host.shard,
+      paths: this.#paths.udpPaths(),
+      janus: j && { host: j.host, port: j.port },
+      controlling: this.leg.controlling,
+    };
   }
 
   get transport(): "udp" | "tcp" | undefined {

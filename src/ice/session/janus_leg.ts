@@ -130,6 +130,15 @@ export class JanusLeg {
     return pair;
   }
 
+  /** The pair the leg had selected before a restart of xRTC: selected again at once, consent fresh.
+   * Janus's ICE state is unchanged, so its next check or media packet from there is expected. */
+  restore(remote: PeerAddress): void {
+    const pair = this.#addPair(remote);
+    if (!pair) return;
+    pair.state = "succeeded";
+    this.#select(pair);
+  }
+
   /** Media (DTLS/SRTP/SCTP) to Janus on the selected pair. Returns false when there is none yet. */
   send(data: Uint8Array): boolean {
     const s = this.#selected;

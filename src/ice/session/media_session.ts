@@ -63,6 +63,20 @@ export interface MediaSession {
   maintain(now: number): EndReason | undefined;
   close(reason: EndReason): void;
   view(now: number): SessionView;
+  /** What another process needs to resume this session (written to the state directory). */
+  liveState(): LiveState;
+}
+
+/** A live session's state that survives a restart of xRTC: the client's UDP addresses (a TCP connection
+ * cannot survive the process), and the Janus address its leg uses. */
+export interface LiveState {
+  /** The shard that owned it. */
+  shard: number;
+  paths: Array<{ port: string; host: string; remotePort: number; validated: boolean; selected: boolean }>;
+  /** The Janus address media goes to (half: the leg's selected pair; full: the Janus target). */
+  janus?: { host: string; port: number };
+  /** Half proxy: xRTC's role on the Janus leg, after any role conflict. */
+  controlling?: boolean;
 }
 
 /** What a session needs from the shard that owns it. */
@@ -77,5 +91,9 @@ export interface SessionHost {
   retireUfrag(s: MediaSession, ufrag: string): void;
   /** The session has checks to pace: tick it until needsTicks is false. */
   wantTicks(s: MediaSession): void;
+  /** Its live state changed (an address validated or selected, the Janus leg connected). */
+  liveStateChanged(s: MediaSession): void;
+  /** The shared port of this name (a restored session binds its addresses again). */
+  port(name: string): ClientPort | undefined;
   onClose(s: MediaSession, reason: EndReason): void;
 }

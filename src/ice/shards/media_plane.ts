@@ -8,7 +8,7 @@ import type { Candidate } from "../../sdp/candidate.ts";
 import type { DatagramBackend, DatagramSocket } from "../../io/types.ts";
 import { anyAddress, type Family, type PeerAddress, peerAddress } from "../../io/address.ts";
 import { type Clock, systemClock } from "../../io/clock.ts";
-import type { MediaSession, SessionHost, SessionView } from "../session/media_session.ts";
+import type { LiveState, MediaSession, SessionHost, SessionView } from "../session/media_session.ts";
 import { type SessionEntry, SessionTable } from "../demux/session_table.ts";
 import type { CheckRoute } from "../demux/demux.ts";
 import { type ShardRouter, SharedUdpPort } from "../demux/udp_port.ts";
@@ -53,6 +53,12 @@ export interface MediaPlaneOptions {
   clock?: Clock;
   /** Run the plane's own timer (false in tests that call tick() and sweep() themselves). */
   autoTick?: boolean;
+  /** The IPv4 upstream socket's port: kept across restarts so Janus sees xRTC's legs where they were
+   * (0: any). Shared with a process taking over (SO_REUSEPORT) when `reuseUpstream`. */
+  upstreamPort?: number;
+  reuseUpstream?: boolean;
+  /** A live session's resumable state changed (written to the state directory). */
+  onLiveState?: (id: string, state: LiveState) => void;
 }
 
 export interface PlaneStats {
@@ -109,12 +115,21 @@ export class MediaPlane implements SpecSink, ShardRouter {
   #upstream(family: Family): DatagramSocket | undefined {
     let s = this.#upstreams.get(family);
     if (s) return s;
+    const onPacket = (data: Uint8Array, from: PeerAddress) => {
+      const session = this.table.byUpstream(from);
+      if (session === undefined) return drop.upstream_unknown_source.inc();
+      session.onUpstreamPacket(data, from);
+    };
+    const wanted = family === 4 ? this.opts.upstreamPort ?? 0 : 0;
+    const reusePort = this.opts.reuseUpstream;
     try {
-      s = this.opts.backend.bind({ host: anyAddress(family), port: 0 }, (data, from) => {
-        const session = this.table.byUpstream(from);
-        if (session === undefined) return drop.upstream_unknown_source.inc();
-        session.onUpstreamPacket(data, from);
-      });
+      try {
+        s = this.opts.backend.bind({ host: anyAddress(family), port: wanted, reusePort }, onPacket);
+      } catch (e) {
+        if (wanted === 0) throw e;
+        log("warn", "upstream_port_unavailable", { port: wanted, error: e });
+        s = this.opts.backend.bind({ host: anyAddress(family), port: 0, reusePort }, onPacket);
+      }
     } catch (e) {
       log("warn", "upstream_socket_unavailable", { family, error: e });
       return undefined;
@@ -134,6 +149,14 @@ export class MediaPlane implements SpecSink, ShardRouter {
     });
     this.ports.push(p);
     return p;
+  }
+
+  /** A reload removed a `proto: udp` service: its socket closes, its bound addresses go. */
+  removeUdpPort(name: string): void {
+    const i = this.ports.findIndex((p) => p.name === name);
+    if (i < 0) return;
+    this.ports[i].close();
+    this.ports.splice(i, 1);
   }
 
   /** Serves an ICE-TCP connection a TCP port classified (shard 0 only). */
@@ -168,6 +191,23 @@ export class MediaPlane implements SpecSink, ShardRouter {
     if (u.kind === "restart") this.table.rekey(e);
     e.session?.applyUpdate(u);
     if (e.session) this.#ticking.add(e.session);
+  }
+
+  /** A session this shard owned in the process before, resumed live at once (its check came then). */
+  restore(spec: SessionSpec, live: LiveState): void {
+    if (!this.table.open(spec)) return;
+    const e = this.table.byId(spec.id)!;
+    if (this.opts.claims.claim(spec.ticket, this.opts.shard) !== this.opts.shard) return;
+    try {
+      this.#goLive(e, live);
+    } catch (error) {
+      // A record that read back but cannot be resumed (an address of a port no longer configured, say)
+      // ends like any failed session: the claim is released and Janus is told, never a stuck slot.
+      log("warn", "session_not_restored", { session: spec.id, error });
+      this.table.remove(e);
+      for (const p of this.ports) p.forget(e.keys.keys());
+      this.opts.onEnded(spec.id, "janus_leg_failed");
+    }
   }
 
   end(id: string, reason: EndReason): void {
@@ -225,21 +265,27 @@ export class MediaPlane implements SpecSink, ShardRouter {
         for (const p of this.ports) p.forget([ufrag]);
       },
       wantTicks: (s) => this.#ticking.add(s),
+      liveStateChanged: (s) => this.opts.onLiveState?.(e.spec.id, s.liveState()),
+      port: (name) => this.ports.find((p) => p.name === name),
       onClose: (s, reason) => this.#onClosed(e, s, reason),
     };
   }
 
-  #goLive(e: SessionEntry): MediaSession {
+  #goLive(e: SessionEntry, restore?: LiveState): MediaSession {
     const spec = e.spec;
     const now = this.#clock.now();
     const up = this.#upstreamFor(spec.janusCandidates);
     const host = this.#host(e);
     const session: MediaSession = spec.mode === "full"
-      ? new FullSession({ spec, host, upstream: up.socket, connectIceTcp: this.opts.connectIceTcp })
-      : new HalfSession({ spec, host, upstream: up.socket, sharedUpstream: up.shared });
+      ? new FullSession({ spec, host, upstream: up.socket, connectIceTcp: this.opts.connectIceTcp, restore })
+      : new HalfSession({ spec, host, upstream: up.socket, sharedUpstream: up.shared, restore });
     up.owner.session = session;
     this.table.goLive(e, session);
     this.#ticking.add(session);
+    if (restore) {
+      log("info", "session_restored", { session: spec.id, shard: this.opts.shard });
+      return session;
+    }
     sessionsClaimed.inc();
     if (spec.answeredAt > 0) {
       iceSetup.observe({ phase: "answer_to_first_check" }, Math.max(0, now - spec.answeredAt) / 1000);

@@ -7,7 +7,7 @@ import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
 import type { MediaPlane } from "./media_plane.ts";
 import { facing, halfSpec, JANUS_ADDR, planeHarness, srtp, TestClient, TestJanus } from "../test_support.ts";
-import { drops, handoffPackets } from "../../telemetry/catalog.ts";
+import { drops, handoffPackets, registry } from "../../telemetry/catalog.ts";
 
 Deno.test("a session is claimed once; an address that lands on the other shard is handed to the owner, then dropped after the end", () => {
   const net = new MemoryNetwork();
@@ -70,4 +70,31 @@ Deno.test("a session is claimed once; an address that lands on the other shard i
     "after the end, dropped where it lands",
   );
   assert.equal(janus.media.length, 1);
+});
+
+Deno.test("10,000 live sessions add no metric series: no label grows with sessions, clients or addresses", () => {
+  const series = () => registry.snapshot().reduce((n, m) => n + m.series.length, 0);
+  const h = planeHarness({ claims: ClaimBoard.create(10_001) });
+  const backend = h.net.backend();
+  const before = series();
+  for (let i = 0; i < 10_000; i++) {
+    const janus = new TestJanus(h.net, backend, mustPeer(JANUS_ADDR, 10_000 + i), randomCredentials());
+    const creds = randomCredentials();
+    const spec = halfSpec(h.claims, janus, creds, `${i}/${i}`);
+    h.plane.open(spec);
+    const client = new TestClient(
+      h.net,
+      backend,
+      mustPeer(`198.19.${i >> 8}.${i & 255}`, 40_000),
+      creds,
+      facing(spec),
+    );
+    client.sendCheck({ nominate: true });
+    if (i % 500 === 0) h.settle();
+  }
+  h.settle();
+  h.advance(300);
+  assert.equal(h.plane.table.liveCount, 10_000);
+  assert.equal(series(), before, "the same series with 10,000 sessions as with none");
+  assert.equal(registry.refusedSeries, 0);
 });

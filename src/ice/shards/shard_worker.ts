@@ -42,10 +42,15 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
         );
       },
       connectIceTcp: connectJanusIceTcp,
+      upstreamPort: m.upstreamPort,
+      reuseUpstream: m.reuseUpstream,
+      onLiveState: (id, state) => scope.postMessage({ t: "live", id, state }),
     });
     for (const p of m.udpPorts) plane.addUdpPort(p.name, p.host, p.port);
     stopLag = startLagMonitor();
     log("info", "shard_started", { shard, ports: m.udpPorts.map((p) => p.port).join(",") });
+    // Its upstream port first: messages arrive in order, so the port is known once "ready" is.
+    scope.postMessage({ t: "upstream", port: plane.upstream.localAddress.port });
     scope.postMessage({ t: "ready" });
   } catch (e) {
     plane?.shutdown();
@@ -64,6 +69,12 @@ scope.onmessage = (ev) => {
   switch (m.t) {
     case "open":
       return plane.open(m.spec);
+    case "restore":
+      return plane.restore(m.spec, m.live);
+    case "addPort":
+      return void plane.addUdpPort(m.port.name, m.port.host, m.port.port);
+    case "removePort":
+      return plane.removeUdpPort(m.name);
     case "update":
       return plane.update(m.id, m.update);
     case "end":

@@ -9,7 +9,7 @@ import { mustPeer } from "../../io/address.ts";
 import type { ClaimBoard } from "./claims.ts";
 import { MediaPlane, type PlaneStats } from "./media_plane.ts";
 import type { SessionEnded, SessionSpec, SpecSink, SpecUpdate } from "../negotiation/spec.ts";
-import type { SessionView } from "../session/media_session.ts";
+import type { LiveState, SessionView } from "../session/media_session.ts";
 import { connectJanusIceTcp } from "../session/janus_tcp.ts";
 import { type EndReason, registry } from "../../telemetry/catalog.ts";
 import type { MetricSnapshot } from "../../telemetry/metrics.ts";
@@ -37,12 +37,17 @@ export type ToShard =
     udpPorts: UdpPortSpec[];
     consentTimeoutMs: number;
     claims: SharedArrayBuffer;
+    upstreamPort: number;
+    reuseUpstream: boolean;
   }
   | { t: "open"; spec: SessionSpec }
+  | { t: "restore"; spec: SessionSpec; live: LiveState }
   | { t: "update"; id: string; update: SpecUpdate }
   | { t: "end"; id: string; reason: EndReason }
   | { t: "inject"; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; sessions: boolean }
+  | { t: "addPort"; port: UdpPortSpec }
+  | { t: "removePort"; name: string }
   | { t: "stop" };
 
 /** Messages from a shard worker to the main thread. */
@@ -50,6 +55,8 @@ export type FromShard =
   | { t: "ready" }
   | { t: "failed"; error: string }
   | { t: "ended"; id: string; reason: EndReason }
+  | { t: "live"; id: string; state: LiveState }
+  | { t: "upstream"; port: number }
   | { t: "handoff"; shard: number; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; report: ShardReport }
   | { t: "stopped" };
@@ -70,8 +77,15 @@ export interface ShardSetOptions {
   consentTimeoutMs: number;
   claims: ClaimBoard;
   onEnded: SessionEnded;
+  /** Share the public ports with a process taking over (SO_REUSEPORT), besides between shards. */
+  reusePorts?: boolean;
   /** A worker died after starting (a bug): main.ts exits so that a supervisor restarts xRTC. */
   onShardFailed?: (shard: number, error: string) => void;
+  /** Each shard's IPv4 upstream port (kept across restarts), shared with a process taking over. */
+  upstreamPorts?: number[];
+  reuseUpstream?: boolean;
+  /** A live session's resumable state changed, on any shard. */
+  onLiveState?: (id: string, state: LiveState) => void;
 }
 
 /** A shard's last report, and whether it answered the last request. */
@@ -103,12 +117,19 @@ export class ShardSet implements SpecSink {
       shard: 0,
       claims: opts.claims,
       consentTimeoutMs: opts.consentTimeoutMs,
-      reusePort: opts.shards > 1,
+      reusePort: opts.shards > 1 || (opts.reusePorts ?? false),
       onEnded: opts.onEnded,
       handoff: (shard, port, data, from) => this.#handoff(shard, port, data, from.host, from.port),
       connectIceTcp: connectJanusIceTcp,
+      upstreamPort: opts.upstreamPorts?.[0],
+      reuseUpstream: opts.reuseUpstream,
+      onLiveState: opts.onLiveState,
     });
+    this.upstreamPorts[0] = this.local.upstream.localAddress.port;
   }
+
+  /** Each shard's IPv4 upstream port, once it has bound it. */
+  readonly upstreamPorts: number[] = [];
 
   static async start(opts: ShardSetOptions): Promise<ShardSet> {
     const set = new ShardSet(opts);
@@ -160,6 +181,8 @@ export class ShardSet implements SpecSink {
       udpPorts: this.opts.udpPorts,
       consentTimeoutMs: this.opts.consentTimeoutMs,
       claims: this.opts.claims.buffer,
+      upstreamPort: this.opts.upstreamPorts?.[shard] ?? 0,
+      reuseUpstream: this.opts.reuseUpstream ?? false,
     });
     await ready;
   }
@@ -168,6 +191,11 @@ export class ShardSet implements SpecSink {
     switch (m.t) {
       case "ended":
         return this.opts.onEnded(m.id, m.reason);
+      case "live":
+        return this.opts.onLiveState?.(m.id, m.state);
+      case "upstream":
+        this.upstreamPorts[shard] = m.port;
+        return;
       case "handoff":
         return this.#handoff(m.shard, m.port, m.data, m.host, m.portNumber);
       case "report":
@@ -199,6 +227,31 @@ export class ShardSet implements SpecSink {
     // The local plane gets its own copy, as the workers do: signalling keeps and changes its own.
     this.local.open(structuredClone(spec));
     for (const w of this.#workers) this.#post(w, { t: "open", spec });
+  }
+
+  /** A reload added a `proto: udp` service: every shard binds it. */
+  addUdpPort(p: UdpPortSpec): void {
+    this.local.addUdpPort(p.name, p.host, p.port);
+    for (const w of this.#workers) this.#post(w, { t: "addPort", port: p });
+    this.opts.udpPorts.push(p);
+  }
+
+  removeUdpPort(name: string): void {
+    this.local.removeUdpPort(name);
+    for (const w of this.#workers) this.#post(w, { t: "removePort", name });
+    this.opts.udpPorts = this.opts.udpPorts.filter((p) => p.name !== name);
+  }
+
+  restore(spec: SessionSpec, live: LiveState): void {
+    // The shard that owned it resumes it (its upstream port is the one Janus knows); the others hold a
+    // dormant copy and hand it the session's packets.
+    const owner = live.shard < this.count ? live.shard : 0;
+    if (owner === 0) this.local.restore(structuredClone(spec), structuredClone({ ...live, shard: 0 }));
+    else this.local.open(structuredClone(spec));
+    this.#workers.forEach((w, i) => {
+      if (i + 1 === owner) this.#post(w, { t: "restore", spec, live });
+      else this.#post(w, { t: "open", spec });
+    });
   }
 
   update(id: string, update: SpecUpdate): void {

@@ -1,0 +1,73 @@
+// xRTC as its own process (main.ts, as operators run it) for the tests that signal it, kill it and start
+// it again: its lines as they come, readiness, signals, exit.
+import { ROOT, testConfigYaml, type XrtcTestOptions } from "./xrtc.ts";
+import type { Topology } from "./topology.ts";
+import { sleep, waitFor } from "./run.ts";
+
+export interface XrtcProcess {
+  child: Deno.ChildProcess;
+  pid: number;
+  lines: string[];
+  ready(timeoutMs?: number): Promise<void>;
+  signal(sig: Deno.Signal): void;
+  /** Resolves with the exit code, or undefined if it has not exited within `ms`. */
+  exited(ms: number): Promise<number | undefined>;
+  kill9(): Promise<void>;
+}
+
+/** Writes the test configuration (plus `extra` YAML under options) and starts xRTC on it. */
+export async function writeConfig(
+  t: Topology,
+  dir: string,
+  o: XrtcTestOptions & { stateDir?: string },
+): Promise<string> {
+  const options = `${o.options ?? "  consent_timeout: 30s"}${
+    o.stateDir ? `\n  state_dir: ${o.stateDir}` : ""
+  }`;
+  const file = `${dir}/routes.yml`;
+  await Deno.writeTextFile(file, testConfigYaml(t, { ...o, options }));
+  return file;
+}
+
+export function spawnXrtc(configFile: string, o: { io?: string; takeover?: boolean } = {}): XrtcProcess {
+  const args = ["run", "-A", `${ROOT}main.ts`, "--config", configFile];
+  if (o.io) args.push("--io", o.io);
+  if (o.takeover) args.push("--takeover");
+  const child = new Deno.Command(`${ROOT}node_modules/.bin/deno`, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+    // The tests follow the process through its info events (session_open, client_path_selected, …),
+    // whatever level the test run itself logs at; the lines are kept, not printed.
+    env: { XRTC_LOG: "info" },
+  }).spawn();
+  const lines: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    (async () => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        lines.push(...chunk.split("\n").filter(Boolean));
+      }
+    })();
+  }
+  let code: number | undefined;
+  child.status.then((s) => code = s.code);
+  return {
+    child,
+    pid: child.pid,
+    lines,
+    ready: (timeoutMs = 20_000) =>
+      waitFor("xrtc: ready", () => {
+        if (code !== undefined) throw new Error(`xRTC exited (${code}):\n${lines.slice(-20).join("\n")}`);
+        return lines.includes("xrtc: ready") || undefined;
+      }, timeoutMs).then(() => {}),
+    signal: (sig) => child.kill(sig),
+    exited: async (ms) =>
+      await Promise.race([child.status.then((s) => s.code), sleep(ms).then(() => undefined)]),
+    kill9: async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    },
+  };
+}

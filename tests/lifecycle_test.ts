@@ -1,0 +1,618 @@
+// Never drop a call, against the real Janus and Chromium: xRTC runs as its own process (main.ts), is
+// drained, reloaded, killed with SIGKILL and started again, and upgraded by a new process taking over,
+// while calls run through it.
+import assert from "node:assert/strict";
+import { blockClientUdp, makeTopology, type Topology } from "./lib/topology.ts";
+import { launchChromium } from "./lib/browser.ts";
+import { type Janus, type JanusOptions, startJanus } from "./lib/janus.ts";
+import { PORTS, runWeriftClient, TEST_BACKEND, type XrtcTestOptions } from "./lib/xrtc.ts";
+import { spawnXrtc, writeConfig, type XrtcProcess } from "./lib/xrtc_process.ts";
+import { artifactPath, sleep, waitFor } from "./lib/run.ts";
+import { FLUSH_MS } from "../src/state/journal.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+interface Lab {
+  topo: Topology;
+  janus: Janus;
+  dir: string;
+  base: string;
+  config: string;
+  stateDir: string;
+  spawn(o?: { takeover?: boolean }): XrtcProcess;
+}
+
+/** A topology, Janus, and a state directory; xRTC processes are started by the test. */
+async function withLab(
+  o: { janus?: JanusOptions; xrtc?: XrtcTestOptions },
+  fn: (lab: Lab) => Promise<void>,
+): Promise<void> {
+  const topo = await makeTopology();
+  const dir = await Deno.makeTempDir({ prefix: "xrtc-lifecycle-" });
+  const procs: XrtcProcess[] = [];
+  let janus: Janus | undefined;
+  try {
+    janus = await startJanus(topo, o.janus ?? {});
+    const stateDir = `${dir}/state`;
+    const config = await writeConfig(topo, dir, { ...o.xrtc, stateDir });
+    await fn({
+      topo,
+      janus,
+      dir,
+      base: `http://${topo.xrtcPublic}:${PORTS.http}`,
+      config,
+      stateDir,
+      spawn: (so = {}) => {
+        const p = spawnXrtc(config, { io: TEST_BACKEND, takeover: so.takeover });
+        procs.push(p);
+        return p;
+      },
+    });
+  } catch (e) {
+    // What each xRTC process said last, for the failure report.
+    procs.forEach((p, i) =>
+      console.error(`--- xRTC process ${i + 1}, last lines:\n${p.lines.slice(-40).join("\n")}`)
+    );
+    throw e;
+  } finally {
+    for (const p of procs) await p.kill9();
+    await janus?.stop();
+    await topo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test(
+  "crash: SIGKILL mid-call and a start within 2 s; werift's call goes on (half proxy, UDP)",
+  opts,
+  async () => {
+    await withLab({}, async (lab) => {
+      const x1 = lab.spawn();
+      await x1.ready();
+      // 10 s of RTP; xRTC is killed at about 3 s and back within 2 s; the last 4 s are counted apart.
+      const call = runWeriftClient(lab.topo, {
+        signal: "http",
+        base: lab.base,
+        scenario: "echotest",
+        tag: "crash",
+        messages: 5,
+        rtp: 500,
+        countAfterMs: 6_000,
+        timeoutMs: 60_000,
+      });
+      await waitFor(
+        "the call is up",
+        () => x1.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
+        20_000,
+        100,
+      );
+      await sleep(2_000);
+      await x1.kill9();
+      const x2 = lab.spawn();
+      await x2.ready();
+      assert.ok(x2.lines.some((l) => /event=state_restored .*live=1/.test(l)), x2.lines.join("\n"));
+      const r = await call;
+      assert.deepEqual(r.errors, [], JSON.stringify(r));
+      assert.ok(
+        (r.rtpEchoedLate as number) >= 190,
+        `after the restart, ${r.rtpEchoedLate}/200 packets came back: ${JSON.stringify(r)}`,
+      );
+    });
+  },
+);
+
+/** A directory serving the janus.js test page with Debian's janus.js and adapter.js. */
+async function janusJsRoot(dir: string): Promise<string> {
+  const root = `${dir}/www`;
+  await Deno.mkdir(root, { recursive: true });
+  await Deno.copyFile(
+    new URL("./pages/janus_echotest.html", import.meta.url).pathname,
+    `${root}/janus_echotest.html`,
+  );
+  await Deno.copyFile("/usr/share/javascript/janus-gateway/janus.js", `${root}/janus.js`);
+  await Deno.copyFile("/usr/share/javascript/webrtc-adapter/adapter.js", `${root}/adapter.js`);
+  return root;
+}
+
+interface Sample {
+  t: number;
+  frames: number;
+  pair?: string;
+  remote?: string;
+  dtls?: string;
+  ice?: string;
+  pairChanges?: number;
+}
+interface PageState {
+  timeline: Sample[];
+  events: Array<{ kind: string; up?: boolean; reason?: string; text?: string }>;
+  errors: string[];
+  ready: boolean;
+}
+
+/** The longest stretch, in ms, in which the decoded-frame count did not move. */
+function longestFreeze(timeline: Sample[], from: number): number {
+  let worst = 0, lastChange = from;
+  for (let i = 1; i < timeline.length; i++) {
+    if (timeline[i].t < from) continue;
+    if (timeline[i].frames > timeline[i - 1].frames) {
+      worst = Math.max(worst, timeline[i].t - lastChange);
+      lastChange = timeline[i].t;
+    }
+  }
+  return worst;
+}
+
+async function artifact(name: string, data: unknown): Promise<void> {
+  await Deno.writeTextFile(await artifactPath(name), JSON.stringify(data, null, 2));
+}
+
+/** Restarts of xRTC under a janus.js call in Chromium: the same PeerConnection must go on, untouched. */
+async function janusJsAcrossRestart(transport: "http" | "ws", how: "crash" | "upgrade"): Promise<void> {
+  const janusOpts = transport === "ws" ? { reclaimTimeout: 10 } : {};
+  const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
+  const root = await janusJsRoot(dir);
+  const xrtcOpts: XrtcTestOptions = {
+    root,
+    options: `  consent_timeout: 30s${transport === "ws" ? "\n  janus: { reclaim_timeout: 10s }" : ""}`,
+  };
+  try {
+    await withLab({ janus: janusOpts, xrtc: xrtcOpts }, async (lab) => {
+      const x1 = lab.spawn();
+      await x1.ready();
+      const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
+      try {
+        const page = await b.browser.newPage();
+        await page.goto(`${lab.base}/janus_echotest.html?transport=${transport}`);
+        const read = async () => await page.evaluate<PageState>("window.xrtcState");
+        const up = await waitFor(
+          "30 decoded frames",
+          async () => {
+            const s = await read();
+            const last = s.timeline.at(-1);
+            return last && last.frames > 30 && last.dtls === "connected" ? s : undefined;
+          },
+          30_000,
+          200,
+        );
+        const before = up.timeline.at(-1)!;
+        const t0 = before.t;
+        if (how === "crash") {
+          await x1.kill9();
+          const x2 = lab.spawn();
+          await x2.ready();
+        } else {
+          const x2 = lab.spawn({ takeover: true });
+          await x2.ready();
+          assert.equal(await x1.exited(5_000), 0, "the old process handed over and exited");
+        }
+        await sleep(6_000);
+        const after = await read();
+        const last = after.timeline.at(-1)!;
+        const freeze = longestFreeze(after.timeline, t0 - 1_000);
+        await artifact(`media-gap-janusjs-${transport}-${how}.json`, {
+          freeze_ms: freeze,
+          before,
+          last,
+          events: after.events,
+        });
+        assert.deepEqual(after.errors, []);
+        assert.ok(
+          last.frames > before.frames + 60,
+          `frames went on decoding: ${before.frames} -> ${last.frames}`,
+        );
+        assert.equal(last.pair, before.pair, "the same selected candidate pair");
+        assert.equal(last.pairChanges, before.pairChanges, "no other pair was selected (no ICE restart)");
+        assert.equal(last.remote, before.remote);
+        assert.ok(
+          after.timeline.filter((s) => s.t > t0).every((s) => s.dtls === "connected"),
+          "DTLS stayed connected (no new handshake)",
+        );
+        assert.ok(
+          !after.events.some((e) => e.kind === "webrtc" && e.up === false),
+          `Janus reported no hangup: ${JSON.stringify(after.events)}`,
+        );
+        assert.ok(freeze < 5_000, `the media gap was ${freeze} ms`);
+        if (transport === "ws" || how === "crash") {
+          // The connection to the server was lost with the process: janus.js reconnected and claimed.
+          assert.ok(after.events.some((e) => e.kind === "reconnected"), JSON.stringify(after.events));
+        }
+      } finally {
+        await b.close();
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test(
+  "crash: Chromium with janus.js over HTTP long-poll keeps its PeerConnection through SIGKILL and a restart",
+  opts,
+  async () => {
+    await janusJsAcrossRestart("http", "crash");
+  },
+);
+
+Deno.test(
+  "crash: janus.js over WebSocket reconnects and claims its session (Janus reclaim window); the call goes on",
+  opts,
+  async () => {
+    await janusJsAcrossRestart("ws", "crash");
+  },
+);
+
+Deno.test(
+  "upgrade: a new process takes over the ports and the live sessions; the old one exits; the call goes on",
+  opts,
+  async () => {
+    await janusJsAcrossRestart("http", "upgrade");
+  },
+);
+
+Deno.test("crash: the full proxy (icedirect) resumes werift's call", opts, async () => {
+  await withLab({ xrtc: { icedirect: true } }, async (lab) => {
+    const x1 = lab.spawn();
+    await x1.ready();
+    const call = runWeriftClient(lab.topo, {
+      signal: "http",
+      base: lab.base,
+      scenario: "echotest",
+      tag: "full",
+      messages: 5,
+      rtp: 500,
+      countAfterMs: 6_000,
+      timeoutMs: 60_000,
+    });
+    await waitFor(
+      "the call is up",
+      () => x1.lines.some((l) => l.includes("event=janus_target_selected")) || undefined,
+      20_000,
+      100,
+    );
+    await sleep(2_000);
+    await x1.kill9();
+    const x2 = lab.spawn();
+    await x2.ready();
+    const r = await call;
+    assert.deepEqual(r.errors, [], JSON.stringify(r));
+    assert.ok(
+      (r.rtpEchoedLate as number) >= 190,
+      `after the restart, ${r.rtpEchoedLate}/200 packets came back`,
+    );
+  });
+});
+
+Deno.test("crash: 100 werift sessions at once all resume", opts, async () => {
+  await withLab({
+    xrtc: {
+      options:
+        "  consent_timeout: 30s\n  limits: { janus_session_rate_per_address: 1000, handles_per_session: 200 }",
+    },
+  }, async (lab) => {
+    const x1 = lab.spawn();
+    await x1.ready();
+    // Each session sends 10 RTP packets a second for 30 s; its last 5 s are counted apart, after the
+    // restart (all 100 in one werift process, so the rate is kept low).
+    const call = runWeriftClient(lab.topo, {
+      signal: "http",
+      base: lab.base,
+      scenario: "echotest",
+      tag: "many",
+      messages: 1,
+      rtp: 300,
+      rtpIntervalMs: 100,
+      countAfterMs: 25_000,
+      sessions: 100,
+      timeoutMs: 120_000,
+    });
+    await waitFor(
+      "100 calls up",
+      () =>
+        x1.lines.filter((l) => l.includes("event=client_path_selected")).length >= 100 &&
+          x1.lines.filter((l) => l.includes("event=janus_leg_selected")).length >= 100 || undefined,
+      60_000,
+      200,
+    );
+    // The journal is written every 100 ms (FLUSH_MS): a crash loses at most the latest 100 ms of changes.
+    await sleep(3 * FLUSH_MS);
+    await x1.kill9();
+    const x2 = lab.spawn();
+    await x2.ready();
+    const restored = /event=state_restored .*live=(\d+)/.exec(
+      x2.lines.find((l) => l.includes("event=state_restored")) ?? "",
+    );
+    assert.equal(Number(restored?.[1]), 100, "every live session restored");
+    const r = await call;
+    assert.deepEqual(r.errors, []);
+    const per = r.perSession as Array<{ rtpEchoedLate: number }>;
+    assert.equal(per.length, 100);
+    const resumed = per.filter((s) => s.rtpEchoedLate >= 45).length; // 90 % of the last 50
+    assert.equal(
+      resumed,
+      100,
+      `sessions whose media came back: ${resumed}/100 (${per.map((s) => s.rtpEchoedLate).join(",")})`,
+    );
+  });
+});
+
+Deno.test(
+  "ICE-TCP across a crash: the connection dies with the process; the client's ICE restart brings the media back",
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
+    const root = await janusJsRoot(dir);
+    try {
+      await withLab({ xrtc: { root } }, async (lab) => {
+        await blockClientUdp(lab.topo);
+        const x1 = lab.spawn();
+        await x1.ready();
+        const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
+        try {
+          const page = await b.browser.newPage();
+          await page.goto(`${lab.base}/janus_echotest.html?transport=http`);
+          const read = async () => await page.evaluate<PageState>("window.xrtcState");
+          const up = await waitFor(
+            "30 decoded frames over ICE-TCP",
+            async () => {
+              const s = await read();
+              const last = s.timeline.at(-1);
+              return last && last.frames > 30 && last.remote?.startsWith("tcp:") ? last : undefined;
+            },
+            30_000,
+            200,
+          );
+          await x1.kill9();
+          const x2 = lab.spawn();
+          await x2.ready();
+          // The client's TCP connection ended with the process: nothing flows on it any more.
+          await sleep(3_000);
+          const stalled = (await read()).timeline.at(-1)!;
+          assert.ok(
+            stalled.frames - up.frames < 90,
+            `media stopped with the TCP connection (${up.frames} -> ${stalled.frames})`,
+          );
+          const restartAt = stalled.t;
+          await page.evaluate("window.xrtcIceRestart()");
+          const back = await waitFor(
+            "frames again after the ICE restart",
+            async () => {
+              const s = await read();
+              const last = s.timeline.at(-1)!;
+              return last.frames > stalled.frames + 60 ? s : undefined;
+            },
+            15_000,
+            200,
+          );
+          const resumedAt = back.timeline.find((x) => x.t > restartAt && x.frames > stalled.frames)!.t;
+          await artifact("media-gap-ice-tcp-crash-then-ice-restart.json", {
+            resumed_after_ice_restart_ms: resumedAt - restartAt,
+          });
+          assert.ok(
+            back.timeline.at(-1)!.remote?.startsWith("tcp:"),
+            "over a new TCP connection to the same port",
+          );
+          assert.ok(
+            x2.lines.some((l) => l.includes("event=client_ice_restart")),
+            "xRTC answered the ICE restart itself",
+          );
+        } finally {
+          await b.close();
+        }
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "drain: SIGTERM refuses new sessions (HTTP and WebSocket, 503), the live calls go on, then xRTC exits; a second SIGTERM stops at once",
+  opts,
+  async (t) => {
+    const adminPort = 19_090;
+    await withLab({ xrtc: { admin: { addr: `127.0.0.1:${adminPort}` } } }, async (lab) => {
+      await t.step("drain", async () => {
+        const x = lab.spawn();
+        await x.ready();
+        const calls = [0, 1, 2, 3, 4].map((i) =>
+          runWeriftClient(lab.topo, {
+            signal: i % 2 ? "ws" : "http",
+            base: lab.base,
+            scenario: "echotest",
+            tag: `d${i}`,
+            messages: 5,
+            rtp: 300,
+            timeoutMs: 60_000,
+          })
+        );
+        const browser = await launchChromium(lab.topo, { secureOrigin: lab.base });
+        const page = await browser.browser.newPage();
+        await page.goto(`${lab.base}/echotest.html?autostart=1&signal=http`);
+        await waitFor(
+          "6 calls up",
+          () => x.lines.filter((l) => l.includes("event=client_path_selected")).length >= 6 || undefined,
+          30_000,
+          100,
+        );
+        const frames = async () =>
+          (await page.evaluate<{ framesDecoded: number }>("window.xrtcStats()")).framesDecoded;
+        x.signal("SIGTERM");
+        await sleep(300);
+        const created = await fetch(`${lab.base}/janus`, {
+          method: "POST",
+          body: JSON.stringify({ janus: "create", transaction: "c" }),
+        });
+        assert.equal(created.status, 503);
+        assert.ok(Number(created.headers.get("retry-after")) > 0);
+        assert.equal((await created.json()).janus, "error");
+        const ws = new WebSocket(`ws://${lab.topo.xrtcPublic}:${PORTS.http}/`, "janus-protocol");
+        await new Promise((r) => ws.onopen = r);
+        const refused = await new Promise<Record<string, unknown>>((resolve) => {
+          ws.onmessage = (ev) => resolve(JSON.parse(ev.data));
+          ws.send(JSON.stringify({ janus: "create", transaction: "w" }));
+        });
+        ws.close();
+        assert.equal((refused.error as { code: number }).code, 503);
+        assert.equal(
+          (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status,
+          503,
+          "not ready while draining",
+        );
+        const f1 = await frames();
+        await sleep(1_500);
+        assert.ok(await frames() > f1 + 20, "Chromium's call goes on");
+        const results = await Promise.all(calls);
+        for (const r of results) {
+          assert.deepEqual(r.errors, []);
+          assert.ok(
+            (r.rtpEchoed as number) >= 285,
+            `a werift call kept ${r.rtpEchoed}/300 through the drain`,
+          );
+        }
+        assert.equal(await x.exited(200), undefined, "still running: Chromium's call is live");
+        const hungUp = Date.now();
+        await page.evaluate("window.xrtcStop()");
+        const code = await x.exited(5_000);
+        assert.equal(code, 0);
+        assert.ok(Date.now() - hungUp < 1_500, `exited ${Date.now() - hungUp} ms after the last hangup`);
+        await browser.close();
+      });
+      await t.step("a second SIGTERM during a drain stops at once", async () => {
+        const x = lab.spawn();
+        await x.ready();
+        const call = runWeriftClient(lab.topo, {
+          signal: "http",
+          base: lab.base,
+          scenario: "echotest",
+          tag: "twice",
+          messages: 1,
+          rtp: 500,
+          timeoutMs: 30_000,
+        });
+        await waitFor(
+          "the call is up",
+          () => x.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
+          20_000,
+          100,
+        );
+        x.signal("SIGTERM");
+        await sleep(500);
+        assert.equal(await x.exited(100), undefined, "draining");
+        const sent = Date.now();
+        x.signal("SIGTERM");
+        assert.equal(await x.exited(3_000), 0);
+        assert.ok(Date.now() - sent < 1_000, `stopped ${Date.now() - sent} ms after the second signal`);
+        await call;
+      });
+    });
+  },
+);
+
+Deno.test(
+  "reload: SIGHUP applies a new upstream, route and candidate_ips with live calls; a broken file changes nothing",
+  opts,
+  async () => {
+    const adminPort = 19_091;
+    await withLab({ xrtc: { admin: { addr: `127.0.0.1:${adminPort}` } } }, async (lab) => {
+      const x = lab.spawn();
+      await x.ready();
+      const call = runWeriftClient(lab.topo, {
+        signal: "http",
+        base: lab.base,
+        scenario: "echotest",
+        tag: "reload",
+        messages: 5,
+        rtp: 400,
+        timeoutMs: 60_000,
+      });
+      await waitFor(
+        "the call is up",
+        () => x.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
+        20_000,
+        100,
+      );
+      const original = await Deno.readTextFile(lab.config);
+      // A second candidate address, the upstream placed by least sessions with faster probes, a new route.
+      const changed = original
+        .replace(
+          `candidate_ips: [${lab.topo.xrtcPublic}]\n  ice_tcp:`,
+          `candidate_ips: [${lab.topo.xrtcPublic}, 198.19.0.3]\n  ice_tcp:`,
+        )
+        .replace("mode: rr", "mode: least_sessions\n    health: { interval: 1s }")
+        .replace(
+          "        janus:\n          upstream: http://janus",
+          "        other:\n          upstream: http://janus\n          paths: [/other]\n        janus:\n          upstream: http://janus",
+        );
+      assert.notEqual(changed, original);
+      await Deno.writeTextFile(lab.config, changed);
+      x.signal("SIGHUP");
+      await waitFor(
+        "reloaded",
+        () => x.lines.some((l) => /event=reloaded generation=2/.test(l)) || undefined,
+        5_000,
+        100,
+      );
+      const status = await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json();
+      assert.equal(status.config.generation, 2);
+      assert.match(
+        await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(),
+        /xrtc_config_generation 2/,
+      );
+      const s = await openEchoSessionAt(lab.base);
+      assert.ok(
+        s.candidates.some((c) => c.includes(" 198.19.0.3 ")),
+        `new sessions get the new candidate: ${s.candidates}`,
+      );
+      // A broken file: refused with its errors and lines; everything stays as it was.
+      await Deno.writeTextFile(lab.config, changed.replace("proto: udp", "proto: [udp"));
+      x.signal("SIGHUP");
+      await waitFor(
+        "refused",
+        () => x.lines.some((l) => l.includes("event=reload_refused")) || undefined,
+        5_000,
+        100,
+      );
+      assert.ok(
+        x.lines.some((l) => /event=reload_error problem=.*routes\.yml:\d+/.test(l)),
+        x.lines.filter((l) => l.includes("reload")).join("\n"),
+      );
+      assert.match(
+        await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(),
+        /xrtc_config_last_reload_success 0/,
+      );
+      assert.equal((await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()).config.generation, 2);
+      const r = await call;
+      assert.deepEqual(r.errors, []);
+      assert.ok((r.rtpEchoed as number) >= 380, `the live call kept ${r.rtpEchoed}/400 through both reloads`);
+    });
+  },
+);
+
+/** An echotest session opened through xRTC's HTTP API; returns the candidates of the answer. */
+async function openEchoSessionAt(base: string): Promise<{ candidates: string[] }> {
+  const offer = Deno.readTextFileSync(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
+  const post = async (path: string, body: unknown) =>
+    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
+  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
+  const hid =
+    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
+  await post(`/${sid}/${hid}`, {
+    janus: "message",
+    transaction: "m",
+    body: { audio: true },
+    jsep: { type: "offer", sdp: offer },
+  });
+  for (let i = 0; i < 10; i++) {
+    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
+    for (const e of Array.isArray(events) ? events : [events]) {
+      if (e.jsep) {
+        await post(`/${sid}`, { janus: "destroy", transaction: "d" });
+        return {
+          candidates: (e.jsep.sdp as string).split(/\r?\n/).filter((l) => l.startsWith("a=candidate:")),
+        };
+      }
+    }
+  }
+  throw new Error("no answer");
+}
