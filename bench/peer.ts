@@ -1,8 +1,9 @@
 // The bench's echo peer, standing where Janus stands: a project-owned ICE responder that answers
 // Binding requests with its credentials and echoes every other datagram to its sender, plus a
-// Janus-like HTTP API whose plugin message replies synchronously with an answer naming this peer.
+// Janus-like HTTP API (server info, create, attach, and a plugin message that replies synchronously with
+// an answer naming this peer).
 // Labelled "project-owned echo, not Janus" wherever its figures are printed.
-//   deno run -A bench/peer.ts <http port>      prints "PEER <udp port>" when ready
+//   deno run -A bench/peer.ts      prints "PEER <udp port> <http port>" when ready
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramSocket } from "../src/io/types.ts";
 import type { PeerAddress } from "../src/io/address.ts";
@@ -21,7 +22,6 @@ import {
 export const PEER_UFRAG = "peer";
 export const PEER_PWD = "benchpeerpasswordbenchpeer";
 const key = new TextEncoder().encode(PEER_PWD);
-const httpPort = Number(Deno.args[0] ?? 18088);
 
 const backend = FfiUdpBackend.open();
 const handler = (data: Uint8Array, from: PeerAddress, s: DatagramSocket) => {
@@ -54,16 +54,29 @@ function sessionPort(): number {
   return backend.bind({ host: "127.0.0.1", port: 0 }, handler).localAddress.port;
 }
 
-Deno.serve({ hostname: "127.0.0.1", port: httpPort, onListen: () => {} }, async (req) => {
+/** Janus-style ids: positive integers below 2^53, never reused in a run. */
+let nextId = 1_000_000_000 + Math.floor(Math.random() * 1_000_000_000);
+
+// Its HTTP port is the kernel's choice, printed when ready with the UDP port.
+const onListen = ({ port }: { port: number }) => console.log(`PEER ${socket.localAddress.port} ${port}`);
+Deno.serve({ hostname: "127.0.0.1", port: 0, onListen }, async (req) => {
   const url = new URL(req.url);
+  if (req.method === "GET" && url.pathname === "/janus/info") {
+    return Response.json({ janus: "server_info", name: "xRTC bench echo peer (not Janus)" });
+  }
   const body = req.method === "POST" ? await req.json() : {};
   const ids = url.pathname.split("/").filter((s) => /^\d+$/.test(s)).map(Number);
+  const transaction = body.transaction ?? "";
+  if (body.janus === "create" || body.janus === "attach") {
+    const data = { id: nextId++ };
+    return Response.json({ janus: "success", transaction, ...(ids[0] ? { session_id: ids[0] } : {}), data });
+  }
   if (body.janus === "message" && body.jsep) {
     return Response.json({
       janus: "success",
       session_id: ids[0],
       sender: ids[1],
-      transaction: body.transaction,
+      transaction,
       plugindata: { plugin: "bench.echo", data: {} },
       jsep: {
         type: "answer",
@@ -71,6 +84,8 @@ Deno.serve({ hostname: "127.0.0.1", port: httpPort, onListen: () => {} }, async 
       },
     });
   }
-  return Response.json({ janus: "ack", transaction: body.transaction ?? "" });
+  if (["hangup", "detach", "destroy"].includes(body.janus)) {
+    return Response.json({ janus: "success", transaction });
+  }
+  return Response.json({ janus: "ack", transaction });
 });
-console.log(`PEER ${socket.localAddress.port}`);

@@ -5,18 +5,14 @@
 //   deno run -A --v8-flags=--expose-gc bench/session_heap.ts <peer http port> <sessions>   prints "HEAP <json>"
 import { loadConfigText } from "../src/config/load.ts";
 import { start } from "../src/app.ts";
-import { mustPeer } from "../src/io/address.ts";
-import { nominatingCheck, signalOffer } from "./client.ts";
+import { connectOnce, signalOffer } from "./client.ts";
+import { benchConfigYaml } from "./xrtc.ts";
+import { freePort } from "./procs.ts";
 
 const [peerHttp, n] = Deno.args.map(Number);
+const ports = { udpPort: freePort(), httpPort: freePort() };
 const { config } = loadConfigText(
-  `
-options: { io_backend: ffi, max_sessions: ${n + 10}, consent_timeout: 10m }
-services:
-  peer: { proto: upstream, servers: [http://127.0.0.1:${peerHttp}] }
-  ice: { proto: udp, net: { addr: 127.0.0.1:17201, candidate_ips: [127.0.0.1] } }
-  web: { proto: http, net: { addr: 127.0.0.1:17280 }, http: { routes: { janus: { upstream: http://peer, paths: [/janus] } } } }
-`,
+  benchConfigYaml({ backend: "ffi", peerHttp, maxSessions: n + 10, ...ports }),
   "session_heap.yml",
 );
 const x = await start(config);
@@ -40,16 +36,8 @@ let connected = 0;
 await Promise.all(Array.from({ length: 32 }, async () => {
   while (next < n) {
     const i = next++;
-    const s = await signalOffer("http://127.0.0.1:17280", 5_000_000 + 2 * i, `h${i}x`);
-    let answered = false;
-    const socket = x.backend.bind({ host: "127.0.0.1", port: 0 }, () => answered = true);
-    const target = mustPeer("127.0.0.1", s.port);
-    for (let attempt = 0; attempt < 20 && !answered; attempt++) {
-      socket.send(nominatingCheck(s, i), target);
-      for (let w = 0; w < 10 && !answered; w++) await new Promise((r) => setTimeout(r, 5));
-    }
-    socket.close();
-    if (answered) connected++;
+    const s = await signalOffer(`http://127.0.0.1:${ports.httpPort}`, `h${i}x`);
+    if (await connectOnce(x.backend, s, i)) connected++;
   }
 }));
 await new Promise((r) => setTimeout(r, 3000)); // Janus legs connect

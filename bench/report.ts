@@ -1,0 +1,248 @@
+// The bench's results and their report: the tables `deno task bench` prints and bench/latest.json keeps.
+// Rows are found by scenario id, never by their printed label.
+import type { Settings } from "./scenarios.ts";
+
+export interface Step {
+  rate: number;
+  sent: number;
+  received: number;
+  loss: number;
+  reordered: number;
+  foreign: number;
+  cpuMs: number;
+  rttP50: number;
+  rttP99: number;
+  rttP999: number;
+}
+
+export interface GenResult {
+  steps: Step[];
+  sessions?: number;
+  connected?: number;
+  seconds?: number;
+  error?: string;
+}
+
+export interface ThroughputRow {
+  id: string;
+  label: string;
+  backend: string;
+  steps: Step[];
+}
+
+export interface MemoryRow {
+  backend: string;
+  journal: boolean;
+  sessions: number;
+  connected: number;
+  rssMb: number;
+  kbPerSession: number;
+  setupPerSecond: number;
+}
+
+interface Cost {
+  ms: number;
+  bytes: number;
+  cpuMs: number;
+}
+
+export interface AdminRow {
+  backend: string;
+  sessions: number;
+  metrics: Cost;
+  status: Cost;
+}
+
+export interface HeapResult {
+  sessions: number;
+  connected: number;
+  heapKbPerSession: number;
+  heapReservedKbPerSession: number;
+  rssKbPerSession: number;
+  rssKbPerSessionAfterRelease: number;
+  releaseMs: number;
+}
+
+export interface RestoreResult {
+  sessions: number;
+  connected: number;
+  restoredLive: number;
+  restoreMs: number;
+  startToReadyMs: number;
+}
+
+export interface GapRow {
+  id: string;
+  how: "crash" | "upgrade";
+  rate: number;
+  clients: number;
+  switchMs: number;
+  sent: number;
+  lost: number;
+  longestGapMs: number;
+  medianGapMs: number;
+  resumed: number;
+}
+
+export interface Results {
+  throughput: ThroughputRow[];
+  memory: MemoryRow[];
+  admin: AdminRow[];
+  gaps: GapRow[];
+  threadCpu: Record<number, Array<[string, number]>>;
+  heap?: HeapResult;
+  restore?: RestoreResult;
+}
+
+export function emptyResults(): Results {
+  return { throughput: [], memory: [], admin: [], gaps: [], threadCpu: {} };
+}
+
+/** The highest rate step with loss within the limit. */
+export function maxPps(row: ThroughputRow, maxLoss: number): number {
+  const ok = row.steps.filter((s) => s.loss <= maxLoss);
+  return ok.length ? Math.max(...ok.map((s) => s.rate)) : 0;
+}
+
+const f = (n: number | undefined, d = 2) => n === undefined || Number.isNaN(n) ? "-" : n.toFixed(d);
+
+/** The ratios the bench exists to show, by name: compared with the previous run's. */
+export function ratios(r: Results, s: Settings): Record<string, number> {
+  const pps = (id: string) => {
+    const row = r.throughput.find((t) => t.id === id);
+    return row ? maxPps(row, s.maxLoss) : NaN;
+  };
+  const out: Record<string, number> = {};
+  for (const b of s.backends) {
+    out[`${b}: half proxy / bare relay`] = pps(`half:${b}`) / pps(`relay:${b}`);
+    out[`${b}: full proxy / bare relay`] = pps(`full:${b}`) / pps(`relay:${b}`);
+  }
+  out["ffi: half proxy with the journal / without"] = pps("half-journal:ffi") / pps("half:ffi");
+  out["every core on one port, bare relay: 2 processes / 1"] = pps("relay-reuseport-x2:ffi") /
+    pps("relay-reuseport-x1:ffi");
+  out["every core on one port, xRTC: workers 2 / workers 1"] = pps("workers-2:ffi") / pps("workers-1:ffi");
+  out["ffi / deno, half proxy"] = pps("half:ffi") / pps("half:deno");
+  out["ffi / deno, bare relay"] = pps("relay:ffi") / pps("relay:deno");
+  for (const k of Object.keys(out)) if (!Number.isFinite(out[k])) delete out[k];
+  return out;
+}
+
+export function render(
+  r: Results,
+  s: Settings,
+  previous?: { date: string; ratios: Record<string, number> },
+): string {
+  const lines: string[] = [];
+  const at = (row: ThroughputRow) => row.steps.find((x) => x.rate === s.latencyRate);
+  const direct = r.throughput.find((t) => t.id === "direct");
+  const d = direct && at(direct);
+  if (r.throughput.length) {
+    lines.push(
+      `xRTC data plane: ${s.clients} clients, ${s.size}-byte packets, generator on ffi; peer: project-owned echo, not Janus`,
+      `rate steps: ${s.rates.join(", ")} packets/s, ${s.stepMs} ms each; max pps = highest step with < ${
+        s.maxLoss * 100
+      } % loss (the proxy forwards twice that: both directions)`,
+      "",
+      `| target | backend | max pps | CPU ms/1000 pkts @${s.latencyRate} | loss @${s.latencyRate} | added one-way p50/p99/p99.9 ms | reordered | cross-talk |`,
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const row of r.throughput) {
+      const a = at(row);
+      const added = row.id === "direct"
+        ? `0 (RTT ${f(a?.rttP50)}/${f(a?.rttP99)}/${f(a?.rttP999)})`
+        : a && d
+        ? `${f((a.rttP50 - d.rttP50) / 2)}/${f((a.rttP99 - d.rttP99) / 2)}/${f((a.rttP999 - d.rttP999) / 2)}`
+        : "-";
+      const cpu = a && a.cpuMs ? f((a.cpuMs / (a.received * 2)) * 1000, 3) : "-";
+      const steps = row.steps.length > 1;
+      lines.push(
+        `| ${row.label} | ${row.backend} | ${steps ? maxPps(row, s.maxLoss) : "-"} | ${cpu} | ${
+          a ? f(a.loss * 100, 3) + " %" : "-"
+        } | ${added} | ${row.steps.reduce((n, x) => n + x.reordered, 0)} | ${
+          row.steps.reduce((n, x) => n + x.foreign, 0)
+        } |`,
+      );
+    }
+    const now = ratios(r, s);
+    lines.push("", `ratios of max pps (same run)${previous ? `; previous run (${previous.date})` : ""}:`);
+    for (const [k, v] of Object.entries(now)) {
+      const before = previous?.ratios[k];
+      lines.push(`  ${k} = ${f(v)}${before !== undefined ? ` (previous ${f(before)})` : ""}`);
+    }
+    for (const w of [1, 2]) {
+      if (!r.threadCpu[w]) continue;
+      const shares = r.threadCpu[w].map(([t, v]) => `${t} ${f(v * 100, 0)} %`).join(", ");
+      lines.push(`  workers: ${w}, xRTC's CPU by thread over the run: ${shares}`);
+    }
+  }
+  if (r.memory.length) {
+    lines.push(
+      "",
+      "RSS of the xRTC process after each batch of idle sessions was set up (11 s later; ffi: after its periodic memory release)",
+      "| backend | journal | idle sessions (connected) | RSS MB | KB per session | sessions set up/s |",
+      "|---|---|---|---|---|---|",
+    );
+    for (const m of r.memory) {
+      lines.push(
+        `| ${m.backend} | ${m.journal ? "on" : "off"} | ${m.sessions} (${m.connected}) | ${f(m.rssMb, 1)} | ${
+          f(m.kbPerSession, 1)
+        } | ${f(m.setupPerSecond, 0)} |`,
+      );
+    }
+  }
+  if (r.admin.length) {
+    lines.push(
+      "",
+      "admin endpoints with idle sessions held (mean of 20 calls; xRTC's CPU per call)",
+      "| backend | sessions | /metrics ms | /metrics KB | /metrics CPU ms | /status ms | /status KB | /status CPU ms |",
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const a of r.admin) {
+      lines.push(
+        `| ${a.backend} | ${a.sessions} | ${f(a.metrics.ms, 1)} | ${f(a.metrics.bytes / 1024, 1)} | ${
+          f(a.metrics.cpuMs, 1)
+        } | ${f(a.status.ms, 1)} | ${f(a.status.bytes / 1024, 1)} | ${f(a.status.cpuMs, 1)} |`,
+      );
+    }
+  }
+  if (r.restore) {
+    const x = r.restore;
+    lines.push(
+      "",
+      `restore after kill -9 (ffi, journal on): ${x.sessions} sessions set up (${x.connected} connected); ` +
+        `${x.restoredLive} live sessions restored in ${x.restoreMs} ms; start to ready ${
+          f(x.startToReadyMs, 0)
+        } ms`,
+    );
+  }
+  if (r.gaps.length) {
+    lines.push(
+      "",
+      "media gap across a restart (half proxy, ffi, journal on; clients echo at a steady rate)",
+      "| how | clients | packets/s | switch ms | longest gap ms | median gap ms | lost packets | clients resumed |",
+      "|---|---|---|---|---|---|---|---|",
+    );
+    for (const g of r.gaps) {
+      lines.push(
+        `| ${
+          g.how === "crash" ? "kill -9, start again" : "upgrade (--takeover)"
+        } | ${g.clients} | ${g.rate} | ${f(g.switchMs, 0)} | ${f(g.longestGapMs, 0)} | ${
+          f(g.medianGapMs, 0)
+        } | ${g.lost} of ${g.sent} | ${g.resumed}/${g.clients} |`,
+      );
+    }
+  }
+  if (r.heap) {
+    const h = r.heap;
+    lines.push(
+      "",
+      `per idle session (ffi, ${h.sessions} sessions, ${h.connected} connected, in-process, after GC): ` +
+        `live JS heap ${f(h.heapKbPerSession, 1)} KB, V8 heap reserved ${
+          f(h.heapReservedKbPerSession, 1)
+        } KB, ` +
+        `RSS ${f(h.rssKbPerSession, 1)} KB before and ${f(h.rssKbPerSessionAfterRelease, 1)} KB after ` +
+        `returning free allocator memory (malloc_trim, ${f(h.releaseMs, 0)} ms off the event loop)`,
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,441 @@
+// The bench's scenarios, in the order they run. Each has an id (BENCH_SCENARIOS picks them by id or id
+// prefix) and adds typed results; report.ts turns them into the printed tables by id, never by label.
+import {
+  cpuTicks,
+  DENO,
+  freePort,
+  type Proc,
+  ROOT,
+  rssKb,
+  sleep,
+  spawn,
+  threadShares,
+  threadTicks,
+} from "./procs.ts";
+import { type BenchXrtc, startXrtc } from "./xrtc.ts";
+import type { GenResult, Results, Step } from "./report.ts";
+
+export interface Settings {
+  backends: Array<"deno" | "ffi">;
+  rates: number[];
+  stepMs: number;
+  clients: number;
+  size: number;
+  maxLoss: number;
+  /** Idle-session counts, cumulative ("" to skip the idle scenarios). */
+  sessions: number[];
+  /** The rate the latency and CPU columns are read at. */
+  latencyRate: number;
+  heldStepMs: number;
+}
+
+export interface Context {
+  settings: Settings;
+  /** The shared echo peer for the throughput scenarios. */
+  peer: { udp: number; http: number };
+  results: Results;
+}
+
+export interface Scenario {
+  id: string;
+  title: string;
+  run(ctx: Context): Promise<void>;
+}
+
+/** The echo peer (bench/peer.ts): a fresh one per idle-session scenario, since it keeps a socket per
+ * session as Janus keeps a port per handle, and never learns of hangups. */
+export async function startPeer(): Promise<Proc & { udp: number; http: number }> {
+  const p = await spawn(["run", "-A", "bench/peer.ts"], /^PEER \d+ \d+/);
+  const [, udp, http] = p.lines.find((l) => l.startsWith("PEER "))!.split(" ").map(Number);
+  return Object.assign(p, { udp, http });
+}
+
+/** Runs the generator to its end. */
+export async function gen(opts: Record<string, unknown>): Promise<GenResult> {
+  const out = await new Deno.Command(DENO, {
+    args: ["run", "-A", "bench/gen.ts", JSON.stringify(opts)],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error("generator printed no result");
+  const r = JSON.parse(line.slice(7)) as GenResult;
+  if (r.error) throw new Error(`generator: ${r.error}`);
+  return r;
+}
+
+let tagCounter = 0;
+/** Client ufrags differ from run to run against one xRTC. */
+const nextTag = () => `r${++tagCounter}c`;
+
+function common(s: Settings) {
+  return { clients: s.clients, size: s.size, maxLoss: s.maxLoss, stepMs: s.stepMs };
+}
+
+function xrtcPorts(peerHttp: number) {
+  return { peerHttp, udpPort: freePort(), httpPort: freePort() };
+}
+
+function throughXrtc(ctx: Context, x: BenchXrtc, proc: Proc, o: Record<string, unknown> = {}) {
+  return gen({
+    ...common(ctx.settings),
+    mode: "xrtc",
+    port: x.udpPort,
+    http: `http://127.0.0.1:${x.httpPort}`,
+    rates: ctx.settings.rates,
+    pids: [proc.pid],
+    tag: nextTag(),
+    ...o,
+  });
+}
+
+function addRow(ctx: Context, id: string, label: string, backend: string, steps: Step[]) {
+  ctx.results.throughput.push({ id, label, backend, steps });
+}
+
+/** Time and size of `n` GETs of an admin path, and xRTC's CPU per call. */
+async function adminCost(
+  pid: number,
+  url: string,
+  n = 20,
+): Promise<{ ms: number; bytes: number; cpuMs: number }> {
+  const ticks0 = cpuTicks([pid]);
+  const t0 = performance.now();
+  let bytes = 0;
+  for (let i = 0; i < n; i++) bytes = (await (await fetch(url)).arrayBuffer()).byteLength;
+  const ms = (performance.now() - t0) / n;
+  return { ms, bytes, cpuMs: ((cpuTicks([pid]) - ticks0) * 10) / n };
+}
+
+const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
+  {
+    id: `relay:${backend}`,
+    title: `bare relay, ${backend}`,
+    async run(ctx) {
+      const port = freePort();
+      const relay = await spawn(
+        ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), backend],
+        /^RELAY/,
+      );
+      try {
+        const r = await gen({
+          ...common(ctx.settings),
+          mode: "raw",
+          port,
+          rates: ctx.settings.rates,
+          pids: [relay.pid],
+        });
+        addRow(ctx, `relay:${backend}`, "bare relay", backend, r.steps);
+      } finally {
+        await relay.stop();
+      }
+    },
+  },
+  ...(backend === "ffi"
+    ? [{
+      id: "relay-reuseport:ffi",
+      title: "bare relay x1 and x2 on one SO_REUSEPORT port, 16 clients, ffi",
+      async run(ctx: Context) {
+        // Every core on one port, the ceiling: 1 and 2 relay processes on one SO_REUSEPORT port.
+        for (const procs of [1, 2]) {
+          const port = freePort();
+          const relays: Proc[] = [];
+          try {
+            for (let i = 0; i < procs; i++) {
+              relays.push(
+                await spawn(
+                  ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), "ffi", "reuseport"],
+                  /^RELAY/,
+                ),
+              );
+            }
+            const r = await gen({
+              ...common(ctx.settings),
+              clients: 16,
+              mode: "raw",
+              port,
+              rates: ctx.settings.rates,
+              pids: relays.map((p) => p.pid),
+            });
+            addRow(
+              ctx,
+              `relay-reuseport-x${procs}:ffi`,
+              `bare relay x${procs} (SO_REUSEPORT, 16 clients)`,
+              "ffi",
+              r.steps,
+            );
+          } finally {
+            for (const p of relays) await p.stop();
+          }
+        }
+      },
+    }]
+    : []),
+  ...[false, true].map((icedirect): Scenario => {
+    const mode = icedirect ? "full" : "half";
+    return {
+      id: `${mode}:${backend}`,
+      title: `xRTC ${mode} proxy, ${backend}`,
+      async run(ctx) {
+        const x: BenchXrtc = { backend, icedirect, ...xrtcPorts(ctx.peer.http) };
+        const proc = await startXrtc(x);
+        try {
+          addRow(
+            ctx,
+            `${mode}:${backend}`,
+            `xRTC ${mode} proxy`,
+            backend,
+            (await throughXrtc(ctx, x, proc)).steps,
+          );
+        } finally {
+          await proc.stop();
+        }
+      },
+    };
+  }),
+  ...(backend === "ffi"
+    ? [{
+      id: "half-journal:ffi",
+      title: "xRTC half proxy with the state journal on, ffi",
+      async run(ctx: Context) {
+        const stateDir = await Deno.makeTempDir({ prefix: "xrtc-bench-state-" });
+        const x: BenchXrtc = { backend: "ffi", stateDir, ...xrtcPorts(ctx.peer.http) };
+        const proc = await startXrtc(x);
+        try {
+          const r = await throughXrtc(ctx, x, proc);
+          addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps);
+        } finally {
+          await proc.stop();
+          await Deno.remove(stateDir, { recursive: true });
+        }
+      },
+    }, {
+      id: "workers:ffi",
+      title: "xRTC half proxy with workers: 1 and 2, 16 clients, ffi",
+      async run(ctx: Context) {
+        for (const workers of [1, 2]) {
+          const x: BenchXrtc = { backend: "ffi", workers, ...xrtcPorts(ctx.peer.http) };
+          const proc = await startXrtc(x);
+          try {
+            const ticks0 = threadTicks(proc.pid);
+            const r = await throughXrtc(ctx, x, proc, { clients: 16 });
+            addRow(
+              ctx,
+              `workers-${workers}:ffi`,
+              `xRTC half proxy, workers: ${workers} (16 clients)`,
+              "ffi",
+              r.steps,
+            );
+            ctx.results.threadCpu[workers] = threadShares(ticks0, threadTicks(proc.pid)).slice(0, 4);
+          } finally {
+            await proc.stop();
+          }
+        }
+      },
+    }]
+    : []),
+];
+
+/** Idle sessions in batches: RSS, set-up rate, the admin endpoints' cost at each size, then latency with
+ * them all held. */
+const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
+  id: `idle:${backend}`,
+  title: `idle sessions, ${backend}`,
+  async run(ctx) {
+    const { sessions } = ctx.settings;
+    if (!sessions.length) return;
+    const peer = await startPeer();
+    const x: BenchXrtc = { backend, adminPort: freePort(), ...xrtcPorts(peer.http) };
+    const proc = await startXrtc(x);
+    try {
+      await sleep(1000);
+      const base = rssKb(proc.pid);
+      let made = 0, connected = 0;
+      for (const n of sessions) {
+        const g = await gen({
+          ...common(ctx.settings),
+          mode: "sessions",
+          port: x.udpPort,
+          http: `http://127.0.0.1:${x.httpPort}`,
+          rates: [],
+          sessions: n - made,
+          tag: nextTag(),
+        });
+        made = n;
+        connected += g.connected ?? 0;
+        // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
+        await sleep(11_000);
+        const rss = rssKb(proc.pid);
+        ctx.results.memory.push({
+          backend,
+          journal: false,
+          sessions: n,
+          connected,
+          rssMb: rss / 1024,
+          kbPerSession: (rss - base) / n,
+          setupPerSecond: g.sessions! / g.seconds!,
+        });
+        const metrics = await adminCost(proc.pid, `http://127.0.0.1:${x.adminPort}/metrics`);
+        const status = await adminCost(proc.pid, `http://127.0.0.1:${x.adminPort}/status`);
+        ctx.results.admin.push({ backend, sessions: n, metrics, status });
+      }
+      const r = await throughXrtc(ctx, x, proc, {
+        rates: [ctx.settings.latencyRate],
+        stepMs: ctx.settings.heldStepMs,
+      });
+      addRow(
+        ctx,
+        `idle-held:${backend}`,
+        `xRTC half proxy, ${made} idle sessions held (${ctx.settings.heldStepMs / 1000} s)`,
+        backend,
+        r.steps,
+      );
+    } finally {
+      await proc.stop();
+      await peer.stop();
+    }
+  },
+});
+
+/** The journal's cost on session set-up, and the time a start takes to restore every session. */
+const restoreScenario: Scenario = {
+  id: "restore:ffi",
+  title: "set-up rate with the state journal on, and restoring every session after kill -9, ffi",
+  async run(ctx) {
+    const n = ctx.settings.sessions.at(-1);
+    if (!n) return;
+    const peer = await startPeer();
+    const stateDir = await Deno.makeTempDir({ prefix: "xrtc-bench-state-" });
+    const x: BenchXrtc = { backend: "ffi", stateDir, ...xrtcPorts(peer.http) };
+    let proc: Awaited<ReturnType<typeof startXrtc>> | undefined;
+    try {
+      proc = await startXrtc(x);
+      const g = await gen({
+        ...common(ctx.settings),
+        mode: "sessions",
+        port: x.udpPort,
+        http: `http://127.0.0.1:${x.httpPort}`,
+        rates: [],
+        sessions: n,
+        tag: nextTag(),
+      });
+      await sleep(3_000); // Janus legs connect; their live state is recorded
+      ctx.results.memory.push({
+        backend: "ffi",
+        journal: true,
+        sessions: n,
+        connected: g.connected ?? 0,
+        rssMb: rssKb(proc.pid) / 1024,
+        kbPerSession: NaN,
+        setupPerSecond: g.sessions! / g.seconds!,
+      });
+      await proc.stop("SIGKILL");
+      const t0 = performance.now();
+      proc = await startXrtc(x, { log: true, configFile: proc.configFile });
+      const readyMs = performance.now() - t0;
+      const line = await proc.waitLine(/event=state_restored/);
+      const field = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(line)?.[1]);
+      ctx.results.restore = {
+        sessions: n,
+        connected: g.connected ?? 0,
+        restoredLive: field("live"),
+        restoreMs: field("took_ms"),
+        startToReadyMs: readyMs,
+      };
+    } finally {
+      await proc?.stop("SIGKILL");
+      await peer.stop();
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
+};
+
+/** The media gap of a crash-restart and of an upgrade: clients echo at a steady rate through the half
+ * proxy while xRTC is killed and started again, or replaced by a process started with --takeover. */
+const gapScenarios: Scenario[] = (["crash", "upgrade"] as const).map((how) => ({
+  id: `gap-${how}:ffi`,
+  title: `media gap of ${how === "crash" ? "kill -9 and a restart" : "an upgrade (--takeover)"}, ffi`,
+  async run(ctx: Context) {
+    const stateDir = await Deno.makeTempDir({ prefix: "xrtc-bench-state-" });
+    const x: BenchXrtc = { backend: "ffi", stateDir, ...xrtcPorts(ctx.peer.http) };
+    const rate = 2_000, clients = 8, durationMs = 8_000;
+    let old: Awaited<ReturnType<typeof startXrtc>> | undefined, next: Proc | undefined;
+    try {
+      old = await startXrtc(x);
+      const g = await spawn(
+        [
+          "run",
+          "-A",
+          "bench/gen.ts",
+          JSON.stringify({
+            ...common(ctx.settings),
+            clients,
+            mode: "gap",
+            port: x.udpPort,
+            http: `http://127.0.0.1:${x.httpPort}`,
+            rates: [rate],
+            durationMs,
+            tag: nextTag(),
+          }),
+        ],
+        /^CONNECTED/,
+      );
+      await sleep(2_000);
+      const t0 = performance.now();
+      if (how === "crash") {
+        await old.stop("SIGKILL");
+        next = await startXrtc(x, { configFile: old.configFile });
+      } else {
+        next = await startXrtc(x, { takeover: true, configFile: old.configFile });
+      }
+      const switchMs = performance.now() - t0;
+      const result = JSON.parse((await g.waitLine(/^RESULT /, durationMs + 10_000)).slice(7));
+      await g.stop();
+      ctx.results.gaps.push({ id: `gap-${how}:ffi`, how, rate, clients, switchMs, ...result });
+    } finally {
+      await next?.stop();
+      await old?.stop("SIGKILL");
+      await Deno.remove(stateDir, { recursive: true });
+    }
+  },
+}));
+
+const heapScenario: Scenario = {
+  id: "heap:ffi",
+  title: "live heap per idle session (in-process, after GC), ffi",
+  async run(ctx) {
+    const n = ctx.settings.sessions.at(-1);
+    if (!n) return;
+    const peer = await startPeer();
+    try {
+      const out = await new Deno.Command(DENO, {
+        args: ["run", "-A", "--v8-flags=--expose-gc", "bench/session_heap.ts", String(peer.http), String(n)],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "null",
+        env: { XRTC_LOG: "error" },
+      }).output();
+      const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("HEAP "));
+      if (!line) throw new Error("session_heap printed no result");
+      ctx.results.heap = JSON.parse(line.slice(5));
+    } finally {
+      await peer.stop();
+    }
+  },
+};
+
+export function scenarios(s: Settings): Scenario[] {
+  return [
+    {
+      id: "direct",
+      title: "direct path",
+      async run(ctx) {
+        const r = await gen({ ...common(s), mode: "raw", port: ctx.peer.udp, rates: [s.latencyRate] });
+        addRow(ctx, "direct", "direct path", "-", r.steps);
+      },
+    },
+    ...s.backends.flatMap((b) => [...throughputScenarios(b), idleScenario(b)]),
+    ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
+  ];
+}

@@ -1,0 +1,65 @@
+// xRTC as the bench runs it: its routes.yml (every per-client limit opened up, since all the bench's
+// clients come from 127.0.0.1) and the process, on ports picked free for each run.
+import { type Proc, spawn } from "./procs.ts";
+
+export interface BenchXrtc {
+  backend: "deno" | "ffi";
+  icedirect?: boolean;
+  workers?: number;
+  /** The echo peer's HTTP API (standing where Janus stands). */
+  peerHttp: number;
+  udpPort: number;
+  httpPort: number;
+  /** An admin listener on this port (for /metrics and /status costs). */
+  adminPort?: number;
+  /** options.state_dir: the journal on. */
+  stateDir?: string;
+  maxSessions?: number;
+}
+
+export function benchConfigYaml(o: BenchXrtc): string {
+  const unlimited = 10_000_000;
+  return `
+options:
+  io_backend: ${o.backend}
+  max_sessions: ${o.maxSessions ?? 50_000}
+  workers: ${o.workers ?? 1}
+  # Idle sessions are connected once, then silent for the rest of the run.
+  consent_timeout: 10m
+${
+    o.stateDir
+      ? `  state_dir: ${o.stateDir}\n`
+      : ""
+  }  janus: { session_timeout: 0 } # the bench's clients send no keepalives
+  limits:
+    max_janus_sessions: ${unlimited}
+    janus_sessions_per_address: ${unlimited}
+    janus_session_rate_per_address: 1000000
+    ice_sessions_per_address: ${unlimited}
+services:
+  peer: { proto: upstream, servers: [http://127.0.0.1:${o.peerHttp}] }
+  ice: { proto: udp, net: { addr: 127.0.0.1:${o.udpPort}, candidate_ips: [127.0.0.1] } }
+  web:
+    proto: http
+    net: { addr: 127.0.0.1:${o.httpPort} }
+    http:
+      routes:
+        janus: { upstream: http://peer, icedirect: ${o.icedirect ?? false}, paths: [/janus] }
+${o.adminPort ? `  admin: { proto: admin, net: { addr: 127.0.0.1:${o.adminPort} } }\n` : ""}`;
+}
+
+/** Writes the configuration and starts main.ts on it, as operators do; ready at "xrtc: ready". With
+ * `log`, xRTC's info events are kept in the process's lines (the restore scenarios read them). */
+export async function startXrtc(
+  o: BenchXrtc,
+  run: { takeover?: boolean; log?: boolean; configFile?: string } = {},
+): Promise<Proc & { configFile: string }> {
+  const configFile = run.configFile ?? await Deno.makeTempFile({ prefix: "xrtc-bench-", suffix: ".yml" });
+  await Deno.writeTextFile(configFile, benchConfigYaml(o));
+  const args = ["run", "-A", "main.ts", "--config", configFile, ...(run.takeover ? ["--takeover"] : [])];
+  const p = await spawn(args, /^xrtc: ready/, {
+    stderr: run.log,
+    env: { XRTC_LOG: run.log ? "info" : "error" },
+  });
+  return Object.assign(p, { configFile });
+}
