@@ -17,10 +17,11 @@ export async function readBody(
   const deadline = new Promise<"timeout">((resolve) =>
     timer = setTimeout(() => resolve("timeout"), timeoutMs)
   );
+  let onAbort: (() => void) | undefined;
   const aborted = signal
     ? new Promise<"aborted">((resolve) => {
       if (signal.aborted) resolve("aborted");
-      signal.addEventListener("abort", () => resolve("aborted"), { once: true });
+      signal.addEventListener("abort", onAbort = () => resolve("aborted"), { once: true });
     })
     : undefined;
   try {
@@ -42,6 +43,7 @@ export async function readBody(
     return { error: "aborted" };
   } finally {
     clearTimeout(timer);
+    if (onAbort) signal!.removeEventListener("abort", onAbort);
     reader.releaseLock();
   }
   const out = new Uint8Array(size);

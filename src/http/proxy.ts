@@ -2,6 +2,7 @@
 // directions goes through the signalling module (which decides which backend a request goes to, and acts
 // on Janus's reply); other routes are streamed untouched. Every phase has a deadline: the request body,
 // the upstream's response headers and body; the upstream request is cancelled when the client goes away.
+import { linkSignals } from "./signals.ts";
 import type { HttpConfig } from "../config/types.ts";
 import {
   type ClientContext,
@@ -109,8 +110,14 @@ export async function proxyHttp(
   const { http } = deps;
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > http.maxBodyBytes) return tooLarge(http.maxBodyBytes);
-  const signal = AbortSignal.any([req.signal, deps.shutdown]);
-  if (deps.signalling) return await proxyJanus(req, url, client, deps, deps.signalling, signal);
+  const { signal, dispose } = linkSignals(req.signal, deps.shutdown);
+  if (deps.signalling) {
+    try {
+      return await proxyJanus(req, url, client, deps, deps.signalling, signal);
+    } finally {
+      dispose();
+    }
+  }
   // Another route: streamed both ways, under the body limit and idle deadlines.
   const guard = req.body ? guardedStream(http.maxBodyBytes, http.bodyTimeoutMs) : undefined;
   const backend = deps.pool.candidates()[0];
@@ -127,6 +134,8 @@ export async function proxyHttp(
     deps.client,
     signal,
   );
+  // From here the body streams to the client: its end (or the client's) ends the upstream body.
+  dispose();
   if ("error" in result) {
     if (guard?.exceeded()) return tooLarge(http.maxBodyBytes);
     return upstreamFailure(result.error, deps.shutdown);
@@ -277,11 +286,12 @@ async function fetchUpstream(
     () => timeout.abort(new Error(`no response headers in ${headerTimeoutMs} ms`)),
     headerTimeoutMs,
   );
+  const linked = linkSignals(timeout.signal, signal);
   try {
     const response = await fetch(backend.backend.httpUrl + pathAndQuery, {
       ...init,
       client,
-      signal: AbortSignal.any([timeout.signal, signal]),
+      signal: linked.signal,
       redirect: "manual",
     });
     upstreamRequests.inc({ backend: backend.name, outcome: "ok" });
@@ -298,6 +308,9 @@ async function fetchUpstream(
     }
     return { error };
   } finally {
+    // The deadline and the caller's signal govern the wait for headers; the body is read (or streamed)
+    // under the caller's own signal and deadlines.
     clearTimeout(timer);
+    linked.dispose();
   }
 }

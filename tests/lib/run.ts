@@ -48,3 +48,10 @@ export async function artifactPath(name: string): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   return `${dir}/${name}`;
 }
+
+/** A figure a test measured (RSS growth, packets kept, a media gap), appended to
+ * `<artifacts>/figures.jsonl` so that a run's figures can be quoted; the test still asserts its bound. */
+export async function recordFigure(test: string, figures: Record<string, number | string>): Promise<void> {
+  const line = JSON.stringify({ at: new Date().toISOString(), test, ...figures }) + "\n";
+  await Deno.writeTextFile(await artifactPath("figures.jsonl"), line, { append: true });
+}
