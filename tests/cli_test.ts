@@ -26,7 +26,12 @@ Deno.test("--check-config prints the effective configuration with defaults", asy
   const r = await xrtc(["--check-config"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /"response_header_timeout": "60s"/);
-  assert.match(r.stdout, /"io_backend": "deno"/);
+  assert.match(r.stdout, /"io_backend": "auto"/);
+  assert.match(
+    r.stdout,
+    /"io_backend_in_effect": "ffi"/,
+    "auto gives the batched backend where FFI is permitted",
+  );
   assert.match(r.stdout, /routes\.yml: configuration OK/);
 });
 
@@ -54,7 +59,7 @@ Deno.test("a bad config lists every error with file and line, exits 1, and nothi
   }
 });
 
-Deno.test("--io ffi without FFI permission stops with a clear message", async () => {
+Deno.test("--io ffi without FFI permission stops with a clear message; auto falls back and says why", async () => {
   const r = await xrtc(["--io", "ffi"], {}, PERMS);
   assert.equal(r.code, 1);
   assert.match(
@@ -63,6 +68,10 @@ Deno.test("--io ffi without FFI permission stops with a clear message", async ()
   );
   const bad = await xrtc(["--io", "quic"]);
   assert.equal(bad.code, 2);
+  // auto, the default, falls back to the portable backend and says why.
+  const auto = await xrtc(["--check-config"], {}, PERMS);
+  assert.equal(auto.code, 0, auto.stderr);
+  assert.match(auto.stdout, /"io_backend_in_effect": "deno \(the ffi UDP backend is unavailable: FFI is not permitted: run with --allow-ffi/);
 });
 
 /** `deno task start [args]`, as the README runs it: stdout lines as they come, and a SIGTERM stop
@@ -104,7 +113,7 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
   try {
     await x.ready();
     assert.ok(
-      lines.includes("xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, deno backend)"),
+      lines.includes("xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, ffi backend)"),
       lines.join("\n"),
     );
     assert.ok(lines.includes("xrtc: ice_tcp listening on tcp://127.0.0.1:6443 (ice-tcp, http)"));

@@ -65,7 +65,8 @@ export const LIMIT_FIELDS: Fields<Limits> = {
 };
 
 export const OPTION_FIELDS: Fields<XrtcOptions> = {
-  io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "deno"),
+  // The batched libc backend where it loads (Linux, FFI permitted), else the portable one with a notice.
+  io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "auto"),
   consent_timeout: field.duration("consentTimeoutMs", 30_000),
   max_sessions: field.int("maxSessions", 50_000, 1, 10_000_000),
   // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).

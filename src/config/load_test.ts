@@ -188,8 +188,13 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
   );
   const auto = loadConfigText(withOptions("  io_backend: ffi\n  workers: auto"), "r.yml").config.options;
   assert.equal(auto.workers, Math.min(63, navigator.hardwareConcurrency));
-  const [deno] = errorsOf(withOptions("  workers: 2"));
-  assert.match(deno, /r\.yml:2: options\.workers: more than one worker needs io_backend: ffi/);
+  const [deno] = errorsOf(withOptions("  io_backend: deno\n  workers: 2"));
+  assert.match(deno, /r\.yml:3: options\.workers: more than one worker needs io_backend: ffi/);
+  assert.equal(
+    loadConfigText(withOptions("  workers: 2"), "r.yml").config.options.workers,
+    2,
+    "auto, the default, may give ffi (start() refuses if it falls back to deno)",
+  );
   assert.match(
     errorsOf(withOptions("  io_backend: ffi\n  workers: 0"))[0],
     /options\.workers: expected an integer from 1 to 63/,
