@@ -17,14 +17,16 @@ export interface Proc {
 }
 
 export interface SpawnOptions {
+  /** The program to run (default: the project's deno, with `args` as its arguments). */
+  command?: string;
   env?: Record<string, string>;
   /** Collect stderr lines too (xRTC's log), not only stdout. */
   stderr?: boolean;
 }
 
-/** `deno <args>` from the project root; resolves once a stdout line matches `ready`. */
+/** `deno <args>` (or another command) from the project root; resolves once a stdout line matches `ready`. */
 export async function spawn(args: string[], ready: RegExp, o: SpawnOptions = {}): Promise<Proc> {
-  const child = new Deno.Command(DENO, {
+  const child = new Deno.Command(o.command ?? DENO, {
     args,
     cwd: ROOT,
     stdout: "piped",

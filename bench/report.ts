@@ -106,6 +106,24 @@ export function maxPps(row: ThroughputRow, maxLoss: number): number {
 
 const f = (n: number | undefined, d = 2) => n === undefined || Number.isNaN(n) ? "-" : n.toFixed(d);
 
+/** CPU of the processes under test per 1,000 forwarded packets (both directions) at the latency rate. */
+export function cpuPerThousand(row: ThroughputRow | undefined, s: Settings): number {
+  const at = row?.steps.find((x) => x.rate === s.latencyRate);
+  return at && at.cpuMs && at.received ? (at.cpuMs / (at.received * 2)) * 1000 : NaN;
+}
+
+/** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id. */
+export function cpuRatios(r: Results, s: Settings): Record<string, number> {
+  const c = cpuPerThousand(r.throughput.find((t) => t.id === "relay-c"), s);
+  const out: Record<string, number> = {};
+  for (const row of r.throughput) {
+    if (row.id === "direct" || row.id === "relay-c") continue;
+    const v = cpuPerThousand(row, s) / c;
+    if (Number.isFinite(v)) out[row.id] = v;
+  }
+  return out;
+}
+
 /** The ratios the bench exists to show, by name: compared with the previous run's. */
 export function ratios(r: Results, s: Settings): Record<string, number> {
   const pps = (id: string) => {
@@ -153,7 +171,7 @@ export function render(
         : a && d
         ? `${f((a.rttP50 - d.rttP50) / 2)}/${f((a.rttP99 - d.rttP99) / 2)}/${f((a.rttP999 - d.rttP999) / 2)}`
         : "-";
-      const cpu = a && a.cpuMs ? f((a.cpuMs / (a.received * 2)) * 1000, 3) : "-";
+      const cpu = f(cpuPerThousand(row, s), 3);
       const steps = row.steps.length > 1;
       lines.push(
         `| ${row.label} | ${row.backend} | ${steps ? maxPps(row, s.maxLoss) : "-"} | ${cpu} | ${
@@ -162,6 +180,16 @@ export function render(
           row.steps.reduce((n, x) => n + x.foreign, 0)
         } |`,
       );
+    }
+    const toC = cpuRatios(r, s);
+    if (Object.keys(toC).length) {
+      lines.push(
+        "",
+        `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling):`,
+      );
+      for (const row of r.throughput) {
+        if (toC[row.id] !== undefined) lines.push(`  ${row.label}, ${row.backend}: ${f(toC[row.id])}`);
+      }
     }
     const now = ratios(r, s);
     lines.push("", `ratios of max pps (same run)${previous ? `; previous run (${previous.date})` : ""}:`);

@@ -108,29 +108,82 @@ async function adminCost(
   return { ms, bytes, cpuMs: ((cpuTicks([pid]) - ticks0) * 10) / n };
 }
 
+/** `processes` relays on one fresh port (spawned by `start`), measured at every rate, one row. */
+async function measureRelays(
+  ctx: Context,
+  row: { id: string; label: string; backend: string },
+  start: (port: number) => Promise<Proc>,
+  o: { processes?: number; clients?: number } = {},
+): Promise<void> {
+  const port = freePort();
+  const relays: Proc[] = [];
+  try {
+    for (let i = 0; i < (o.processes ?? 1); i++) relays.push(await start(port));
+    const r = await gen({
+      ...common(ctx.settings),
+      ...(o.clients ? { clients: o.clients } : {}),
+      mode: "raw",
+      port,
+      rates: ctx.settings.rates,
+      pids: relays.map((p) => p.pid),
+    });
+    addRow(ctx, row.id, row.label, row.backend, r.steps);
+  } finally {
+    for (const p of relays) await p.stop();
+  }
+}
+
+/** `n` idle sessions through xRTC as fast as it takes them (the generator's "sessions" mode). */
+function idleSessions(ctx: Context, x: BenchXrtc, n: number): Promise<GenResult> {
+  return gen({
+    ...common(ctx.settings),
+    mode: "sessions",
+    port: x.udpPort,
+    http: `http://127.0.0.1:${x.httpPort}`,
+    rates: [],
+    sessions: n,
+    tag: nextTag(),
+  });
+}
+
+let cRelay: string | undefined;
+/** bench/c_relay.c, built once per run with the machine's C compiler. */
+async function buildCRelay(): Promise<string> {
+  if (cRelay) return cRelay;
+  const out = `${await Deno.makeTempDir({ prefix: "xrtc-bench-c-" })}/c_relay`;
+  const r = await new Deno.Command("gcc", { args: ["-O2", "-o", out, `${ROOT}bench/c_relay.c`] }).output()
+    .catch((e) => {
+      throw new Error(`the C relay needs gcc (apt-get install gcc): ${e instanceof Error ? e.message : e}`);
+    });
+  if (!r.success) throw new Error(`gcc failed: ${new TextDecoder().decode(r.stderr)}`);
+  return cRelay = out;
+}
+
+/** The ceiling every xRTC figure is read against: a bare recvmmsg/sendmmsg relay in C. */
+const cRelayScenario: Scenario = {
+  id: "relay-c",
+  title: "bare relay in C (recvmmsg/sendmmsg, epoll), the ceiling",
+  async run(ctx) {
+    const command = await buildCRelay();
+    await measureRelays(
+      ctx,
+      { id: "relay-c", label: "bare relay in C", backend: "C" },
+      (port) => spawn([String(port), String(ctx.peer.udp)], /^RELAY/, { command }),
+    );
+  },
+};
+
 const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
   {
     id: `relay:${backend}`,
     title: `bare relay, ${backend}`,
-    async run(ctx) {
-      const port = freePort();
-      const relay = await spawn(
-        ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), backend],
-        /^RELAY/,
-      );
-      try {
-        const r = await gen({
-          ...common(ctx.settings),
-          mode: "raw",
-          port,
-          rates: ctx.settings.rates,
-          pids: [relay.pid],
-        });
-        addRow(ctx, `relay:${backend}`, "bare relay", backend, r.steps);
-      } finally {
-        await relay.stop();
-      }
-    },
+    run: (ctx) =>
+      measureRelays(
+        ctx,
+        { id: `relay:${backend}`, label: "bare relay", backend },
+        (port) =>
+          spawn(["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), backend], /^RELAY/),
+      ),
   },
   ...(backend === "ffi"
     ? [{
@@ -138,36 +191,21 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
       title: "bare relay x1 and x2 on one SO_REUSEPORT port, 16 clients, ffi",
       async run(ctx: Context) {
         // Every core on one port, the ceiling: 1 and 2 relay processes on one SO_REUSEPORT port.
-        for (const procs of [1, 2]) {
-          const port = freePort();
-          const relays: Proc[] = [];
-          try {
-            for (let i = 0; i < procs; i++) {
-              relays.push(
-                await spawn(
-                  ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), "ffi", "reuseport"],
-                  /^RELAY/,
-                ),
-              );
-            }
-            const r = await gen({
-              ...common(ctx.settings),
-              clients: 16,
-              mode: "raw",
-              port,
-              rates: ctx.settings.rates,
-              pids: relays.map((p) => p.pid),
-            });
-            addRow(
-              ctx,
-              `relay-reuseport-x${procs}:ffi`,
-              `bare relay x${procs} (SO_REUSEPORT, 16 clients)`,
-              "ffi",
-              r.steps,
-            );
-          } finally {
-            for (const p of relays) await p.stop();
-          }
+        for (const processes of [1, 2]) {
+          await measureRelays(
+            ctx,
+            {
+              id: `relay-reuseport-x${processes}:ffi`,
+              label: `bare relay x${processes} (SO_REUSEPORT, 16 clients)`,
+              backend: "ffi",
+            },
+            (port) =>
+              spawn(
+                ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), "ffi", "reuseport"],
+                /^RELAY/,
+              ),
+            { processes, clients: 16 },
+          );
         }
       },
     }]
@@ -253,15 +291,7 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
       const base = rssKb(proc.pid);
       let made = 0, connected = 0;
       for (const n of sessions) {
-        const g = await gen({
-          ...common(ctx.settings),
-          mode: "sessions",
-          port: x.udpPort,
-          http: `http://127.0.0.1:${x.httpPort}`,
-          rates: [],
-          sessions: n - made,
-          tag: nextTag(),
-        });
+        const g = await idleSessions(ctx, x, n - made);
         made = n;
         connected += g.connected ?? 0;
         // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
@@ -311,15 +341,7 @@ const restoreScenario: Scenario = {
     let proc: Awaited<ReturnType<typeof startXrtc>> | undefined;
     try {
       proc = await startXrtc(x);
-      const g = await gen({
-        ...common(ctx.settings),
-        mode: "sessions",
-        port: x.udpPort,
-        http: `http://127.0.0.1:${x.httpPort}`,
-        rates: [],
-        sessions: n,
-        tag: nextTag(),
-      });
+      const g = await idleSessions(ctx, x, n);
       await sleep(3_000); // Janus legs connect; their live state is recorded
       ctx.results.memory.push({
         backend: "ffi",
@@ -435,6 +457,7 @@ export function scenarios(s: Settings): Scenario[] {
         addRow(ctx, "direct", "direct path", "-", r.steps);
       },
     },
+    cRelayScenario,
     ...s.backends.flatMap((b) => [...throughputScenarios(b), idleScenario(b)]),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
   ];

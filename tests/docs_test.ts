@@ -48,3 +48,7 @@ Deno.test("the README lists every admin endpoint", () => {
   const endpoints = section("### Endpoints");
   assert.deepEqual(ADMIN_PATHS.filter((p) => !endpoints.includes(`\`${p}\``)), []);
 });
+
+Deno.test("the README has no placeholder left", () => {
+  assert.deepEqual(README.match(/@[A-Z_]+@/g) ?? [], []);
+});
