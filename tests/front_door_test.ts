@@ -7,7 +7,7 @@ import { loadConfigText } from "../src/config/load.ts";
 import { start, type Xrtc } from "../src/app.ts";
 import { encodeFrame } from "../src/io/framing.ts";
 import { ROOT } from "./lib/xrtc.ts";
-import { freePort, sleep, waitFor } from "./lib/run.ts";
+import { freePort, recordFigure, sleep, waitFor } from "./lib/run.ts";
 import { BINDING_REQUEST, buildStun, randomTransactionId } from "../src/stun/message.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -291,6 +291,7 @@ Deno.test(
       }
       await sleep(2_000);
       const grown = rssOfMb(pid) - rssBefore;
+      await recordFigure("10,000 unchecked ICE-TCP connections", { rss_growth_mb: Math.round(grown) });
       assert.ok(grown < 150, `xRTC's RSS grew ${Math.round(grown)} MB for 10,000 connections`);
       await waitFor(
         "every connection closed for want of a valid check",

@@ -3,7 +3,7 @@
 // on the ffi backend only.
 import assert from "node:assert/strict";
 import { openEchoSession, PORTS, runWeriftClient, signedCheck, TEST_BACKEND, withStack } from "./lib/xrtc.ts";
-import { run, sleep, waitFor } from "./lib/run.ts";
+import { recordFigure, run, sleep, waitFor } from "./lib/run.ts";
 import { dropped, metric } from "./lib/metrics.ts";
 import type { Topology } from "./lib/topology.ts";
 import { iceCredentials, parseSdp } from "../src/sdp/sdp.ts";
@@ -565,6 +565,10 @@ Deno.test({
       ];
       await Promise.all(floods);
       const r = await call;
+      await recordFigure("flood with a live call", {
+        rtp_echoed_of_600: r.rtpEchoed as number,
+        spoofed_dropped_unknown_tuple: dropped("unknown_tuple") - unknownBefore,
+      });
       assert.deepEqual(r.errors, []);
       assert.ok((r.rtpEchoed as number) >= 570, `the live call kept ${r.rtpEchoed}/600 packets`);
       assert.ok(
@@ -579,6 +583,7 @@ Deno.test({
         500,
       );
       await waitFor("sessions released", () => xrtc.negotiator!.committed === 0 || undefined, 10_000);
+      await recordFigure("flood with a live call", { rss_growth_mb: Math.round(rssMb() - rssBefore) });
       assert.ok(rssMb() - rssBefore < 150, `RSS grew ${Math.round(rssMb() - rssBefore)} MB`);
     });
   },

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { blockClientUdp, makeTopology, type Topology } from "./lib/topology.ts";
 import { launchChromium } from "./lib/browser.ts";
 import { type Janus, type JanusOptions, startJanus } from "./lib/janus.ts";
-import { PORTS, runWeriftClient, TEST_BACKEND, type XrtcTestOptions } from "./lib/xrtc.ts";
+import { openEchoSession, PORTS, runWeriftClient, TEST_BACKEND, type XrtcTestOptions } from "./lib/xrtc.ts";
 import { spawnXrtc, writeConfig, type XrtcProcess } from "./lib/xrtc_process.ts";
-import { artifactPath, sleep, waitFor } from "./lib/run.ts";
+import { artifactPath, freePort, sleep, waitFor } from "./lib/run.ts";
 import { FLUSH_MS } from "../src/state/journal.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -62,43 +62,61 @@ async function withLab(
   }
 }
 
+/** werift's HTTP echotest call through xRTC, started and awaited until xRTC logs `upEvent` for it (the
+ * client path selected, by default). The call itself is returned unawaited, in an object. */
+async function weriftCallUp(
+  lab: Lab,
+  x: XrtcProcess,
+  o: {
+    tag: string;
+    messages: number;
+    rtp: number;
+    timeoutMs: number;
+    countAfterMs?: number;
+    upEvent?: string;
+  },
+): Promise<{ call: Promise<Record<string, unknown>> }> {
+  const { upEvent = "client_path_selected", ...rest } = o;
+  const call = runWeriftClient(lab.topo, { signal: "http", base: lab.base, scenario: "echotest", ...rest });
+  await waitFor(
+    "the call is up",
+    () => x.lines.some((l) => l.includes(`event=${upEvent}`)) || undefined,
+    20_000,
+    100,
+  );
+  return { call };
+}
+
+/** werift's echotest call (500 RTP packets over 10 s) through xRTC; xRTC is killed about 2 s after `upEvent`
+ * and started again at once. The call's last 4 s (200 packets) are counted apart: they must come back. */
+async function weriftAcrossCrash(lab: Lab, tag: string, upEvent: string): Promise<void> {
+  const x1 = lab.spawn();
+  await x1.ready();
+  const { call } = await weriftCallUp(lab, x1, {
+    tag,
+    messages: 5,
+    rtp: 500,
+    countAfterMs: 6_000,
+    timeoutMs: 60_000,
+    upEvent,
+  });
+  await sleep(2_000);
+  await x1.kill9();
+  const x2 = lab.spawn();
+  await x2.ready();
+  assert.ok(x2.lines.some((l) => /event=state_restored .*live=1/.test(l)), x2.lines.join("\n"));
+  const r = await call;
+  assert.deepEqual(r.errors, [], JSON.stringify(r));
+  assert.ok(
+    (r.rtpEchoedLate as number) >= 190,
+    `after the restart, ${r.rtpEchoedLate}/200 packets came back: ${JSON.stringify(r)}`,
+  );
+}
+
 Deno.test(
   "crash: SIGKILL mid-call and a start within 2 s; werift's call goes on (half proxy, UDP)",
   opts,
-  async () => {
-    await withLab({}, async (lab) => {
-      const x1 = lab.spawn();
-      await x1.ready();
-      // 10 s of RTP; xRTC is killed at about 3 s and back within 2 s; the last 4 s are counted apart.
-      const call = runWeriftClient(lab.topo, {
-        signal: "http",
-        base: lab.base,
-        scenario: "echotest",
-        tag: "crash",
-        messages: 5,
-        rtp: 500,
-        countAfterMs: 6_000,
-        timeoutMs: 60_000,
-      });
-      await waitFor(
-        "the call is up",
-        () => x1.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
-        20_000,
-        100,
-      );
-      await sleep(2_000);
-      await x1.kill9();
-      const x2 = lab.spawn();
-      await x2.ready();
-      assert.ok(x2.lines.some((l) => /event=state_restored .*live=1/.test(l)), x2.lines.join("\n"));
-      const r = await call;
-      assert.deepEqual(r.errors, [], JSON.stringify(r));
-      assert.ok(
-        (r.rtpEchoedLate as number) >= 190,
-        `after the restart, ${r.rtpEchoedLate}/200 packets came back: ${JSON.stringify(r)}`,
-      );
-    });
-  },
+  () => withLab({}, (lab) => weriftAcrossCrash(lab, "crash", "client_path_selected")),
 );
 
 /** A directory serving the janus.js test page with Debian's janus.js and adapter.js. */
@@ -250,38 +268,12 @@ Deno.test(
   },
 );
 
-Deno.test("crash: the full proxy (icedirect) resumes werift's call", opts, async () => {
-  await withLab({ xrtc: { icedirect: true } }, async (lab) => {
-    const x1 = lab.spawn();
-    await x1.ready();
-    const call = runWeriftClient(lab.topo, {
-      signal: "http",
-      base: lab.base,
-      scenario: "echotest",
-      tag: "full",
-      messages: 5,
-      rtp: 500,
-      countAfterMs: 6_000,
-      timeoutMs: 60_000,
-    });
-    await waitFor(
-      "the call is up",
-      () => x1.lines.some((l) => l.includes("event=janus_target_selected")) || undefined,
-      20_000,
-      100,
-    );
-    await sleep(2_000);
-    await x1.kill9();
-    const x2 = lab.spawn();
-    await x2.ready();
-    const r = await call;
-    assert.deepEqual(r.errors, [], JSON.stringify(r));
-    assert.ok(
-      (r.rtpEchoedLate as number) >= 190,
-      `after the restart, ${r.rtpEchoedLate}/200 packets came back`,
-    );
-  });
-});
+Deno.test(
+  "crash: the full proxy (icedirect) resumes werift's call",
+  opts,
+  () =>
+    withLab({ xrtc: { icedirect: true } }, (lab) => weriftAcrossCrash(lab, "full", "janus_target_selected")),
+);
 
 Deno.test("crash: 100 werift sessions at once all resume", opts, async () => {
   await withLab({
@@ -410,7 +402,7 @@ Deno.test(
   "drain: SIGTERM refuses new sessions (HTTP and WebSocket, 503), the live calls go on, then xRTC exits; a second SIGTERM stops at once",
   opts,
   async (t) => {
-    const adminPort = 19_090;
+    const adminPort = freePort();
     await withLab({ xrtc: { admin: { addr: `127.0.0.1:${adminPort}` } } }, async (lab) => {
       await t.step("drain", async () => {
         const x = lab.spawn();
@@ -481,21 +473,12 @@ Deno.test(
       await t.step("a second SIGTERM during a drain stops at once", async () => {
         const x = lab.spawn();
         await x.ready();
-        const call = runWeriftClient(lab.topo, {
-          signal: "http",
-          base: lab.base,
-          scenario: "echotest",
+        const { call } = await weriftCallUp(lab, x, {
           tag: "twice",
           messages: 1,
           rtp: 500,
           timeoutMs: 30_000,
         });
-        await waitFor(
-          "the call is up",
-          () => x.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
-          20_000,
-          100,
-        );
         x.signal("SIGTERM");
         await sleep(500);
         assert.equal(await x.exited(100), undefined, "draining");
@@ -513,25 +496,16 @@ Deno.test(
   "reload: SIGHUP applies a new upstream, route and candidate_ips with live calls; a broken file changes nothing",
   opts,
   async () => {
-    const adminPort = 19_091;
+    const adminPort = freePort();
     await withLab({ xrtc: { admin: { addr: `127.0.0.1:${adminPort}` } } }, async (lab) => {
       const x = lab.spawn();
       await x.ready();
-      const call = runWeriftClient(lab.topo, {
-        signal: "http",
-        base: lab.base,
-        scenario: "echotest",
+      const { call } = await weriftCallUp(lab, x, {
         tag: "reload",
         messages: 5,
         rtp: 400,
         timeoutMs: 60_000,
       });
-      await waitFor(
-        "the call is up",
-        () => x.lines.some((l) => l.includes("event=client_path_selected")) || undefined,
-        20_000,
-        100,
-      );
       const original = await Deno.readTextFile(lab.config);
       // A second candidate address, the upstream placed by least sessions with faster probes, a new route.
       const changed = original
@@ -559,7 +533,7 @@ Deno.test(
         await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text(),
         /xrtc_config_generation 2/,
       );
-      const s = await openEchoSessionAt(lab.base);
+      const s = await openEchoSession(lab.base);
       assert.ok(
         s.candidates.some((c) => c.includes(" 198.19.0.3 ")),
         `new sessions get the new candidate: ${s.candidates}`,
@@ -588,31 +562,3 @@ Deno.test(
     });
   },
 );
-
-/** An echotest session opened through xRTC's HTTP API; returns the candidates of the answer. */
-async function openEchoSessionAt(base: string): Promise<{ candidates: string[] }> {
-  const offer = Deno.readTextFileSync(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
-  const post = async (path: string, body: unknown) =>
-    await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
-  const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
-  const hid =
-    (await post(`/${sid}`, { janus: "attach", plugin: "janus.plugin.echotest", transaction: "a" })).data.id;
-  await post(`/${sid}/${hid}`, {
-    janus: "message",
-    transaction: "m",
-    body: { audio: true },
-    jsep: { type: "offer", sdp: offer },
-  });
-  for (let i = 0; i < 10; i++) {
-    const events = await (await fetch(`${base}/janus/${sid}?maxev=5`)).json();
-    for (const e of Array.isArray(events) ? events : [events]) {
-      if (e.jsep) {
-        await post(`/${sid}`, { janus: "destroy", transaction: "d" });
-        return {
-          candidates: (e.jsep.sdp as string).split(/\r?\n/).filter((l) => l.startsWith("a=candidate:")),
-        };
-      }
-    }
-  }
-  throw new Error("no answer");
-}

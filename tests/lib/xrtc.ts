@@ -177,10 +177,12 @@ export async function withStack(
 const FIXTURE_OFFER = Deno.readTextFileSync(new URL("../fixtures/chromium-offer.sdp", import.meta.url));
 
 /** Opens an echotest session through xRTC's HTTP API with the captured Chromium offer; returns the
- * credentials xRTC gave the client, and the client's own ufrag. */
+ * credentials xRTC gave the client, the client's own ufrag, and the answer's candidate lines. */
 export async function openEchoSession(
   base: string,
-): Promise<{ sid: number; hid: number; ufrag: string; pwd: string; clientUfrag: string }> {
+): Promise<
+  { sid: number; hid: number; ufrag: string; pwd: string; clientUfrag: string; candidates: string[] }
+> {
   const post = async (path: string, body: unknown) =>
     await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
   const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
@@ -201,6 +203,7 @@ export async function openEchoSession(
           hid,
           ...iceCredentials(parseSdp(e.jsep.sdp))!,
           clientUfrag: iceCredentials(parseSdp(FIXTURE_OFFER))!.ufrag,
+          candidates: (e.jsep.sdp as string).split(/\r?\n/).filter((l) => l.startsWith("a=candidate:")),
         };
       }
     }

@@ -9,6 +9,7 @@
 //   no more media and is dropped; the session ends when no path is left.
 // - Media follows the most recently nominated validated path (RFC 8445 §8.1.1); before any nomination,
 //   the most recently checked validated one.
+import { type PeerAddress, peerAddress } from "../../io/address.ts";
 import type { StunMessage } from "../../stun/message.ts";
 import { randomTransactionId, transactionKey } from "../../stun/message.ts";
 import { drop, pathValidations } from "../../telemetry/catalog.ts";
@@ -16,6 +17,7 @@ import { log } from "../../telemetry/log.ts";
 import type { IceCredentials } from "../credentials.ts";
 import { TIMING } from "../timing.ts";
 import type { ClientPath } from "./client_path.ts";
+import type { LiveState } from "./media_session.ts";
 import { authenticResponse, validationCheck } from "./client_check.ts";
 
 interface PathState {
@@ -216,6 +218,19 @@ export class ClientPaths {
     this.#paths.set(path.key, st);
     if (validated) path.adopt();
     this.#reselect();
+  }
+
+  /** The client addresses of a live state recorded before a restart, bound again on their ports
+   * (`bind` gives the path of an address on a port of this shard, if the port is still there). */
+  restoreAll(
+    paths: LiveState["paths"],
+    bind: (port: string, from: PeerAddress) => ClientPath | undefined,
+  ): void {
+    for (const p of paths) {
+      const from = peerAddress(p.host, p.remotePort);
+      const path = from && bind(p.port, from);
+      if (path) this.restore(path, p.validated, p.selected);
+    }
   }
 
   /** The UDP paths, for the live state kept on disk (a TCP connection cannot outlive the process). */

@@ -110,10 +110,7 @@ export class HalfSession implements MediaSession {
   }
 
   #restore(live: LiveState): void {
-    for (const p of live.paths) {
-      const port = this.#host.port(p.port), from = peerAddress(p.host, p.remotePort);
-      if (port && from) this.#paths.restore(port.bind(from, this), p.validated, p.selected);
-    }
+    this.#paths.restoreAll(live.paths, (port, from) => this.#host.port(port)?.bind(from, this));
     const janus = live.janus && peerAddress(live.janus.host, live.janus.port);
     if (janus) this.leg.restore(janus);
   }
