@@ -71,7 +71,10 @@ Deno.test("--io ffi without FFI permission stops with a clear message; auto fall
   // auto, the default, falls back to the portable backend and says why.
   const auto = await xrtc(["--check-config"], {}, PERMS);
   assert.equal(auto.code, 0, auto.stderr);
-  assert.match(auto.stdout, /"io_backend_in_effect": "deno \(the ffi UDP backend is unavailable: FFI is not permitted: run with --allow-ffi/);
+  assert.match(
+    auto.stdout,
+    /"io_backend_in_effect": "deno \(the ffi UDP backend is unavailable: FFI is not permitted: run with --allow-ffi/,
+  );
 });
 
 /** `deno task start [args]`, as the README runs it: stdout lines as they come, and a SIGTERM stop
