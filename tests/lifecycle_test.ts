@@ -399,6 +399,58 @@ Deno.test(
 );
 
 Deno.test(
+  "client ICE restart over UDP (half proxy): xRTC answers it with new credentials, the Janus leg stays as it is",
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
+    const root = await janusJsRoot(dir);
+    try {
+      await withLab({ xrtc: { root } }, async (lab) => {
+        const x = lab.spawn();
+        await x.ready();
+        const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
+        try {
+          const page = await b.browser.newPage();
+          await page.goto(`${lab.base}/janus_echotest.html?transport=http`);
+          const read = async () => await page.evaluate<PageState>("window.xrtcState");
+          const up = await waitFor(
+            "30 decoded frames over UDP",
+            async () => {
+              const last = (await read()).timeline.at(-1);
+              return last && last.frames > 30 && last.remote?.startsWith("udp:") ? last : undefined;
+            },
+            30_000,
+            200,
+          );
+          const legEvents = () => x.lines.filter((l) => /event=janus_leg_(selected|failed)/.test(l)).length;
+          const legsBefore = legEvents();
+          await page.evaluate("window.xrtcIceRestart()");
+          const after = await waitFor(
+            "frames again after the ICE restart",
+            async () => {
+              const s = await read();
+              const restarted = x.lines.some((l) => l.includes("event=client_ice_restart"));
+              return restarted && s.timeline.at(-1)!.frames > up.frames + 90 ? s : undefined;
+            },
+            15_000,
+            200,
+          );
+          const freeze = longestFreeze(after.timeline, up.t);
+          await artifact("media-gap-client-ice-restart-udp.json", { freeze_ms: freeze });
+          assert.equal(legEvents(), legsBefore, "the Janus leg neither re-selected nor failed");
+          assert.deepEqual(after.errors, []);
+          assert.equal(after.timeline.at(-1)!.dtls, "connected", "the same DTLS session");
+        } finally {
+          await b.close();
+        }
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
   "drain: SIGTERM refuses new sessions (HTTP and WebSocket, 503), the live calls go on, then xRTC exits; a second SIGTERM stops at once",
   opts,
   async (t) => {

@@ -12,6 +12,9 @@ export interface JanusOptions {
   apiSecret?: string;
   /** Janus's reclaim_session_timeout, seconds: how long a session outlives its WebSocket (0 unless set). */
   reclaimTimeout?: number;
+  /** Media on IPv6 only: Janus gathers its one candidate on the server link's ULA (signalling stays on
+   * IPv4). */
+  ipv6Media?: boolean;
 }
 
 /** The admin API's secret in the tests' Janus (admin API on port 7088, server namespace only). */
@@ -35,7 +38,8 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
   const main = (await Deno.readTextFile(`${dir}/janus.jcfg`))
     .replaceAll("@CONF@", dir)
     .replaceAll("@LIB@", LIB)
-    .replaceAll("@ADDR@", t.janusAddr)
+    .replaceAll("@ADDR@", opts.ipv6Media ? t.janusAddr6 : t.janusAddr)
+    .replaceAll("@IPV6@", String(opts.ipv6Media ?? false))
     .replaceAll("@ICE_TCP@", String(opts.iceTcp ?? false))
     .replaceAll("@ICE_LITE@", String(opts.iceLite ?? false))
     .replaceAll("@FULL_TRICKLE@", String(opts.fullTrickle ?? false))

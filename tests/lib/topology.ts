@@ -1,8 +1,9 @@
 // The test network, made with network namespaces: Janus on a "server host", clients on a "client
 // host" that has a route to xRTC's public address and none to Janus, and xRTC in the root namespace
 // between them. Janus never gathers candidates on loopback, so it needs a real interface.
-// Addresses are from the benchmarking range (RFC 2544, 198.18.0.0/15) and exist only on these links;
-// the topology refuses to start if the machine already uses them.
+// Addresses are from the benchmarking range (RFC 2544, 198.18.0.0/15) and, for IPv6, unique local
+// addresses (RFC 4193, fd18::/64 and fd19::/64), and exist only on these links; the topology refuses to
+// start if the machine already uses them.
 import { run } from "./run.ts";
 
 export interface Topology {
@@ -14,6 +15,11 @@ export interface Topology {
   /** xRTC's address as clients reach it, and the client host's. */
   xrtcPublic: string;
   clientAddr: string;
+  /** The same four on IPv6 (each link also has its ULA /64). */
+  xrtcServerSide6: string;
+  janusAddr6: string;
+  xrtcPublic6: string;
+  clientAddr6: string;
   /** Runs a command inside the client namespace. */
   inClient(cmd: string[]): string[];
   close(): Promise<void>;
@@ -32,6 +38,10 @@ export async function makeTopology(): Promise<Topology> {
     janusAddr: "198.18.0.2",
     xrtcPublic: "198.19.0.1",
     clientAddr: "198.19.0.2",
+    xrtcServerSide6: "fd18::1",
+    janusAddr6: "fd18::2",
+    xrtcPublic6: "fd19::1",
+    clientAddr6: "fd19::2",
     inClient: (cmd) => ["ip", "netns", "exec", clientNs, ...cmd],
     close: async () => {
       await run(["ip", "netns", "del", serverNs], { allowFail: true });
@@ -42,17 +52,15 @@ export async function makeTopology(): Promise<Topology> {
   };
   await removeStale();
   const inUse = await run(["ip", "-br", "addr"]);
-  if (/\b198\.1[89]\./.test(inUse)) {
-    throw new Error(`198.18.0.0/15 is already in use on this machine:\n${inUse}`);
+  if (/\b198\.1[89]\.|\bfd1[89]::/.test(inUse)) {
+    throw new Error(`198.18.0.0/15 or fd18::/fd19:: is already in use on this machine:\n${inUse}`);
   }
   try {
     for (
-      const [ns, veth, mine, theirs] of [[serverNs, sv, t.xrtcServerSide, t.janusAddr], [
-        clientNs,
-        cv,
-        t.xrtcPublic,
-        t.clientAddr,
-      ]]
+      const [ns, veth, mine, theirs, mine6, theirs6] of [
+        [serverNs, sv, t.xrtcServerSide, t.janusAddr, t.xrtcServerSide6, t.janusAddr6],
+        [clientNs, cv, t.xrtcPublic, t.clientAddr, t.xrtcPublic6, t.clientAddr6],
+      ]
     ) {
       await run(["ip", "netns", "add", ns]);
       await run(["ip", "link", "add", `${veth}a`, "type", "veth", "peer", "name", `${veth}b`, "netns", ns]);
@@ -61,12 +69,21 @@ export async function makeTopology(): Promise<Topology> {
       await run(["ip", "-n", ns, "addr", "add", `${theirs}/24`, "dev", `${veth}b`]);
       await run(["ip", "-n", ns, "link", "set", `${veth}b`, "up"]);
       await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
+      // nodad: usable at once, no duplicate-address detection wait on a link of two ends.
+      await run(["ip", "addr", "add", `${mine6}/64`, "dev", `${veth}a`, "nodad"]);
+      await run(["ip", "-n", ns, "addr", "add", `${theirs6}/64`, "dev", `${veth}b`, "nodad"]);
     }
     // The client host has only its /24: no route to Janus's network, and no default route.
     const route = await run(["ip", "netns", "exec", clientNs, "ip", "route", "get", t.janusAddr], {
       allowFail: true,
     });
     if (!/unreachable/i.test(route)) throw new Error(`client namespace can route to Janus: ${route}`);
+    const route6 = await run(["ip", "netns", "exec", clientNs, "ip", "-6", "route", "get", t.janusAddr6], {
+      allowFail: true,
+    });
+    if (!/unreachable/i.test(route6)) {
+      throw new Error(`client namespace can route to Janus over IPv6: ${route6}`);
+    }
   } catch (e) {
     await t.close();
     throw e;

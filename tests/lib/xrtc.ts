@@ -27,6 +27,9 @@ export interface XrtcTestOptions {
   upstream?: string;
   /** The listeners' http.root (the project's html/ unless set). */
   root?: string;
+  /** The shared UDP port dual-stack ("[::]") with candidates on both families (IPv4 and the client
+   * link's ULA). */
+  dualStack?: boolean;
 }
 
 /** The backend every integration test runs on: XRTC_TEST_IO (deno unless set). */
@@ -60,9 +63,9 @@ services:
   ice_udp:
     proto: udp
     net:
-      addr: ${t.xrtcPublic}:${PORTS.udp}
+      addr: ${o.dualStack ? `"[::]:${PORTS.udp}"` : `${t.xrtcPublic}:${PORTS.udp}`}
       enable_ice: true
-      candidate_ips: [${t.xrtcPublic}]
+      candidate_ips: [${t.xrtcPublic}${o.dualStack ? `, "${t.xrtcPublic6}"` : ""}]
   ice_tcp:
     proto: tcp
     net:

@@ -13,6 +13,8 @@ interface Options {
   messages: number;
   rtp: number;
   iceTcp?: boolean;
+  /** Gather and use IPv6 addresses only (the client namespace's ULA). */
+  ipv6?: boolean;
   timeoutMs?: number;
   /** Time between RTP packets (20 ms unless set). */
   rtpIntervalMs?: number;
@@ -152,8 +154,8 @@ function makePc(): RTCPeerConnection {
   return new RTCPeerConnection({
     codecs: { video: [new RTCRtpCodecParameters({ mimeType: "video/VP8", clockRate: 90000 })], audio: [] },
     iceUseTcp: opts.iceTcp ?? false,
-    iceUseIpv4: true,
-    iceUseIpv6: false,
+    iceUseIpv4: !opts.ipv6,
+    iceUseIpv6: opts.ipv6 ?? false,
   });
 }
 
