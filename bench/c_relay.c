@@ -104,21 +104,32 @@ int main(int argc, char **argv) {
         int got = receive(fd);
         if (got <= 0) break;
         if (fd == front) {
-          // Client -> peer, through the client's own upstream socket; runs of one client go together.
-          int start = 0;
-          struct client *run = NULL;
+          // Client -> peer, through the client's own upstream socket: the batch is regrouped by client so
+          // that each client's packets leave in one sendmmsg, however the clients interleave.
+          static struct mmsghdr grouped[BATCH];
+          static struct client *owner[BATCH];
           for (int i = 0; i < got; i++) {
             iovs[i].iov_len = msgs[i].msg_len;
-            struct client *c = client_of(&addrs[i]);
+            owner[i] = client_of(&addrs[i]);
             addrs[i] = peer;
             msgs[i].msg_hdr.msg_namelen = sizeof peer;
-            if (c != run) {
-              if (run) send_all(run->upstream, start, i);
-              run = c;
-              start = i;
+          }
+          for (int i = 0; i < got; i++) {
+            if (!owner[i]) continue;
+            struct client *c = owner[i];
+            int n = 0;
+            for (int j = i; j < got; j++) {
+              if (owner[j] != c) continue;
+              grouped[n++] = msgs[j];
+              owner[j] = NULL;
+            }
+            int sent = 0;
+            while (sent < n) {
+              int k = sendmmsg(c->upstream, &grouped[sent], n - sent, 0);
+              if (k <= 0) break;
+              sent += k;
             }
           }
-          if (run) send_all(run->upstream, start, got);
         } else {
           // Peer -> the client this upstream socket belongs to.
           struct client *c = client_by_upstream(fd);

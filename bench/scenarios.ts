@@ -148,7 +148,7 @@ function idleSessions(ctx: Context, x: BenchXrtc, n: number): Promise<GenResult>
 
 let cRelay: string | undefined;
 /** bench/c_relay.c, built once per run with the machine's C compiler. */
-async function buildCRelay(): Promise<string> {
+export async function buildCRelay(): Promise<string> {
   if (cRelay) return cRelay;
   const out = `${await Deno.makeTempDir({ prefix: "xrtc-bench-c-" })}/c_relay`;
   const r = await new Deno.Command("gcc", { args: ["-O2", "-o", out, `${ROOT}bench/c_relay.c`] }).output()

@@ -12,6 +12,9 @@ export interface JanusOptions {
   apiSecret?: string;
   /** Janus's reclaim_session_timeout, seconds: how long a session outlives its WebSocket (0 unless set). */
   reclaimTimeout?: number;
+  /** A second Janus beside the first in the server namespace: instance 1 listens on ports one above
+   * (HTTP 8089, WS 8189, admin 7089) and takes the upper half of the RTP range. */
+  instance?: 0 | 1;
   /** Media on IPv6 only: Janus gathers its one candidate on the server link's ULA (signalling stays on
    * IPv4). */
   ipv6Media?: boolean;
@@ -32,9 +35,22 @@ export interface Janus {
 const LIB = "/usr/lib/x86_64-linux-gnu/janus";
 const CONF_DIR = new URL("../janus/", import.meta.url).pathname;
 
+/** The ports of a Janus instance in the server namespace. */
+export function janusPorts(instance: 0 | 1 = 0) {
+  return { http: 8088 + instance, ws: 8188 + instance, admin: 7088 + instance };
+}
+
 export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<Janus> {
   const dir = await Deno.makeTempDir({ prefix: "xrtc-janus-" });
-  for await (const e of Deno.readDir(CONF_DIR)) await Deno.copyFile(CONF_DIR + e.name, `${dir}/${e.name}`);
+  const ports = janusPorts(opts.instance);
+  for await (const e of Deno.readDir(CONF_DIR)) {
+    const text = (await Deno.readTextFile(CONF_DIR + e.name))
+      .replaceAll("@HTTP_PORT@", String(ports.http))
+      .replaceAll("@WS_PORT@", String(ports.ws))
+      .replaceAll("@ADMIN_PORT@", String(ports.admin))
+      .replaceAll("@RTP_RANGE@", opts.instance === 1 ? "30000-39999" : "20000-29999");
+    await Deno.writeTextFile(`${dir}/${e.name}`, text);
+  }
   const main = (await Deno.readTextFile(`${dir}/janus.jcfg`))
     .replaceAll("@CONF@", dir)
     .replaceAll("@LIB@", LIB)
@@ -54,7 +70,7 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
     stdout: "null",
     stderr: "null",
   }).spawn();
-  const httpUrl = `http://${t.janusAddr}:8088`;
+  const httpUrl = `http://${t.janusAddr}:${ports.http}`;
   try {
     await waitFor(
       "Janus HTTP API",
@@ -69,10 +85,10 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
   }
   return {
     httpUrl,
-    wsUrl: `ws://${t.janusAddr}:8188`,
+    wsUrl: `ws://${t.janusAddr}:${ports.ws}`,
     logFile,
     admin: async (body, path = "") =>
-      await (await fetch(`http://${t.janusAddr}:7088/admin${path}`, {
+      await (await fetch(`http://${t.janusAddr}:${ports.admin}/admin${path}`, {
         method: "POST",
         body: JSON.stringify({ transaction: crypto.randomUUID(), admin_secret: ADMIN_SECRET, ...body }),
       })).json(),

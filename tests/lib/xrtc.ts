@@ -27,6 +27,9 @@ export interface XrtcTestOptions {
   upstream?: string;
   /** The listeners' http.root (the project's html/ unless set). */
   root?: string;
+  /** Two Janus servers (instances 0 and 1 of tests/lib/janus.ts) as named backends janus-a and janus-b,
+   * instead of the one Janus of `servers:`. */
+  twoJanus?: boolean;
   /** The shared UDP port dual-stack ("[::]") with candidates on both families (IPv4 and the client
    * link's ULA). */
   dualStack?: boolean;
@@ -52,7 +55,13 @@ services:
   janus:
     proto: upstream
     mode: rr
-    servers: [http://${t.janusAddr}:8088, ws://${t.janusAddr}:8188]${o.upstream ?? ""}${
+    ${
+    o.twoJanus
+      ? `backends:
+      - { name: janus-a, http: "http://${t.janusAddr}:8088", ws: "ws://${t.janusAddr}:8188" }
+      - { name: janus-b, http: "http://${t.janusAddr}:8089", ws: "ws://${t.janusAddr}:8189" }`
+      : `servers: [http://${t.janusAddr}:8088, ws://${t.janusAddr}:8188]`
+  }${o.upstream ?? ""}${
     o.admin
       ? `
   admin:
