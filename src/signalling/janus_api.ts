@@ -1,5 +1,5 @@
 // The Janus API's JSON as xRTC reads it: types, ids, request kinds, and Janus-style errors.
-import type { SignallingKind } from "../telemetry/catalog.ts";
+import { KINDS, type SignallingKind } from "../telemetry/catalog.ts";
 
 export type Json = null | boolean | number | string | Json[] | JsonObject;
 export interface JsonObject {
@@ -61,21 +61,10 @@ export function janusError(
   return reply;
 }
 
-const KIND_OF = new Map<string, SignallingKind>(
-  ([
-    "create",
-    "attach",
-    "message",
-    "trickle",
-    "keepalive",
-    "hangup",
-    "detach",
-    "destroy",
-    "claim",
-    "info",
-  ] as const)
-    .map((k) => [k, k]),
-);
+/** The request verbs Janus dispatches on: every kind xRTC counts except a long-poll and the rest. */
+export const JANUS_VERBS: readonly SignallingKind[] = KINDS.filter((k) => k !== "poll" && k !== "other");
+
+const KIND_OF = new Map<string, SignallingKind>(JANUS_VERBS.map((k) => [k, k]));
 
 /** The kind of a request. Janus reads the verb case-insensitively (strcasecmp), so xRTC does too: a
  * "MESSAGE" is a message, whose SDP must be rewritten like any other. */

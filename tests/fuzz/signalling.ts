@@ -22,6 +22,7 @@ import { ClaimBoard } from "../../src/ice/shards/claims.ts";
 import { ManualClock } from "../../src/io/clock.ts";
 import { MAX_JANUS_CANDIDATES } from "../../src/ice/timing.ts";
 import { KINDS } from "../../src/telemetry/catalog.ts";
+import { JANUS_VERBS } from "../../src/signalling/janus_api.ts";
 import {
   defineTarget,
   expect,
@@ -38,19 +39,6 @@ const XRTC_ADDRESS = "198.18.0.1";
 /** Janus's candidates (the fixture's, and one more of each family): never shown to the client. */
 const JANUS_ADDRESSES = ["198.18.0.2", "fd00::2"];
 const DEFAULTS = defaultOptions();
-/** Request verbs Janus dispatches on, matched case-insensitively (strcasecmp in janus.c). */
-const JANUS_VERBS = [
-  "create",
-  "attach",
-  "message",
-  "trickle",
-  "keepalive",
-  "hangup",
-  "detach",
-  "destroy",
-  "claim",
-  "info",
-];
 /** Keys that shadow what every object inherits: JSON may carry them anywhere. */
 const POISON_KEYS = ["toString", "valueOf", "__proto__", "constructor", "hasOwnProperty"];
 
@@ -770,7 +758,7 @@ class Sequence {
         expect(!sent.includes(a), `client candidate ${a} forwarded to Janus in a trickle`);
       }
     }
-    if (JANUS_VERBS.includes(janusVerb)) {
+    if ((JANUS_VERBS as readonly string[]).includes(janusVerb)) {
       expect(
         pending.kind === janusVerb,
         `Janus dispatches "${msg.janus}" as ${janusVerb}; xRTC handled it as ${pending.kind}`,
