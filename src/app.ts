@@ -16,6 +16,7 @@ import { JanusSignalling } from "./signalling/janus.ts";
 import { Upstreams } from "./signalling/upstreams.ts";
 import type { HandleEntry, JanusSessionEntry, RegistryChange } from "./signalling/sessions.ts";
 import { janusRequest } from "./signalling/janus_client.ts";
+import { ClusterDirectory } from "./cluster/cluster.ts";
 import { type HandlerDeps, makeHttpHandler } from "./http/server.ts";
 import { ConnectionLimiter } from "./front/connections.ts";
 import { TcpPort } from "./front/tcp_port.ts";
@@ -239,11 +240,20 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     });
   }
   const janusClient = Deno.createHttpClient({ poolIdleTimeout: 30_000 });
+  // Several nodes: the sessions this node holds go into the cluster's directory.
+  const cluster = config.cluster
+    ? new ClusterDirectory(config.cluster, function* () {
+      for (const s of signalling.sessions.sessions()) yield s.id;
+    })
+    : undefined;
   const signalling = new JanusSignalling(negotiator, {
     limits: config.options.limits,
     timers: config.options.janus,
     tellJanus: (b, path, request) => void janusRequest(b, path, { janus: request }, janusClient),
-    onChange: record,
+    onChange: (c) => {
+      record(c);
+      cluster?.onRegistryChange(c);
+    },
   });
   const upstreams = new Upstreams(config, janusClient, (b) => {
     if (!b.up) signalling.sessions.backendDown(b);
@@ -344,6 +354,14 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     return live;
   };
   restoreFromState(opts.takeover ? "takeover" : "start");
+  cluster?.start();
+  const clusterDeps = cluster && config.cluster
+    ? {
+      directory: cluster,
+      client: Deno.createHttpClient({ poolIdleTimeout: 30_000, poolMaxIdlePerHost: 64 }),
+      forwardTimeoutMs: config.cluster.forwardTimeoutMs,
+    }
+    : undefined;
 
   // The one shutdown signal: aborts upstream requests in flight and closes proxied WebSockets.
   const shutdown = new AbortController();
@@ -367,6 +385,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     shutdown: shutdown.signal,
     trustedProxies: c.options.limits.trustedProxies,
     inFlightPerWebSocket: c.options.limits.inFlightPerWebSocket,
+    cluster: clusterDeps,
   });
   const httpListeners = new Map<string, HttpListener>();
   const tcpPorts = new Map<string, TcpPort>();
@@ -433,6 +452,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
       janus: signalling.sessions,
       pools: upstreams.all(),
       negotiated: negotiator?.sessionCount ?? 0,
+      cluster: cluster?.status(),
     });
   };
   const startAdmin = (c: Config) => {
@@ -471,6 +491,9 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     // The records stay for the next process: nothing of the teardown below is written.
     recording = false;
     journal?.close();
+    // The directory keeps this node's entries: a restart (or the process taking over) serves them on.
+    cluster?.stop();
+    clusterDeps?.client.close();
     clearInterval(registrySweeper);
     clearInterval(releaser);
     shutdown.abort();
@@ -527,6 +550,9 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
       notApplied.push("options.consent_timeout (the shards read it at start)");
     }
     if (n.stateDir !== o.stateDir) notApplied.push("options.state_dir (opened once)");
+    if (JSON.stringify(next.cluster) !== JSON.stringify(config.cluster)) {
+      notApplied.push("cluster (the node joins its cluster once)");
+    }
     // Everything else, reconciled.
     setLogLevel(n.logLevel);
     limiter.update(n.limits.maxConnections, n.limits.maxConnectionsPerAddress);

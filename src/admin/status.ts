@@ -22,6 +22,8 @@ export interface StatusInputs {
   janus: JanusSessions;
   pools: BackendPool[];
   negotiated: number;
+  /** This node in its cluster, when there is one. */
+  cluster?: { node: string; redis: "up" | "down"; nodes: string[] };
 }
 
 export interface SessionStatus {
@@ -91,6 +93,7 @@ export function buildStatus(i: StatusInputs, limit = STATUS_SESSION_LIMIT): unkn
     uptime_ms: now - i.startedAt,
     io_backend: i.ioBackend,
     draining: i.draining,
+    cluster: i.cluster ?? null,
     config: { generation: i.config.generation, last_reload: i.config.lastReload ?? null },
     shards: i.shards.map((s) => ({ ...s.report.stats, up: s.up })),
     totals: {

@@ -1,7 +1,7 @@
 // The effective configuration with every default filled in, as YAML-compatible JSON (--check-config),
 // written from the same field tables the loader reads with.
 import type { Config } from "./types.ts";
-import { HEALTH_FIELDS, HTTP_FIELDS, OPTION_FIELDS } from "./load.ts";
+import { CLUSTER_FIELDS, HEALTH_FIELDS, HTTP_FIELDS, OPTION_FIELDS } from "./load.ts";
 import { showFields } from "./schema.ts";
 import { formatHostPort } from "../io/address.ts";
 
@@ -10,6 +10,8 @@ export function effectiveConfig(c: Config, notes: { ioBackend?: string } = {}): 
   if (notes.ioBackend) options.io_backend_in_effect = notes.ioBackend;
   return {
     options,
+    // A single node unless a cluster is configured.
+    cluster: c.cluster ? showFields(CLUSTER_FIELDS, c.cluster) : null,
     services: Object.fromEntries([
       ...[...c.upstreams.values()].map((u) => [u.name, {
         proto: "upstream",

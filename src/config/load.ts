@@ -7,6 +7,7 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAM
 import {
   type AdminService,
   type Backend,
+  type ClusterConfig,
   type Config,
   type HealthConfig,
   type HttpConfig,
@@ -95,6 +96,52 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
     read: (r, path, node, t) => readFields(r, path, node, JANUS_FIELDS, t.janus),
     show: (t) => showSection(JANUS_FIELDS, t.janus),
   },
+};
+
+export const CLUSTER_FIELDS: Fields<ClusterConfig> = {
+  redis: {
+    read: (r, path, node, t) => {
+      t.redisUrl = r.string(path, node) ?? "";
+      let url: URL | undefined;
+      try {
+        url = new URL(t.redisUrl);
+      } catch { /* below */ }
+      if (url?.protocol !== "redis:" || !url.hostname) {
+        r.error(path, node, 'expected a Redis URL, "redis://host:6379" (user, password and /db optional)');
+      }
+    },
+    // The password never shows.
+    show: (t) => t.redisUrl.replace(/\/\/[^@/]*@/, "//***@"),
+  },
+  node: {
+    read: (r, path, node, t) => {
+      t.node = r.string(path, node) ?? Deno.hostname();
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(t.node)) {
+        r.error(path, node, "expected a node name: letters, digits, '.', '_', '-' (at most 63)");
+      }
+    },
+    show: (t) => t.node,
+  },
+  peer_url: {
+    read: (r, path, node, t) => {
+      t.peerUrl = (r.string(path, node) ?? "").replace(/\/+$/, "");
+      let url: URL | undefined;
+      try {
+        url = new URL(t.peerUrl);
+      } catch { /* below */ }
+      if (!url || !/^https?:$/.test(url.protocol) || url.pathname !== "/") {
+        r.error(path, node, 'expected this node\'s signalling URL for the other nodes, "http://host:port"');
+      }
+    },
+    show: (t) => t.peerUrl,
+  },
+  key_prefix: {
+    read: (r, path, node, t) => t.keyPrefix = r.string(path, node) ?? "xrtc",
+    show: (t) => t.keyPrefix,
+  },
+  node_ttl: field.duration("nodeTtlMs", 10_000),
+  redis_timeout: field.duration("redisTimeoutMs", 1_000),
+  forward_timeout: field.duration("forwardTimeoutMs", 60_000),
 };
 
 function showSection<T>(fields: Fields<T>, t: T): Record<string, unknown> {
@@ -227,10 +274,17 @@ export function loadConfigText(text: string, file: string): LoadResult {
   }
   if (r.errors.length) throw new ConfigError(r.errors);
 
-  const root = r.map("(root)", doc.contents as Node, ["services", "options"]);
+  const root = r.map("(root)", doc.contents as Node, ["services", "options", "cluster"]);
   if (!root) throw new ConfigError([`${file}: (root): expected a mapping with a "services" key`]);
   const options = defaultOptions();
   readFields(r, "options", r.get(root, "options"), OPTION_FIELDS, options);
+  const clusterNode = r.get(root, "cluster");
+  let cluster: ClusterConfig | undefined;
+  if (clusterNode !== undefined && !(isScalar(clusterNode) && clusterNode.value === null)) {
+    cluster = {} as ClusterConfig;
+    readFields(r, "cluster", clusterNode, CLUSTER_FIELDS, cluster);
+    if (cluster.nodeTtlMs < 1_000) r.error("cluster.node_ttl", r.get(root, "cluster"), "at least 1s");
+  }
 
   const servicesNode = r.get(root, "services");
   const services = servicesNode !== undefined && isMap(servicesNode) ? servicesNode : undefined;
@@ -308,7 +362,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
     if (l.http.root && !l.http.root.startsWith("/")) l.http.root = `${dir}/${l.http.root}`;
   }
   if (options.stateDir && !options.stateDir.startsWith("/")) options.stateDir = `${dir}/${options.stateDir}`;
-  return { config: { file, options, upstreams, listeners, admin }, warnings: r.warnings };
+  return { config: { file, options, cluster, upstreams, listeners, admin }, warnings: r.warnings };
 }
 
 function readUpstream(r: Reader, path: string, name: string, svc: YAMLMap): UpstreamService {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfigText, parseHostPort } from "./load.ts";
 import { parseDuration } from "./duration.ts";
+import { effectiveConfig } from "./effective.ts";
 
 const SEED = `
 services:
@@ -200,4 +201,40 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
     /options\.workers: expected an integer from 1 to 63/,
   );
   assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 64"))[0], /from 1 to 63/);
+});
+
+Deno.test("cluster: absent is a single node; present, every key read, checked, and the password never shown", () => {
+  assert.equal(loadConfigText(SEED, "r.yml").config.cluster, undefined);
+  const { config } = loadConfigText(
+    `cluster:
+  redis: redis://:hunter2hunter2@198.18.8.3:6379/1
+  node: node-a
+  peer_url: http://198.18.8.10:8080/
+  node_ttl: 3s
+${SEED}`,
+    "r.yml",
+  );
+  assert.deepEqual(config.cluster, {
+    redisUrl: "redis://:hunter2hunter2@198.18.8.3:6379/1",
+    node: "node-a",
+    peerUrl: "http://198.18.8.10:8080",
+    keyPrefix: "xrtc",
+    nodeTtlMs: 3_000,
+    redisTimeoutMs: 1_000,
+    forwardTimeoutMs: 60_000,
+  });
+  const shown = JSON.stringify(effectiveConfig(config));
+  assert.ok(!shown.includes("hunter2"), shown);
+  assert.match(shown, /redis:\/\/\*\*\*@198\.18\.8\.3:6379\/1/);
+  const errors = errorsOf(`cluster:
+  redis: http://198.18.8.3:6379
+  node: "bad name!"
+  peer_url: http://198.18.8.10:8080/janus
+  node_ttl: 100ms
+${SEED}`);
+  assert.equal(errors.length, 4, errors.join("\n"));
+  assert.match(errors[0], /r\.yml:2: cluster\.redis: expected a Redis URL/);
+  assert.match(errors[1], /cluster\.node: expected a node name/);
+  assert.match(errors[2], /cluster\.peer_url: expected this node's signalling URL/);
+  assert.match(errors[3], /cluster\.node_ttl: at least 1s/);
 });

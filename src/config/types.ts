@@ -142,9 +142,29 @@ export interface XrtcOptions {
   drainTimeoutMs: number;
 }
 
+/** Several xRTC nodes sharing one session directory on Redis (routes.yml `cluster:`). */
+export interface ClusterConfig {
+  /** redis://[[user]:password@]host[:port][/db] */
+  redisUrl: string;
+  /** This node's name, unique in the cluster (the host name unless set). */
+  node: string;
+  /** Where the other nodes send requests for this node's sessions: its signalling listener's URL. */
+  peerUrl: string;
+  /** Prefix of every Redis key, so several clusters may share one Redis. */
+  keyPrefix: string;
+  /** A node that has not refreshed its entry for this long is gone; its sessions' entries last 3x. */
+  nodeTtlMs: number;
+  /** Deadline of each Redis command, and of connecting. */
+  redisTimeoutMs: number;
+  /** Deadline of a request forwarded to another node for its response headers. */
+  forwardTimeoutMs: number;
+}
+
 export interface Config {
   file: string;
   options: XrtcOptions;
+  /** Absent: a single node (the default). */
+  cluster?: ClusterConfig;
   upstreams: Map<string, UpstreamService>;
   listeners: ListenerService[];
   admin?: AdminService;

@@ -15,6 +15,8 @@ import {
 } from "../signalling/janus.ts";
 import type { BackendPool, BackendState } from "../signalling/backends.ts";
 import { guardedStream, readBody } from "./body.ts";
+import { type ClusterDeps, forwardToNode } from "./forward.ts";
+import { FORWARDED_BY } from "../signalling/directory.ts";
 import { httpRefused, upstreamRequests } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 
@@ -74,6 +76,8 @@ export interface ProxyDeps {
   route: { icedirect: boolean; icetcp: boolean };
   /** Aborted when xRTC stops: in-flight upstream requests (long-polls) end at once. */
   shutdown: AbortSignal;
+  /** Several nodes: requests for sessions another node holds go there. */
+  cluster?: ClusterDeps;
 }
 
 /** The path after /janus: session and handle ids, "info", or something Janus has no such path for. */
@@ -170,10 +174,18 @@ async function proxyJanus(
     handleId: path.handleId,
   };
   if (path.bad) return verdictResponse(sig.refuse("bad_id", ctx, "other", undefined));
+  const hasBody = req.method === "POST" ||
+    (req.body !== null && req.method !== "GET" && req.method !== "HEAD");
+  if (
+    deps.cluster && path.sessionId !== undefined && !sig.sessions.get(path.sessionId) &&
+    !req.headers.has(FORWARDED_BY)
+  ) {
+    return await viaOwner(req, url, client, deps, deps.cluster, ctx, sig, path.sessionId, hasBody, signal);
+  }
   let body: string | null = null;
   let backends: BackendState[];
   let pending: Pending | undefined;
-  if (req.method === "POST" || (req.body && req.method !== "GET" && req.method !== "HEAD")) {
+  if (hasBody) {
     const read = await readBody(req.body, http.maxBodyBytes, http.bodyTimeoutMs, signal);
     if ("error" in read) {
       if (read.error === "too_large") return tooLarge(http.maxBodyBytes);
@@ -247,6 +259,11 @@ async function proxyJanus(
         reply = undefined;
       }
       sig.replied(pending, reply, backend);
+      // A new session is in the cluster's directory before its client can name it to another node.
+      const created = pending.kind === "create" && isObject(reply) && isObject(reply.data)
+        ? idOf(reply.data.id)
+        : undefined;
+      if (created && deps.cluster) await deps.cluster.directory.published(created);
     }
     // A long-poll event that is swallowed becomes a keepalive, which janus.js ignores.
     const out = rewriteJanusText(
@@ -259,6 +276,69 @@ async function proxyJanus(
   }
   if (pending) sig.replied(pending, undefined, undefined);
   return upstreamFailure(lastError, deps.shutdown);
+}
+
+/** A request of a session this node does not hold: served by the node that holds it. */
+async function viaOwner(
+  req: Request,
+  url: URL,
+  client: ClientInfo,
+  deps: ProxyDeps,
+  cluster: ClusterDeps,
+  ctx: ClientContext,
+  sig: JanusSignalling,
+  sessionId: string,
+  hasBody: boolean,
+  signal: AbortSignal,
+): Promise<Response> {
+  const kind = hasBody ? "other" : "poll";
+  const owner = await cluster.directory.locate(sessionId);
+  if (owner.where === "unknown") {
+    return verdictResponse(sig.refuse("unknown_session", ctx, kind, undefined, undefined, sessionId));
+  }
+  if (owner.where !== "node") {
+    const detail = owner.where === "node_gone"
+      ? `the node holding this session (${owner.node}) is not answering`
+      : "the cluster directory is unreachable";
+    return verdictResponse(sig.refuse("cluster_unavailable", ctx, kind, undefined, detail, sessionId));
+  }
+  let body: string | null = null;
+  if (hasBody) {
+    const read = await readBody(req.body, deps.http.maxBodyBytes, deps.http.bodyTimeoutMs, signal);
+    if ("error" in read) {
+      if (read.error === "too_large") return tooLarge(deps.http.maxBodyBytes);
+      if (read.error === "timeout") return bodyTimeout();
+      return jsonResponse(499, { error: "client went away" });
+    }
+    body = new TextDecoder().decode(read.bytes);
+  }
+  const result = await forwardToNode(
+    owner,
+    url.pathname + url.search,
+    { method: req.method, headers: forwardedHeaders(req.headers, client), body },
+    "http",
+    sessionId,
+    cluster,
+    signal,
+  );
+  if ("error" in result) {
+    if (deps.shutdown.aborted) return jsonResponse(503, { error: "xRTC is shutting down" });
+    return verdictResponse(
+      sig.refuse(
+        "cluster_unavailable",
+        ctx,
+        kind,
+        undefined,
+        `node ${owner.node}: ${result.error}`,
+        sessionId,
+      ),
+    );
+  }
+  const upstream = result.response;
+  const out = upstream.body
+    ? upstream.body.pipeThrough(guardedStream(MAX_JANUS_RESPONSE, deps.http.bodyTimeoutMs).stream)
+    : null;
+  return new Response(out, { status: upstream.status, headers: responseHeaders(upstream.headers) });
 }
 
 function verdictResponse(v: { reply: Json; status: number; retryAfter?: number }): Response {

@@ -7,6 +7,7 @@ import type { BackendPool } from "../signalling/backends.ts";
 import { type Cidr, cidrContains } from "../io/address.ts";
 import { type ClientInfo, jsonResponse, proxyHttp } from "./proxy.ts";
 import { proxyWebSocket } from "./ws_proxy.ts";
+import type { ClusterDeps } from "./forward.ts";
 import { notFound, StaticFiles } from "./static.ts";
 import { httpErrors, httpRefused } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
@@ -73,6 +74,8 @@ export interface HandlerDeps {
   shutdown: AbortSignal;
   trustedProxies: Cidr[];
   inFlightPerWebSocket: number;
+  /** Several nodes: requests for sessions another node holds are served there. */
+  cluster?: ClusterDeps;
 }
 
 export function makeHttpHandler(listener: ListenerService, deps: HandlerDeps): HttpHandler {
@@ -126,6 +129,8 @@ export function makeHttpHandler(listener: ListenerService, deps: HandlerDeps): H
         protocols: route.wsProtocols,
         shutdown: deps.shutdown,
         inFlightLimit: deps.inFlightPerWebSocket,
+        cluster: janus ? deps.cluster : undefined,
+        httpPath: route.route.paths.find((p) => p !== "/") ?? "/janus",
       });
     }
     return await proxyHttp(req, url, clientInfo, {
@@ -135,6 +140,7 @@ export function makeHttpHandler(listener: ListenerService, deps: HandlerDeps): H
       signalling: janus ? deps.signalling : undefined,
       route: routeMode,
       shutdown: deps.shutdown,
+      cluster: janus ? deps.cluster : undefined,
     });
   };
 

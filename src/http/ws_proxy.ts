@@ -7,14 +7,19 @@
 // over the limit, or a stalled upstream closes the connection with its RFC 6455 code.
 import {
   type ClientContext,
+  idOf,
   isObject,
   type JanusSignalling,
   type Json,
+  type JsonObject,
   type Pending,
   rewriteJanusText,
 } from "../signalling/janus.ts";
 import type { BackendPool, BackendState } from "../signalling/backends.ts";
-import type { ClientInfo } from "./proxy.ts";
+import { type ClientInfo, forwardedHeaders } from "./proxy.ts";
+import { type ClusterDeps, forwardToNode } from "./forward.ts";
+import { readBody } from "./body.ts";
+import { kindOf } from "../signalling/janus_api.ts";
 import { upstreamRequests, websockets, websocketsClosed } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 
@@ -24,6 +29,9 @@ const MAX_BUFFERED = 4 * 1024 * 1024;
 export const MAX_FRAME = 1024 * 1024;
 /** Client messages held while the upstream opens. */
 const MAX_EARLY = 64;
+/** Frames held behind a create's reply while its session is written to the cluster's directory (that
+ * takes at most the directory's deadline). */
+const MAX_HELD = 1024;
 /** A request whose reply has not come within this long is forgotten (its effect never happens). */
 const PENDING_TTL_MS = 60_000;
 /** RFC 6455 §7.4.1 close codes. */
@@ -45,6 +53,10 @@ export interface WsDeps {
   protocols: string[];
   shutdown: AbortSignal;
   inFlightLimit: number;
+  /** Several nodes: messages for sessions another node holds go there, as HTTP requests. */
+  cluster?: ClusterDeps;
+  /** The route's Janus HTTP path on the other nodes ("/janus"). */
+  httpPath: string;
 }
 
 /** Close codes a client WebSocket may send to an upstream (WHATWG: 1000 or 3000-4999). */
@@ -82,6 +94,11 @@ class WsSession {
   readonly #opening = new Map<BackendState, Promise<WebSocket | undefined>>();
   readonly #pending = new Map<string, Pending>();
   #early: Array<string | ArrayBuffer> = [];
+  /** Messages forwarded to other nodes and not answered yet (they count against the in-flight limit). */
+  #forwarding = 0;
+  /** Frames to the client waiting behind one that waits (#deliver). */
+  #held = 0;
+  #outbox: Promise<void> = Promise.resolve();
   #primary?: BackendState;
   #closed = false;
   readonly #token = {};
@@ -221,10 +238,14 @@ class WsSession {
       if (v.action === "reply") this.#sendClient(JSON.stringify(v.reply));
       return;
     }
-    if (this.#pending.size >= this.deps.inFlightLimit) {
+    if (this.#pending.size + this.#forwarding >= this.deps.inFlightLimit) {
       const v = sig.refuse("in_flight_limit", this.#ctx, "other", tx);
       if (v.action === "reply") this.#sendClient(JSON.stringify(v.reply));
       return;
+    }
+    const foreign = this.deps.cluster ? idOf(parsed.session_id) : undefined;
+    if (foreign !== undefined && !sig.sessions.get(foreign)) {
+      return this.#viaOwner(this.deps.cluster!, sig, parsed, data, foreign);
     }
     const verdict = sig.fromClient(parsed, this.#ctx);
     if (verdict.action === "reply") return this.#sendClient(JSON.stringify(verdict.reply));
@@ -246,6 +267,58 @@ class WsSession {
             error: { code: 503, reason: "xRTC: this session's Janus is unreachable" },
           }),
         );
+      }
+    });
+  }
+
+  /** A message for a session another node holds: sent there as its HTTP request, the reply returned
+   * here. Its events flow where the session lives (the other node's transport). */
+  #viaOwner(
+    cluster: ClusterDeps,
+    sig: JanusSignalling,
+    msg: JsonObject,
+    text: string,
+    sessionId: string,
+  ): void {
+    const kind = kindOf(msg.janus);
+    const tx = msg.transaction;
+    const refuse = (reason: "unknown_session" | "cluster_unavailable", detail?: string) =>
+      this.#sendClient(JSON.stringify(sig.refuse(reason, this.#ctx, kind, tx, detail, sessionId).reply));
+    this.#forwarding++;
+    this.#safely(async () => {
+      try {
+        const owner = await cluster.directory.locate(sessionId);
+        if (this.#closed) return;
+        if (owner.where === "unknown") return refuse("unknown_session");
+        if (owner.where !== "node") return refuse("cluster_unavailable");
+        // A claim moves a session's events to the claiming transport, which must be on its own node.
+        if (kind === "claim") {
+          return refuse("unknown_session", `this session lives on node ${owner.node}: claim it there`);
+        }
+        const handleId = idOf(msg.handle_id);
+        const result = await forwardToNode(
+          owner,
+          `${this.deps.httpPath}/${sessionId}${handleId ? `/${handleId}` : ""}`,
+          {
+            method: "POST",
+            headers: forwardedHeaders(new Headers({ "content-type": "application/json" }), this.client),
+            body: text,
+          },
+          "ws",
+          sessionId,
+          cluster,
+          this.deps.shutdown,
+        );
+        if (this.#closed) return;
+        if ("error" in result) return refuse("cluster_unavailable", `node ${owner.node}: ${result.error}`);
+        const reply = await readBody(result.response.body, MAX_FRAME, PENDING_TTL_MS, this.deps.shutdown);
+        if (this.#closed) return;
+        if ("error" in reply) {
+          return refuse("cluster_unavailable", `node ${owner.node}: reply ${reply.error}`);
+        }
+        this.#deliver(new TextDecoder().decode(reply.bytes).trim());
+      } finally {
+        this.#forwarding--;
       }
     });
   }
@@ -272,7 +345,8 @@ class WsSession {
   #fromUpstream(data: string | ArrayBuffer, from: BackendState): void {
     if (this.#closed || this.#tooBig(data)) return;
     const sig = this.#sig;
-    if (!sig || typeof data !== "string") return this.#sendClient(data);
+    if (!sig || typeof data !== "string") return this.#deliver(data);
+    let published: Promise<void> | undefined;
     // A reply to a request that is waiting: Janus's decision takes effect now.
     if (this.#pending.size > 0) {
       try {
@@ -283,12 +357,30 @@ class WsSession {
           if (p && !(r.janus === "ack" && p.kind === "message")) {
             this.#pending.delete(r.transaction);
             sig.replied(p, r, from);
+            // A new session is in the cluster's directory before its client can name it elsewhere.
+            const created = p.kind === "create" && isObject(r.data) ? idOf(r.data.id) : undefined;
+            if (created && this.deps.cluster) published = this.deps.cluster.directory.published(created);
           }
         }
       } catch { /* not JSON: passed on as is */ }
     }
     const out = rewriteJanusText(data, sig, {}, undefined);
-    if (out !== undefined) this.#sendClient(out);
+    if (out !== undefined) this.#deliver(out, published);
+  }
+
+  /** Sends to the client in Janus's order: a frame that waits (a create's reply, until the session is in
+   * the cluster's directory) holds back the frames after it. */
+  #deliver(data: string | ArrayBuffer, wait?: Promise<void>): void {
+    if (!wait && this.#held === 0) return this.#sendClient(data);
+    if (this.#held >= MAX_HELD) {
+      websocketsClosed.inc({ reason: "slow_peer" });
+      return this.#closeAll(CLOSE.TRY_AGAIN, "too many frames waiting");
+    }
+    this.#held++;
+    this.#outbox = this.#outbox.then(() => wait).then(() => this.#sendClient(data)).catch((e) =>
+      this.#fail(e)
+    )
+      .finally(() => this.#held--);
   }
 
   #expirePending(): void {

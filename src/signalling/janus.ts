@@ -165,6 +165,12 @@ const REFUSED: Record<Refusal, { code: number; status: number; reason: string; r
     reason: "this node is draining: no new sessions",
     retryAfter: 5,
   },
+  cluster_unavailable: {
+    code: JanusError.UNAVAILABLE,
+    status: 503,
+    reason: "the node holding this session cannot be reached now",
+    retryAfter: 1,
+  },
 };
 
 export interface SignallingOptions {
@@ -333,7 +339,10 @@ export class JanusSignalling {
         jsep.sdp = serializeSdp(stripCandidates(sdp, false));
       } else if (type === "offer") {
         const isNew = !handle.ice.spec && !handle.ice.reserved;
-        if (isNew && this.sessions.iceSessionsOf(ctx.client) >= this.opts.limits.iceSessionsPerAddress) {
+        if (
+          isNew &&
+          this.sessions.iceSessionsOf(handle.session.client) >= this.opts.limits.iceSessionsPerAddress
+        ) {
           return this.refuse("client_ice_limit", ctx, "message", msg.transaction, undefined, sid);
         }
         jsep.sdp = serializeSdp(this.negotiator.clientOffer(handle.ice, sdp));

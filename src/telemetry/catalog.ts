@@ -223,6 +223,7 @@ export const REFUSALS = [
   "duplicate_transaction",
   "bad_sdp",
   "draining",
+  "cluster_unavailable",
 ] as const;
 export type Refusal = typeof REFUSALS[number];
 
@@ -471,4 +472,41 @@ export const draining = registry.gauge({
   name: "xrtc_draining",
   help: "1 while the node drains (after SIGTERM): no new Janus sessions, existing ones go on.",
   labels: [],
+});
+
+export const clusterRedisUp = registry.gauge({
+  name: "xrtc_cluster_redis_up",
+  help: "1 while the cluster's session directory (Redis) is reachable; absent on a single node.",
+  labels: [],
+});
+
+export const clusterNodes = registry.gauge({
+  name: "xrtc_cluster_nodes",
+  help: "xRTC nodes of the cluster that refreshed their directory entry within the node TTL.",
+  labels: [],
+});
+
+export const clusterDirectoryWrites = registry.counter({
+  name: "xrtc_cluster_directory_writes_total",
+  help: "Writes of this node's sessions to the cluster directory, by outcome.",
+  labels: ["outcome"],
+  values: { outcome: ["ok", "failed"] },
+});
+
+/** Where a request for a Janus session this node does not hold was found. */
+export const LOOKUP_RESULTS = ["cached", "found", "unknown", "node_gone", "unreachable"] as const;
+export type LookupResult = typeof LOOKUP_RESULTS[number];
+
+export const clusterLookups = registry.counter({
+  name: "xrtc_cluster_lookups_total",
+  help: "Lookups of Janus sessions held by another node, by result.",
+  labels: ["result"],
+  values: { result: LOOKUP_RESULTS },
+});
+
+export const clusterForwarded = registry.counter({
+  name: "xrtc_cluster_forwarded_total",
+  help: "Client requests forwarded to the node that holds their Janus session, by protocol and outcome.",
+  labels: ["protocol", "outcome"],
+  values: { protocol: ["http", "ws"], outcome: ["ok", "failed"] },
 });

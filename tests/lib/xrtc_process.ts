@@ -29,12 +29,17 @@ export async function writeConfig(
   return file;
 }
 
-export function spawnXrtc(configFile: string, o: { io?: string; takeover?: boolean } = {}): XrtcProcess {
+export function spawnXrtc(
+  configFile: string,
+  o: { io?: string; takeover?: boolean; netns?: string } = {},
+): XrtcProcess {
   const args = ["run", "-A", `${ROOT}main.ts`, "--config", configFile];
   if (o.io) args.push("--io", o.io);
   if (o.takeover) args.push("--takeover");
-  const child = new Deno.Command(`${ROOT}node_modules/.bin/deno`, {
-    args,
+  // In a namespace of its own (a cluster node): `ip netns exec` becomes the process itself.
+  const deno = `${ROOT}node_modules/.bin/deno`;
+  const child = new Deno.Command(o.netns ? "ip" : deno, {
+    args: o.netns ? ["netns", "exec", o.netns, deno, ...args] : args,
     stdout: "piped",
     stderr: "piped",
     // The tests follow the process through its info events (session_open, client_path_selected, …),

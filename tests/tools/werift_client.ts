@@ -24,6 +24,9 @@ interface Options {
   iceRestartAtMs?: number;
   /** Echotest sessions at once in this process, each its own handle and PeerConnection. */
   sessions?: number;
+  /** Independent clients at once in this process: each its own Janus session (and connection), one
+   * echotest each. */
+  clients?: number;
 }
 
 type Msg = Record<string, unknown>;
@@ -343,7 +346,40 @@ async function videoroom(janus: Janus) {
   await pcSub.close();
 }
 
-try {
+/** Many independent clients: each its own Janus session through whatever node the front picks. */
+async function independentClients(n: number) {
+  const each = Array.from(
+    { length: n },
+    (_, i) => ({ tag: `${opts.tag}-${i}`, errors: [] as string[] } as Record<string, unknown>),
+  );
+  await Promise.all(each.map(async (r) => {
+    const janus = new Janus();
+    try {
+      await janus.connect();
+      r.session = janus.session;
+      await echotest(janus, r);
+    } catch (e) {
+      (r.errors as string[]).push(String(e));
+    } finally {
+      janus.close();
+      await janus.request({ janus: "destroy", session_id: janus.session }, `/${janus.session}`).catch(
+        () => {},
+      );
+    }
+  }));
+  result.perClient = each.map((r) => ({
+    session: r.session,
+    rtpEchoed: r.rtpEchoed,
+    dcEchoes: r.dcEchoes,
+    rtpForeign: r.rtpForeign,
+    answerCandidates: r.answerCandidates,
+    selectedRemote: r.selectedRemote,
+    errors: r.errors,
+  }));
+  errors.push(...each.flatMap((r) => r.errors as string[]));
+}
+
+async function oneClient() {
   const janus = new Janus();
   await janus.connect();
   if (opts.scenario === "videoroom") await videoroom(janus);
@@ -369,6 +405,11 @@ try {
   // Leave nothing behind: Janus's hangup events cannot reach xRTC once this client stops polling.
   janus.close();
   await janus.request({ janus: "destroy", session_id: janus.session }, `/${janus.session}`).catch(() => {});
+}
+
+try {
+  if (opts.clients) await independentClients(opts.clients);
+  else await oneClient();
   finish("done");
 } catch (e) {
   errors.push(String(e instanceof Error ? e.stack : e));

@@ -1,0 +1,62 @@
+// Requests for a Janus session another xRTC node holds go to that node: the load balancer in front may
+// send any request of a session to any node, but the session's state and its ICE sessions (the client
+// received that node's candidates) are on the node that created it. An HTTP request is forwarded whole
+// (a long-poll too); a WebSocket message is sent as the equivalent HTTP request and its reply returned on
+// the WebSocket. A forwarded request carries FORWARDED_BY, so it is never forwarded again.
+import { FORWARDED_BY, type Owner, type SessionDirectory } from "../signalling/directory.ts";
+import { linkSignals } from "./signals.ts";
+import { clusterForwarded } from "../telemetry/catalog.ts";
+import { log } from "../telemetry/log.ts";
+
+export interface ClusterDeps {
+  directory: SessionDirectory & { forget(sessionId: string): void };
+  client: Deno.HttpClient;
+  /** Deadline for the other node's response headers (longer than Janus's long-poll). */
+  forwardTimeoutMs: number;
+}
+
+export type ForwardResult = { response: Response } | { error: string };
+
+/** One request to the node that holds a session, with a deadline for its response headers. */
+export async function forwardToNode(
+  owner: Extract<Owner, { where: "node" }>,
+  pathAndQuery: string,
+  init: { method: string; headers: Headers; body: BodyInit | null },
+  protocol: "http" | "ws",
+  sessionId: string,
+  deps: ClusterDeps,
+  signal?: AbortSignal,
+): Promise<ForwardResult> {
+  const timeout = new AbortController();
+  const ms = deps.forwardTimeoutMs;
+  const timer = setTimeout(() => timeout.abort(new Error(`no response headers in ${ms} ms`)), ms);
+  const linked = signal ? linkSignals(timeout.signal, signal) : { signal: timeout.signal, dispose: () => {} };
+  const headers = new Headers(init.headers);
+  headers.set(FORWARDED_BY, deps.directory.node);
+  try {
+    const response = await fetch(owner.url + pathAndQuery, {
+      ...init,
+      headers,
+      client: deps.client,
+      signal: linked.signal,
+      redirect: "manual",
+    });
+    clusterForwarded.inc({ protocol, outcome: "ok" });
+    return { response };
+  } catch (e) {
+    const error = timeout.signal.aborted
+      ? `no response headers in ${ms} ms`
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    if (!signal?.aborted) {
+      clusterForwarded.inc({ protocol, outcome: "failed" });
+      deps.directory.forget(sessionId);
+      log("warn", "cluster_forward_failed", { janus_session: sessionId, node: owner.node, error });
+    }
+    return { error };
+  } finally {
+    clearTimeout(timer);
+    linked.dispose();
+  }
+}
