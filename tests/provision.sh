@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the integration tests need from Debian: Janus, Chromium, iproute2 (namespaces), nftables
 # (blocking UDP for the ICE-TCP tests), openssl (test certificates), Prometheus and promtool (the
-# scrape test), Janus's own janus.js and the WebRTC adapter (the janus.js lifecycle tests). Installed with apt-get when run
+# scrape test), Janus's own janus.js and the WebRTC adapter (the janus.js lifecycle tests), kubectl (renders
+# deploy/k8s/ with its kustomize, offline). Installed with apt-get when run
 # as root; otherwise this stops and names the packages.
 set -euo pipefail
 need=()
@@ -13,6 +14,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 [ -f /usr/share/javascript/janus-gateway/janus.js ] || need+=(libjs-janus-gateway)
 [ -f /usr/share/javascript/webrtc-adapter/adapter.js ] || need+=(libjs-webrtc-adapter)
+command -v kubectl >/dev/null || need+=(kubectl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests: missing Debian packages: ${need[*]}" >&2
