@@ -12,7 +12,9 @@ COPY html ./html
 RUN ./node_modules/.bin/deno task compile
 
 FROM debian:bookworm-slim
-RUN useradd --system --home /xrtc xrtc && mkdir -p /xrtc/state && chown xrtc /xrtc/state
+# A fixed uid: Kubernetes' runAsUser (deploy/k8s/) names it.
+RUN groupadd --system --gid 10001 xrtc && useradd --system --uid 10001 --gid 10001 --home /xrtc xrtc \
+  && mkdir -p /xrtc/state && chown xrtc /xrtc/state
 WORKDIR /xrtc
 COPY --from=build /src/dist/xrtc /usr/local/bin/xrtc
 COPY routes.yml ./routes.yml

@@ -2,8 +2,8 @@
 # What the integration tests need from Debian: Janus, Chromium, iproute2 (namespaces), nftables
 # (blocking UDP for the ICE-TCP tests), openssl (test certificates), Prometheus and promtool (the
 # scrape test), Janus's own janus.js and the WebRTC adapter (the janus.js lifecycle tests), Redis, nginx
-# and HAProxy (the cluster tests). Installed with apt-get when run
-# as root; otherwise this stops and names the packages.
+# and HAProxy (the cluster tests), kubectl (renders deploy/k8s/ with its kustomize, offline). Installed
+# with apt-get when run as root; otherwise this stops and names the packages.
 set -euo pipefail
 need=()
 command -v janus >/dev/null || need+=(janus)
@@ -17,6 +17,7 @@ command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(pro
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v kubectl >/dev/null || need+=(kubectl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests: missing Debian packages: ${need[*]}" >&2

@@ -1,7 +1,7 @@
 // The admin listener: /metrics (Prometheus text format), /livez (also /healthz), /readyz (?verbose lists each check),
 // /status (JSON) and /status.html (the live status page). Bound to loopback unless configured otherwise,
-// a bearer token when configured; its paths are 404 on every public listener. No endpoint shows an ICE
-// password, a key or a token.
+// a bearer token when configured (for all but the page and the bare probes); its paths are 404 on every
+// public listener. No endpoint shows an ICE password, a key or a token.
 import type { AdminService } from "../config/types.ts";
 import { anyAddress } from "../io/address.ts";
 import { log } from "../telemetry/log.ts";
@@ -20,6 +20,7 @@ export interface AdminSource {
 }
 
 const PAGE = new URL("./status.html", import.meta.url);
+const PROBES = ["/livez", "/healthz", "/readyz"];
 
 /** Constant-time comparison of the bearer token. */
 function tokenMatches(header: string | null, token: string): boolean {
@@ -35,10 +36,13 @@ export function makeAdminHandler(
 ): (req: Request) => Promise<Response> {
   return async (req) => {
     const url = new URL(req.url);
-    // The page itself holds no data (it reads /status with the token it is given): served to anyone.
+    // The page itself holds no data (it reads /status with the token it is given): served to anyone. So
+    // are the bare probes, which say only "ok" or "not ready": a kubelet's probe cannot carry a secret.
     const isPage = url.pathname === "/" || url.pathname === "/status.html";
+    const isProbe = PROBES.includes(url.pathname) && !url.searchParams.has("verbose");
     if (
-      admin.token !== undefined && !isPage && !tokenMatches(req.headers.get("authorization"), admin.token)
+      admin.token !== undefined && !isPage && !isProbe &&
+      !tokenMatches(req.headers.get("authorization"), admin.token)
     ) {
       return new Response("unauthorized\n", {
         status: 401,

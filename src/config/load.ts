@@ -21,6 +21,7 @@ import {
   type XrtcOptions,
 } from "./types.ts";
 import { field, type Fields, Reader, readFields } from "./schema.ts";
+import { type EnvLookup, expandEnv, processEnv } from "./env.ts";
 import { formatIp, parseCidr, parseHostPort } from "../io/address.ts";
 import { LEVELS } from "../telemetry/log.ts";
 
@@ -264,7 +265,8 @@ function readDefaults<T>(fields: Fields<T>, target: T): T {
   return target;
 }
 
-export function loadConfigText(text: string, file: string): LoadResult {
+/** `env` resolves "${XRTC_NAME}" references in values (env.ts); the process's environment by default. */
+export function loadConfigText(text: string, file: string, env: EnvLookup = processEnv): LoadResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const r = new Reader(file, lines);
@@ -273,6 +275,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
     r.errors.push(`${file}:${pos.line}: YAML syntax: ${e.message.split("\n")[0]}`);
   }
   if (r.errors.length) throw new ConfigError(r.errors);
+  expandEnv(doc, r, env);
 
   const root = r.map("(root)", doc.contents as Node, ["services", "options", "cluster"]);
   if (!root) throw new ConfigError([`${file}: (root): expected a mapping with a "services" key`]);

@@ -96,7 +96,7 @@ export interface AdminService {
   name: string;
   proto: "admin";
   addr: HostPort;
-  /** Bearer token required on every admin request, when set (token or token_file). */
+  /** Bearer token required on the admin data endpoints, when set (token or token_file). */
   token?: string;
 }
 
