@@ -188,7 +188,7 @@ function checkDeployment(d: Deployment): void {
   assert.equal(pod.hostNetwork, true, "hostNetwork: the ICE ports are the node's");
   assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet", "cluster DNS on the host's network");
   assert.ok(matches(d.ds.spec!.selector, podLabels), "the DaemonSet selects its pods");
-  assert.deepEqual(d.warnings.filter((w) => !/: \(root\)\.cluster: unknown key/.test(w)), []);
+  assert.deepEqual(d.warnings, []);
 
   // Candidates: the node's address, as the environment gives it.
   const env = containerEnv(d.xrtc);
@@ -368,8 +368,12 @@ Deno.test("deploy/k8s: routes.yml needs the DaemonSet's variables, and the clust
   assert.deepEqual(cluster.cluster, {
     redis: "redis://redis.xrtc.svc:6379",
     node: "${XRTC_NODE_NAME}",
-    peer_url: "http://${XRTC_NODE_IP}:8080",
+    peer_url: "http://${XRTC_NODE_IP}:6080",
   });
+  // The other nodes reach this one's Janus route at peer_url: the port of the listener that has it.
+  const peer = new URL(d.config.cluster!.peerUrl);
+  const janusListener = d.config.listeners.find((l) => l.http.routes.some((r) => r.tag === "janus"));
+  assert.equal(Number(peer.port), janusListener?.net.addr.port, "peer_url names the signalling listener");
   delete cluster.cluster;
   assert.deepEqual(cluster, parse(deployment(await renderedOf("base")).routesText));
   // The external-ip overlay takes the candidate from its init container's file, not from hostIP.
