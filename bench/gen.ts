@@ -32,7 +32,8 @@ export interface GenOptions {
 }
 
 const o: GenOptions = JSON.parse(Deno.args[0]);
-const backend = FfiUdpBackend.open();
+// The generator is the same tool in every run: plain batched sends, no GSO.
+const backend = FfiUdpBackend.open({ gso: false });
 const CLK_TCK = 100;
 
 const signal = (i: number) => signalOffer(o.http!, `${o.tag ?? "c"}${i}x`);

@@ -23,7 +23,8 @@ export const PEER_UFRAG = "peer";
 export const PEER_PWD = "benchpeerpasswordbenchpeer";
 const key = new TextEncoder().encode(PEER_PWD);
 
-const backend = FfiUdpBackend.open();
+// Like Janus (one datagram per send), whatever xRTC does: no GSO.
+const backend = FfiUdpBackend.open({ gso: false });
 const handler = (data: Uint8Array, from: PeerAddress, s: DatagramSocket) => {
   if (data[0] > 3) return s.send(data, from); // media: echo
   try {

@@ -234,6 +234,24 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
   }),
   ...(backend === "ffi"
     ? [{
+      id: "half-nogso:ffi",
+      title: "xRTC half proxy without UDP GSO (udp_gso: false), ffi",
+      async run(ctx: Context) {
+        const x: BenchXrtc = { backend: "ffi", gso: false, ...xrtcPorts(ctx.peer.http) };
+        const proc = await startXrtc(x);
+        try {
+          addRow(
+            ctx,
+            "half-nogso:ffi",
+            "xRTC half proxy, GSO off",
+            "ffi",
+            (await throughXrtc(ctx, x, proc)).steps,
+          );
+        } finally {
+          await proc.stop();
+        }
+      },
+    }, {
       id: "half-journal:ffi",
       title: "xRTC half proxy with the state journal on, ffi",
       async run(ctx: Context) {

@@ -15,6 +15,8 @@ export interface BenchXrtc {
   /** options.state_dir: the journal on. */
   stateDir?: string;
   maxSessions?: number;
+  /** options.udp_gso (on unless false). */
+  gso?: boolean;
 }
 
 export function benchConfigYaml(o: BenchXrtc): string {
@@ -22,6 +24,7 @@ export function benchConfigYaml(o: BenchXrtc): string {
   return `
 options:
   io_backend: ${o.backend}
+  udp_gso: ${o.gso ?? true}
   max_sessions: ${o.maxSessions ?? 50_000}
   workers: ${o.workers ?? 1}
   # Idle sessions are connected once, then silent for the rest of the run.

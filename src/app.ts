@@ -157,7 +157,9 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
   const announce = opts.announce ?? (() => {});
   setLogLevel(config.options.logLevel);
   const workers = config.options.workers;
-  const { backend, fallback } = await createBackend(opts.ioBackend ?? config.options.ioBackend);
+  const { backend, fallback } = await createBackend(opts.ioBackend ?? config.options.ioBackend, {
+    gso: config.options.udpGso,
+  });
   if (fallback) announce(`xrtc: notice: io_backend auto: using the deno backend (${fallback})`);
   if (workers > 1 && backend.name !== "ffi") {
     await backend.close();

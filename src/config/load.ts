@@ -69,6 +69,8 @@ export const LIMIT_FIELDS: Fields<Limits> = {
 export const OPTION_FIELDS: Fields<XrtcOptions> = {
   // The batched libc backend where it loads (Linux, FFI permitted), else the portable one with a notice.
   io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "auto"),
+  // Datagrams of one size to one destination in a flush leave as one segmented send (ffi backend).
+  udp_gso: field.bool("udpGso", true),
   consent_timeout: field.duration("consentTimeoutMs", 30_000),
   max_sessions: field.int("maxSessions", 50_000, 1, 10_000_000),
   // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).

@@ -127,6 +127,8 @@ export interface JanusTimers {
 
 export interface XrtcOptions {
   ioBackend: IoBackendChoice;
+  /** UDP GSO on the ffi backend (off by itself where the kernel refuses it). */
+  udpGso: boolean;
   /** RFC 7675 consent: a session silent this long is torn down. */
   consentTimeoutMs: number;
   /** Largest number of live ICE sessions; more are refused at signalling time. */

@@ -11,11 +11,14 @@ export interface OpenedBackend {
   fallback?: string;
 }
 
-export async function createBackend(kind: IoBackendChoice): Promise<OpenedBackend> {
+export async function createBackend(
+  kind: IoBackendChoice,
+  opts: { gso?: boolean } = {},
+): Promise<OpenedBackend> {
   if (kind === "deno") return { backend: new DenoUdpBackend() };
   const { FfiUdpBackend, FfiUnavailable } = await import("./ffi_udp.ts");
   try {
-    return { backend: FfiUdpBackend.open() };
+    return { backend: FfiUdpBackend.open(opts) };
   } catch (e) {
     if (kind === "ffi" || !(e instanceof FfiUnavailable)) throw e;
     return { backend: new DenoUdpBackend(), fallback: e.message };

@@ -4,7 +4,7 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop } from "../telemetry/catalog.ts";
+import { drop, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
 import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
@@ -16,6 +16,8 @@ import {
   MAX_DATAGRAM,
 } from "./types.ts";
 
+const SEGMENTED = udpSegmented.with({});
+
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOL_SOCKET = 1;
@@ -26,6 +28,21 @@ const SO_REUSEPORT = 15;
 const IPPROTO_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const MSG_DONTWAIT = 0x40;
+/** UDP generic segmentation offload (Linux 4.18+): one sendmmsg entry carries several datagrams of one
+ * size to one destination, which cross the stack once and are cut apart at the device (or the receiving
+ * socket). cmsg level SOL_UDP, type UDP_SEGMENT, a u16 segment size. */
+const SOL_UDP = 17;
+/** errno values that mean "not this way" rather than "not now" (EAGAIN). */
+const EIO = 5, EINVAL = 22, EOPNOTSUPP = 95;
+const UDP_SEGMENT = 103;
+/** CMSG_SPACE(sizeof(uint16_t)) and CMSG_LEN(sizeof(uint16_t)) on 64-bit Linux. */
+const GSO_CMSG_SPACE = 24, GSO_CMSG_LEN = 18;
+/** The kernel's UDP_MAX_SEGMENTS, and what one entry may carry in all (an IP datagram's payload). */
+const GSO_MAX_SEGMENTS = 64;
+const GSO_MAX_BYTES = 65_000;
+/** Datagrams larger than this go alone: a segment must fit the path MTU unfragmented (1,500 less the
+ * IPv6 and UDP headers), or the kernel refuses the whole entry. WebRTC media stays well under it. */
+const GSO_MAX_SEGMENT = 1_400;
 const MSG_TRUNC = 0x20;
 const EPOLLIN = 1;
 const EPOLL_CTL_ADD = 1;
@@ -33,7 +50,8 @@ const EPOLL_CTL_DEL = 2;
 
 /** sizeof(struct mmsghdr) and its field offsets on 64-bit Linux. */
 const MMSG = 64;
-const OFF_NAME = 0, OFF_NAMELEN = 8, OFF_IOV = 16, OFF_IOVLEN = 24, OFF_FLAGS = 48, OFF_LEN = 56;
+const OFF_NAME = 0, OFF_NAMELEN = 8, OFF_IOV = 16, OFF_IOVLEN = 24, OFF_CONTROL = 32, OFF_CONTROLLEN = 40;
+const OFF_FLAGS = 48, OFF_LEN = 56;
 const NAME = SOCKADDR_SLOT;
 const EPOLL_EVENT = 12; // packed struct epoll_event on x86_64
 /** Datagrams per recvmmsg call, and queued for sendmmsg; each slot holds the largest datagram xRTC
@@ -61,6 +79,7 @@ const SYMBOLS = {
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   // Off the event loop: trimming hundreds of MB takes ~15 ms, which media must not wait for.
+  __errno_location: { parameters: [], result: "pointer" },
   malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
   epoll_wait_blocking: {
     name: "epoll_wait",
@@ -92,19 +111,49 @@ export class FfiUdpBackend implements DatagramBackend {
   #flushScheduled = false;
   readonly rx = new Batch(BATCH, SLOT);
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
-  /** The socket of each queued datagram. */
+  /** The socket, destination and size of each queued datagram. */
   readonly #txFd = new Int32Array(TX_BATCH);
+  readonly #txTo: PeerAddress[] = new Array(TX_BATCH);
+  readonly #txLen = new Uint32Array(TX_BATCH);
   #txCount = 0;
+  /** GSO: the entries built at flush time (each names one queued datagram's address and points at an
+   * iovec run of its group), their iovecs and cmsgs; which datagrams are grouped already. */
+  readonly #gsoMsgs = new Uint8Array(TX_BATCH * MMSG);
+  readonly #gsoMsgsView = new DataView(this.#gsoMsgs.buffer);
+  readonly #gsoIov = new BigUint64Array(TX_BATCH * 2);
+  readonly #gsoCtrl = new Uint8Array(Math.max(256, TX_BATCH * GSO_CMSG_SPACE));
+  readonly #gsoCtrlView = new DataView(this.#gsoCtrl.buffer);
+  readonly #gsoGroup = new Uint8Array(Math.max(256, TX_BATCH));
+  /** Per entry its datagrams' count and first iovec; per iovec its queued datagram. */
+  readonly #gsoCount = new Uint16Array(TX_BATCH);
+  readonly #gsoFirst = new Uint16Array(TX_BATCH);
+  readonly #gsoMember = new Uint16Array(TX_BATCH);
+  readonly #slotsAddress: bigint;
+  readonly #namesAddress: bigint;
+  readonly #gsoIovAddress = address(this.#gsoIov);
+  readonly #gsoCtrlAddress = address(this.#gsoCtrl);
+  /** Off when the kernel refused a segmented send (then never tried again). */
+  gso: boolean;
 
   private constructor(
     readonly lib: Deno.DynamicLibrary<typeof SYMBOLS>,
     readonly libc: Libc,
     readonly epfd: number,
+    gso: boolean,
   ) {
+    this.gso = gso;
+    this.#slotsAddress = address(this.#tx.slots);
+    this.#namesAddress = address(this.#tx.names);
+    for (let i = 0; i < TX_BATCH; i++) {
+      const c = i * GSO_CMSG_SPACE;
+      this.#gsoCtrlView.setBigUint64(c, BigInt(GSO_CMSG_LEN), true);
+      this.#gsoCtrlView.setInt32(c + 8, SOL_UDP, true);
+      this.#gsoCtrlView.setInt32(c + 12, UDP_SEGMENT, true);
+    }
     this.#loop();
   }
 
-  static open(): FfiUdpBackend {
+  static open(opts: { gso?: boolean } = {}): FfiUdpBackend {
     if (Deno.build.os !== "linux") {
       throw new FfiUnavailable(
         `the ffi UDP backend needs Linux (this is ${Deno.build.os}); use io_backend: deno`,
@@ -121,7 +170,7 @@ export class FfiUdpBackend implements DatagramBackend {
     }
     const epfd = lib.symbols.epoll_create1(0);
     if (epfd < 0) throw new FfiUnavailable("epoll_create1 failed");
-    return new FfiUdpBackend(lib, lib.symbols, epfd);
+    return new FfiUdpBackend(lib, lib.symbols, epfd, opts.gso ?? true);
   }
 
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket {
@@ -187,13 +236,16 @@ export class FfiUdpBackend implements DatagramBackend {
     tx.iov[2 * i + 1] = BigInt(data.length);
     tx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, nameLength, true);
     this.#txFd[i] = fd;
+    this.#txTo[i] = to;
+    this.#txLen[i] = data.length;
     if (i === 0 && !this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(() => this.flush());
     }
   }
 
-  /** One sendmmsg per run of datagrams for the same socket, in queue order. */
+  /** One sendmmsg per run of datagrams for the same socket, in queue order; with GSO, the datagrams of
+   * a run to one destination of one size leave as one entry (order kept per destination). */
   flush(): void {
     this.#flushScheduled = false;
     const n = this.#txCount;
@@ -202,19 +254,119 @@ export class FfiUdpBackend implements DatagramBackend {
       const fd = this.#txFd[start];
       let end = start + 1;
       while (end < n && this.#txFd[end] === fd) end++;
-      let off = start;
-      while (off < end) {
-        const sent = this.libc.sendmmsg(fd, this.#tx.msgs.subarray(off * MMSG), end - off, MSG_DONTWAIT);
-        if (sent <= 0) {
-          // Socket buffer full (EAGAIN) or an error: UDP semantics, the rest of this run is dropped.
-          drop.send_failed.inc(end - off);
-          break;
-        }
-        off += sent;
+      if (!this.gso || end - start < 2 || !this.#sendSegmented(fd, start, end)) {
+        this.#sendEach(fd, start, end);
       }
       start = end;
     }
     this.#txCount = 0;
+  }
+
+  /** The queued datagrams start..end of one socket, one entry each. */
+  #sendEach(fd: number, start: number, end: number): void {
+    let off = start;
+    while (off < end) {
+      const sent = this.libc.sendmmsg(fd, this.#tx.msgs.subarray(off * MMSG), end - off, MSG_DONTWAIT);
+      if (sent <= 0) {
+        // Socket buffer full (EAGAIN) or an error: UDP semantics, the rest of this run is dropped.
+        drop.send_failed.inc(end - off);
+        return;
+      }
+      off += sent;
+    }
+  }
+
+  /** Groups start..end by destination and size into GSO entries and sends them. False when nothing
+   * groups: the caller sends the run one entry per datagram. */
+  #sendSegmented(fd: number, start: number, end: number): boolean {
+    const group = this.#gsoGroup, to = this.#txTo, len = this.#txLen;
+    group.fill(0, start, end);
+    const view = this.#gsoMsgsView, iov = this.#gsoIov, tx = this.#tx.msgsView;
+    let entries = 0, iovAt = 0, grouped = false, segmented = 0;
+    for (let i = start; i < end; i++) {
+      if (group[i]) continue;
+      group[i] = 1;
+      const size = len[i];
+      const first = iovAt;
+      iov[2 * iovAt] = this.#slotsAddress + BigInt(i * TX_SLOT);
+      iov[2 * iovAt + 1] = BigInt(size);
+      this.#gsoMember[iovAt] = i;
+      iovAt++;
+      let count = 1, bytes = size;
+      if (size <= GSO_MAX_SEGMENT) {
+        const dest = to[i];
+        for (let j = i + 1; j < end && count < GSO_MAX_SEGMENTS; j++) {
+          if (group[j] || len[j] > size || bytes + len[j] > GSO_MAX_BYTES) continue;
+          const d = to[j];
+          if (d !== dest && (d.port !== dest.port || d.text !== dest.text)) continue;
+          group[j] = 1;
+          iov[2 * iovAt] = this.#slotsAddress + BigInt(j * TX_SLOT);
+          iov[2 * iovAt + 1] = BigInt(len[j]);
+          this.#gsoMember[iovAt] = j;
+          iovAt++;
+          count++;
+          bytes += len[j];
+          if (len[j] < size) break; // a shorter datagram can only be the last segment
+        }
+      }
+      const o = entries * MMSG;
+      view.setBigUint64(o + OFF_NAME, this.#namesAddress + BigInt(i * NAME), true);
+      view.setUint32(o + OFF_NAMELEN, tx.getUint32(i * MMSG + OFF_NAMELEN, true), true);
+      view.setBigUint64(o + OFF_IOV, this.#gsoIovAddress + BigInt(first * 16), true);
+      view.setBigUint64(o + OFF_IOVLEN, BigInt(count), true);
+      if (count > 1) {
+        grouped = true;
+        segmented += count;
+        const c = entries * GSO_CMSG_SPACE;
+        this.#gsoCtrlView.setUint16(c + 16, size, true);
+        view.setBigUint64(o + OFF_CONTROL, this.#gsoCtrlAddress + BigInt(c), true);
+        view.setBigUint64(o + OFF_CONTROLLEN, BigInt(GSO_CMSG_SPACE), true);
+      } else {
+        view.setBigUint64(o + OFF_CONTROL, 0n, true);
+        view.setBigUint64(o + OFF_CONTROLLEN, 0n, true);
+      }
+      view.setUint32(o + OFF_FLAGS, 0, true);
+      this.#gsoCount[entries] = count;
+      this.#gsoFirst[entries] = first;
+      entries++;
+    }
+    if (!grouped) return false;
+    SEGMENTED.inc(segmented);
+    let off = 0;
+    while (off < entries) {
+      const sent = this.libc.sendmmsg(fd, this.#gsoMsgs.subarray(off * MMSG), entries - off, MSG_DONTWAIT);
+      if (sent > 0) {
+        off += sent;
+        continue;
+      }
+      const errno = this.#errno();
+      if (this.#gsoCount[off] > 1 && (errno === EINVAL || errno === EIO || errno === EOPNOTSUPP)) {
+        // The kernel (or the path's MTU) does not take segmented sends: without GSO from now on, and
+        // what is left of this flush leaves one datagram at a time.
+        this.gso = false;
+        log("warn", "udp_gso_disabled", { reason: `the kernel refused a segmented send (errno ${errno})` });
+        for (let e = off; e < entries; e++) {
+          for (let k = 0; k < this.#gsoCount[e]; k++) {
+            const q = this.#gsoMember[this.#gsoFirst[e] + k];
+            if (this.libc.sendmmsg(fd, this.#tx.msgs.subarray(q * MMSG), 1, MSG_DONTWAIT) !== 1) {
+              drop.send_failed.inc();
+            }
+          }
+        }
+        return true;
+      }
+      let lost = 0;
+      for (let e = off; e < entries; e++) lost += this.#gsoCount[e];
+      drop.send_failed.inc(lost);
+      return true;
+    }
+    return true;
+  }
+
+  /** After a failed send: the kernel's reason (errno of this thread, read right after the call). */
+  #errno(): number {
+    const p = this.libc.__errno_location();
+    return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
   }
 
   forget(fd: number): void {

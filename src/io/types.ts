@@ -25,6 +25,8 @@ export interface BindOptions {
 
 export interface DatagramBackend {
   readonly name: IoBackendName;
+  /** UDP GSO in use (ffi backend): datagrams of one size to one destination leave as one send. */
+  readonly gso?: boolean;
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket;
   /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
   releaseFreeMemory?(): Promise<void>;

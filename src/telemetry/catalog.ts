@@ -510,3 +510,9 @@ export const clusterForwarded = registry.counter({
   labels: ["protocol", "outcome"],
   values: { protocol: ["http", "ws"], outcome: ["ok", "failed"] },
 });
+
+export const udpSegmented = registry.counter({
+  name: "xrtc_udp_gso_datagrams_total",
+  help: "Datagrams sent as segments of one UDP GSO send (ffi backend): same destination, one size.",
+  labels: [],
+});

@@ -25,7 +25,7 @@ let stopLag: (() => void) | undefined;
 async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
     if (m.ioBackend === "memory") throw new Error("a worker cannot use the memory backend");
-    backend = (await createBackend(m.ioBackend)).backend;
+    backend = (await createBackend(m.ioBackend, { gso: m.gso })).backend;
     const shard = m.shard;
     plane = new MediaPlane({
       backend,

@@ -34,6 +34,8 @@ export type ToShard =
     t: "init";
     shard: number;
     ioBackend: IoBackendName;
+    /** The main thread's backend's GSO setting. */
+    gso: boolean;
     udpPorts: UdpPortSpec[];
     consentTimeoutMs: number;
     claims: SharedArrayBuffer;
@@ -178,6 +180,7 @@ export class ShardSet implements SpecSink {
       t: "init",
       shard,
       ioBackend: this.opts.backend.name,
+      gso: this.opts.backend.gso ?? false,
       udpPorts: this.opts.udpPorts,
       consentTimeoutMs: this.opts.consentTimeoutMs,
       claims: this.opts.claims.buffer,
