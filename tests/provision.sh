@@ -13,6 +13,9 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 [ -f /usr/share/javascript/janus-gateway/janus.js ] || need+=(libjs-janus-gateway)
 [ -f /usr/share/javascript/webrtc-adapter/adapter.js ] || need+=(libjs-webrtc-adapter)
+# Meetecho's reference WHIP client (GStreamer webrtcbin), and gcc for the test's libsoup preload.
+command -v whip-client >/dev/null || need+=(simple-whip-client)
+command -v gcc >/dev/null || need+=(gcc)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests: missing Debian packages: ${need[*]}" >&2

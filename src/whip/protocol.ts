@@ -104,9 +104,6 @@ export function parseSdpFrag(text: string): SdpFrag {
         break;
     }
   }
-  if ((frag.ufrag === undefined) !== (frag.pwd === undefined)) {
-    throw new SdpFragError("ice-ufrag and ice-pwd come together");
-  }
   return frag;
 }
 

@@ -483,6 +483,7 @@ export class WhipFront {
     if (match === "missing") {
       return problem(428, 'If-Match is required (the ETag, or "*" for an ICE restart)');
     }
+    if (match === "mismatch") return problem(412, "the ETag does not match the session's");
     const read = await readBody(req.body, MAX_PATCH_BYTES, http.bodyTimeoutMs, req.signal);
     if ("error" in read) {
       return read.error === "too_large" ? problem(413, "the fragment is too large") : problem(400, "no body");
@@ -499,7 +500,6 @@ export class WhipFront {
     const current = spec.client;
     const restart = frag.ufrag !== undefined && frag.pwd !== undefined &&
       (frag.ufrag !== current?.ufrag || frag.pwd !== current?.pwd);
-    if (match === "mismatch") return problem(412, "the ETag does not match the session's");
     if (!restart) {
       // §4.3.1: candidates of the current ICE session. xRTC learns the client's addresses from its
       // authentic checks, so they are counted and absorbed, never sent anywhere.
