@@ -18,6 +18,7 @@ import type { HandleEntry, JanusSessionEntry, RegistryChange } from "./signallin
 import { janusRequest } from "./signalling/janus_client.ts";
 import { ClusterDirectory } from "./cluster/cluster.ts";
 import { type HandlerDeps, makeHttpHandler } from "./http/server.ts";
+import { WhipFront } from "./whip/whip.ts";
 import { ConnectionLimiter } from "./front/connections.ts";
 import { TcpPort } from "./front/tcp_port.ts";
 import { HttpListener } from "./front/http_listener.ts";
@@ -72,6 +73,8 @@ export interface Xrtc {
   /** Shard 0, the main thread's media plane (with the TCP ports). */
   readonly plane?: MediaPlane;
   readonly signalling: JanusSignalling;
+  /** The WHIP front-end (RFC 9725). */
+  readonly whip: WhipFront;
   readonly backend: DatagramBackend;
   readonly upstreams: Upstreams;
   readonly limiter: ConnectionLimiter;
@@ -367,6 +370,11 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
 
   // The one shutdown signal: aborts upstream requests in flight and closes proxied WebSockets.
   const shutdown = new AbortController();
+  const whip = new WhipFront({
+    signalling,
+    pool: (endpoint) => upstreams.poolOf(endpoint),
+    shutdown: shutdown.signal,
+  });
   const raised = raiseDescriptorLimit();
   if (raised && raised.after > raised.before) log("info", "descriptor_limit_raised", { ...raised });
   const limiter = new ConnectionLimiter(
@@ -383,6 +391,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
   warnClamped();
   const depsOf = (c: Config): HandlerDeps => ({
     pools: (route) => upstreams.poolOf(route),
+    whip: (req, url, client, endpoint, http) => whip.handle(req, url, client, endpoint, http),
     signalling,
     shutdown: shutdown.signal,
     trustedProxies: c.options.limits.trustedProxies,
@@ -502,6 +511,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     await admin?.stop();
     await Promise.all([...httpListeners.values()].map((h) => h.stop()));
     await Promise.all([...tcpPorts.values()].map((t) => t.stop()));
+    await whip.close();
     signalling.sessions.close();
     negotiator?.close();
     await shards?.stop();
@@ -661,6 +671,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     shards,
     plane,
     signalling,
+    whip,
     backend,
     upstreams,
     limiter,

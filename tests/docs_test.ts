@@ -10,6 +10,7 @@ import {
   LIMIT_FIELDS,
   OPTION_FIELDS,
   ROUTE_FIELDS,
+  WHIP_FIELDS,
 } from "../src/config/load.ts";
 import { ADMIN_PATHS } from "../src/http/server.ts";
 
@@ -34,7 +35,15 @@ Deno.test("the README's metric table is the catalog's (regenerate: deno run -A t
 
 Deno.test("the README's routes.yml reference names every key the loader reads", () => {
   const reference = section("## routes.yml");
-  const tables = { OPTION_FIELDS, LIMIT_FIELDS, JANUS_FIELDS, HTTP_FIELDS, ROUTE_FIELDS, HEALTH_FIELDS };
+  const tables = {
+    OPTION_FIELDS,
+    LIMIT_FIELDS,
+    JANUS_FIELDS,
+    HTTP_FIELDS,
+    ROUTE_FIELDS,
+    HEALTH_FIELDS,
+    WHIP_FIELDS,
+  };
   const missing: string[] = [];
   for (const [table, fields] of Object.entries(tables)) {
     for (const key of Object.keys(fields)) {

@@ -18,6 +18,10 @@ command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v kubectl >/dev/null || need+=(kubectl)
+# Meetecho's reference WHIP client (GStreamer webrtcbin), and gcc for the test's libsoup preload (gcc also
+# builds the bench's C relay).
+command -v whip-client >/dev/null || need+=(simple-whip-client)
+command -v gcc >/dev/null || need+=(gcc)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "tests: missing Debian packages: ${need[*]}" >&2

@@ -31,6 +31,9 @@ export interface SessionStatus {
   janus_session: string;
   handle: string;
   plugin?: string;
+  /** How the session was signalled: the Janus API through xRTC, or a WHIP endpoint (its tag). */
+  signalling: "janus" | "whip";
+  whip_endpoint?: string;
   backend?: string;
   client?: string;
   mode: "half" | "full";
@@ -64,6 +67,8 @@ export function buildStatus(i: StatusInputs, limit = STATUS_SESSION_LIMIT): unkn
         janus_session: js.id,
         handle: h.id,
         plugin: h.plugin,
+        signalling: js.whip !== undefined ? "whip" : "janus",
+        whip_endpoint: js.whip,
         backend: js.backend.name,
         client: js.client,
         mode: spec.mode,

@@ -18,9 +18,10 @@ import {
   type NetConfig,
   type RouteConfig,
   type UpstreamService,
+  type WhipEndpoint,
   type XrtcOptions,
 } from "./types.ts";
-import { field, type Fields, Reader, readFields } from "./schema.ts";
+import { type Field, field, type Fields, Reader, readFields } from "./schema.ts";
 import { type EnvLookup, expandEnv, processEnv } from "./env.ts";
 import { formatIp, parseCidr, parseHostPort } from "../io/address.ts";
 import { LEVELS } from "../telemetry/log.ts";
@@ -173,10 +174,69 @@ export const HTTP_FIELDS: Fields<HttpConfig> = {
     read: (r, path, node, t) => t.routes = readRoutes(r, path, node),
     show: (t) => Object.fromEntries(t.routes.map((route) => [route.tag, showSection(ROUTE_FIELDS, route)])),
   },
+  whip: {
+    read: (r, path, node, t) => t.whip = readWhip(r, path, node),
+    show: (t) => Object.fromEntries(t.whip.map((w) => [w.tag, showSection(WHIP_FIELDS, w)])),
+  },
 };
 
-export const ROUTE_FIELDS: Fields<RouteConfig> = {
-  upstream: {
+/** How a secret shows in the effective configuration: whether it is set, never its value. */
+const SECRET_SHOWN = (v: string | undefined) => v === undefined ? null : "(set)";
+
+export const WHIP_FIELDS: Fields<WhipEndpoint> = {
+  path: {
+    read: (r, path, node, w) => {
+      const p = r.string(path, node) ?? `/whip/${w.tag}`;
+      if (!/^\/[\w./~-]*$/.test(p) || p.endsWith("/")) {
+        r.error(path, node, 'expected a URL path starting with "/" (not ending with "/")');
+      }
+      w.path = p;
+    },
+    show: (w) => w.path,
+  },
+  upstream: upstreamField(),
+  room: {
+    read: (r, path, node, w) => {
+      const v = r.string(path, node);
+      if (v === undefined || v === "") {
+        r.error(path, node, "expected the VideoRoom room (a number, or a string with string_ids)");
+        w.room = 0;
+        return;
+      }
+      w.room = /^[1-9][0-9]{0,15}$/.test(v) ? Number(v) : v;
+    },
+    show: (w) => w.room,
+  },
+  pin: { read: (r, path, node, w) => w.pin = r.string(path, node), show: (w) => SECRET_SHOWN(w.pin) },
+  secret: {
+    read: (r, path, node, w) => w.secret = r.string(path, node),
+    show: (w) => SECRET_SHOWN(w.secret),
+  },
+  display: field.optionalString("display"),
+  token: {
+    read: (r, path, node, w) => w.token = r.string(path, node),
+    show: (w) => SECRET_SHOWN(w.token),
+  },
+  token_file: {
+    read: (r, path, node, w) => {
+      const file = r.string(path, node);
+      if (file === undefined) return;
+      try {
+        w.token = Deno.readTextFileSync(file).trim();
+      } catch (e) {
+        r.error(path, node, `cannot read: ${e instanceof Error ? e.message : e}`);
+      }
+    },
+    show: () => null,
+  },
+  icedirect: field.bool("icedirect", false),
+  icetcp: field.bool("icetcp", false),
+  max_publishers: field.int("maxPublishers", 0, 0, 1_000_000),
+};
+
+/** A route's or WHIP endpoint's `upstream`: an upstream service ("http://janus") or a server URL. */
+function upstreamField<T extends { upstreamService?: string; upstreamUrl?: string }>(): Field<T> {
+  return {
     read: (r, path, node, route) => {
       const up = r.string(path, node);
       if (up === undefined) {
@@ -199,7 +259,11 @@ export const ROUTE_FIELDS: Fields<RouteConfig> = {
     },
     show: (route) =>
       route.upstreamService !== undefined ? `http://${route.upstreamService}` : route.upstreamUrl,
-  },
+  };
+}
+
+export const ROUTE_FIELDS: Fields<RouteConfig> = {
+  upstream: upstreamField(),
   icedirect: field.bool("icedirect", false),
   icetcp: field.bool("icetcp", false),
   hosts: {
@@ -330,6 +394,13 @@ export function loadConfigText(text: string, file: string, env: EnvLookup = proc
 
   // Cross references: route upstreams, duplicate listen addresses.
   for (const l of listeners) {
+    for (const w of l.http.whip) {
+      if (w.upstreamService !== undefined && !upstreams.has(w.upstreamService)) {
+        r.errors.push(
+          `${file}: services.${l.name}.http.whip.${w.tag}.upstream: no "proto: upstream" service named "${w.upstreamService}"`,
+        );
+      }
+    }
     for (const route of l.http.routes) {
       if (route.upstreamService !== undefined && !upstreams.has(route.upstreamService)) {
         r.errors.push(
@@ -585,6 +656,49 @@ function readRoutes(r: Reader, path: string, node: Node | undefined): RouteConfi
       );
     }
     out.push(route);
+  }
+  return out;
+}
+
+function readWhip(r: Reader, path: string, node: Node | undefined): WhipEndpoint[] {
+  const out: WhipEndpoint[] = [];
+  if (node === undefined || (isScalar(node) && node.value === null)) return out;
+  if (!isMap(node)) {
+    r.error(path, node, "expected a mapping of WHIP endpoint tags to endpoints");
+    return out;
+  }
+  for (const item of node.items) {
+    const tag = isScalar(item.key) ? String(item.key.value) : "";
+    const wp = `${path}.${tag}`;
+    if (!/^[\w.-]{1,64}$/.test(tag)) {
+      r.error(wp, item.key as Node, "expected a tag of letters, digits, _ . -");
+    }
+    if (!isMap(item.value as Node)) {
+      r.error(wp, (item.value ?? item.key) as Node, "expected a WHIP endpoint mapping");
+      continue;
+    }
+    const w = { tag } as WhipEndpoint;
+    const m = readFields(r, wp, item.value as Node, WHIP_FIELDS, w);
+    if (r.get(m, "upstream") === undefined) r.error(`${wp}.upstream`, item.value as Node, "required");
+    if (r.get(m, "room") === undefined) r.error(`${wp}.room`, item.value as Node, "required");
+    if (w.token !== undefined && w.token.length < 16) {
+      r.error(
+        `${wp}.token`,
+        r.get(m, "token") ?? r.get(m, "token_file"),
+        "expected a token of at least 16 characters",
+      );
+    }
+    if (w.icetcp && !w.icedirect) {
+      r.warn(`${wp}.icetcp`, r.get(m, "icetcp"), "icetcp only applies with icedirect: true");
+    }
+    if (out.some((o) => o.path === w.path)) {
+      r.error(
+        `${wp}.path`,
+        r.get(m, "path") ?? item.key as Node,
+        `${w.path} is already a WHIP endpoint's path`,
+      );
+    }
+    out.push(w);
   }
   return out;
 }

@@ -55,6 +55,30 @@ export interface HttpConfig {
   bodyTimeoutMs: number;
   maxBodyBytes: number;
   routes: RouteConfig[];
+  /** WHIP ingest endpoints (RFC 9725) into a Janus VideoRoom, beside the routes. */
+  whip: WhipEndpoint[];
+}
+
+/** One WHIP endpoint: a POST of an offer to `path` publishes into a VideoRoom room. */
+export interface WhipEndpoint {
+  tag: string;
+  /** The endpoint's URL path ("/whip/<tag>" unless set); its sessions are "<path>/<resource id>". */
+  path: string;
+  /** The name of a `proto: upstream` service, or undefined when `upstreamUrl` is a literal URL. */
+  upstreamService?: string;
+  upstreamUrl?: string;
+  /** The VideoRoom room: a number, or a string for a Janus with string_ids. */
+  room: number | string;
+  pin?: string;
+  /** The room's secret: never logged nor shown. */
+  secret?: string;
+  display?: string;
+  /** A bearer token publishers must present (token or token_file); none when unset. */
+  token?: string;
+  icedirect: boolean;
+  icetcp: boolean;
+  /** Publishers at once on this endpoint; 0: as many as the room takes. */
+  maxPublishers: number;
 }
 
 /** One Janus: its HTTP API and its WebSocket API together. */

@@ -1,7 +1,7 @@
 // The HTTP side of a listener: servername matching like nginx, then routes by hosts, WebSocket
 // subprotocol (protos) and longest path prefix; unrouted requests get static files. Admin paths are
 // never served on a public listener. No exception from a handler reaches the connection.
-import type { HttpConfig, ListenerService, RouteConfig } from "../config/types.ts";
+import type { HttpConfig, ListenerService, RouteConfig, WhipEndpoint } from "../config/types.ts";
 import type { JanusSignalling } from "../signalling/janus.ts";
 import type { BackendPool } from "../signalling/backends.ts";
 import { type Cidr, cidrContains } from "../io/address.ts";
@@ -68,7 +68,23 @@ export function clientAddress(peer: string, forwardedFor: string | null, trusted
   return peer;
 }
 
+/** The WHIP front-end (RFC 9725): a request under one of the listener's WHIP endpoints. */
+export type WhipHandler = (
+  req: Request,
+  url: URL,
+  client: ClientInfo,
+  endpoint: WhipEndpoint,
+  http: HttpConfig,
+) => Promise<Response>;
+
+/** The WHIP endpoint whose path is the request's path or a prefix of it. */
+export function whipEndpointOf(endpoints: WhipEndpoint[], path: string): WhipEndpoint | undefined {
+  return endpoints.find((w) => path === w.path || path.startsWith(`${w.path}/`));
+}
+
 export interface HandlerDeps {
+  /** WHIP endpoints are served only where this is given. */
+  whip?: WhipHandler;
   pools: (route: RouteConfig) => BackendPool;
   signalling: JanusSignalling;
   shutdown: AbortSignal;
@@ -114,6 +130,8 @@ export function makeHttpHandler(listener: ListenerService, deps: HandlerDeps): H
       proto: info.tls ? "https" : "http",
       host: hostHeader,
     };
+    const whip = isWs ? undefined : whipEndpointOf(http.whip, url.pathname);
+    if (whip && deps.whip) return await deps.whip(req, url, clientInfo, whip, http);
     if (!route) {
       if (isWs) return new Response("no route for this WebSocket\n", { status: 404 });
       return await files.serve(req, url.pathname);

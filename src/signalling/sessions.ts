@@ -58,6 +58,8 @@ export class JanusSessionEntry {
   readonly handles = new Map<string, HandleEntry>();
   lastActivity: number;
   wsClosedAt?: number;
+  /** The WHIP endpoint's tag when xRTC itself holds this session for a WHIP publisher. */
+  whip?: string;
   constructor(
     readonly id: string,
     readonly backend: BackendState,

@@ -21,7 +21,7 @@ export class Upstreams {
   }
 
   /** The pool a route sends to. */
-  poolOf(route: RouteConfig): BackendPool {
+  poolOf(route: Pick<RouteConfig, "upstreamService" | "upstreamUrl">): BackendPool {
     if (route.upstreamService !== undefined) return this.#pools.get(route.upstreamService)!;
     return this.#urlPool(route.upstreamUrl!);
   }
@@ -68,9 +68,9 @@ export class Upstreams {
       }
     }
     const urls = new Set(
-      config.listeners.flatMap((l) => l.http.routes).map((r) => r.upstreamUrl).filter((u): u is string =>
-        !!u
-      ),
+      config.listeners.flatMap((l) => [...l.http.routes, ...l.http.whip]).map((r) => r.upstreamUrl).filter((
+        u,
+      ): u is string => !!u),
     );
     for (const [url, p] of this.#urlPools) {
       if (!urls.has(url)) {

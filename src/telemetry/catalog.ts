@@ -265,6 +265,59 @@ export const janusSessionsEnded = registry.counter({
   values: { reason: ["destroyed", "timeout", "websocket_closed", "idle", "backend_down", "shutdown"] },
 });
 
+/** The statuses a WHIP request is answered with (RFC 9725 §4). */
+export const WHIP_STATUSES = [
+  "200",
+  "201",
+  "204",
+  "400",
+  "401",
+  "403",
+  "404",
+  "405",
+  "409",
+  "412",
+  "413",
+  "415",
+  "422",
+  "428",
+  "429",
+  "502",
+  "503",
+  "504",
+] as const;
+
+export const whipRequests = registry.counter({
+  name: "xrtc_whip_requests_total",
+  help: "WHIP requests (RFC 9725), by method and the status they were answered with.",
+  labels: ["method", "status"],
+  values: { method: ["POST", "PATCH", "DELETE", "OPTIONS", "other"], status: WHIP_STATUSES },
+});
+
+export const whipSessions = registry.gauge({
+  name: "xrtc_whip_sessions",
+  help: "Live WHIP sessions (each a Janus session publishing into a VideoRoom).",
+  labels: [],
+});
+
+export const WHIP_END_REASONS = ["deleted", "ice_ended", "janus_gone", "shutdown"] as const;
+export type WhipEndReason = typeof WHIP_END_REASONS[number];
+
+export const whipSessionsEnded = registry.counter({
+  name: "xrtc_whip_sessions_ended_total",
+  help: "WHIP sessions ended, by reason: DELETE, the client's ICE session ended (consent lost), Janus " +
+    "ended it, or xRTC stopped.",
+  labels: ["reason"],
+  values: { reason: WHIP_END_REASONS },
+});
+
+export const whipSetup = registry.histogram({
+  name: "xrtc_whip_setup_seconds",
+  help: "From a WHIP POST's offer to its 201 Created answer (create, attach, join and Janus's answer).",
+  labels: [],
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+});
+
 export const tcpConnections = registry.gauge({
   name: "xrtc_tcp_connections",
   help: "Open client TCP connections, by listener and what they turned out to be.",

@@ -30,6 +30,8 @@ export interface XrtcTestOptions {
   /** Two Janus servers (instances 0 and 1 of tests/lib/janus.ts) as named backends janus-a and janus-b,
    * instead of the one Janus of `servers:`. */
   twoJanus?: boolean;
+  /** WHIP endpoints (YAML mappings of tag to endpoint, indented by two) on the \`web\` listener. */
+  whip?: string;
   /** The shared UDP port dual-stack ("[::]") with candidates on both families (IPv4 and the client
    * link's ULA). */
   dualStack?: boolean;
@@ -89,7 +91,9 @@ services:
     net:
       addr: ${t.xrtcPublic}:${PORTS.http}
     http:
-      root: ${o.root ?? `${ROOT}html`}${route}
+      root: ${o.root ?? `${ROOT}html`}${route}${
+    o.whip ? `\n      whip:\n${o.whip.split("\n").map((l) => `        ${l}`).join("\n")}` : ""
+  }
 `;
 }
 

@@ -170,6 +170,20 @@ export class Negotiator {
     return rewriteIce(sdp, { ...h.janusLocal, candidates: [], endOfCandidates: true, lite: false });
   }
 
+  /** The client restarts ICE without a new offer (WHIP, RFC 9725 §4.4): half proxy only, answered by
+   * xRTC alone with new client-facing credentials; the old ones work until the new ones authenticate,
+   * and Janus's leg is left as it is. Undefined when there is no live half-proxy session to restart. */
+  clientIceRestart(h: HandleIce, client: IceCredentials): IceCredentials | undefined {
+    const s = h.spec;
+    if (!s || s.mode !== "half") return undefined;
+    // A restart before the previous one authenticated: the oldest credentials go now.
+    if (s.previousFacing) this.#ufrags.delete(s.previousFacing.ufrag);
+    const clientFacing = randomCredentials(this.#allocateUfrag());
+    log("info", "client_ice_restart", { session: h.key, signalling: "whip" });
+    this.#update(s, { kind: "restart", clientFacing, client });
+    return clientFacing;
+  }
+
   /** A candidate Janus trickled (full_trickle, or Janus's offers): given to the session, never to the
    * client. False when it was not kept. */
   janusCandidate(h: HandleIce, candidate: Candidate): boolean {

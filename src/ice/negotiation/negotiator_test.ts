@@ -134,3 +134,24 @@ Deno.test("release ends the session and frees its ufrag and slot", () => {
   negotiate(s.n, new HandleIce("1/2", HALF)); // the one slot is free again
   assert.equal(s.n.sessionCount, 1);
 });
+
+Deno.test("a client-only ICE restart (WHIP PATCH) gets new client-facing credentials, Janus's stay", () => {
+  const s = setup();
+  const h = new HandleIce("1/1", HALF);
+  const first = iceCredentials(parseSdp(negotiate(s.n, h)))!;
+  const restarted = s.n.clientIceRestart(h, { ufrag: "newc", pwd: "newclientpassword0123456" })!;
+  assert.ok(restarted.ufrag !== first.ufrag && restarted.pwd !== first.pwd);
+  const spec = h.spec!;
+  assert.equal(spec.mode, "half");
+  if (spec.mode !== "half") return;
+  assert.equal(spec.localUfrag, restarted.ufrag);
+  assert.deepEqual(spec.previousFacing?.ufrag, first.ufrag, "the old credentials work until the new ones do");
+  assert.deepEqual(spec.client, { ufrag: "newc", pwd: "newclientpassword0123456" });
+  assert.equal(s.sink.ended.length, 0, "the session and its Janus leg go on");
+  assert.deepEqual(s.sink.updates.at(-1)?.u.kind, "restart");
+  // Nothing to restart: no session yet, or the full proxy (the client checks Janus's own password).
+  assert.equal(s.n.clientIceRestart(new HandleIce("1/2", HALF), restarted), undefined);
+  const full = new HandleIce("1/3", { icedirect: true, icetcp: false });
+  negotiate(s.n, full);
+  assert.equal(s.n.clientIceRestart(full, restarted), undefined);
+});
