@@ -274,6 +274,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     mode: s.mode,
     client: s.client,
     createdAt: s.createdAt,
+    whip: s.whipResource,
   });
 
   /** Makes this process's sessions what the records say (reconciles; the same at a start and when
@@ -373,8 +374,12 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
   const whip = new WhipFront({
     signalling,
     pool: (endpoint) => upstreams.poolOf(endpoint),
+    endpoint: (tag) => config.listeners.flatMap((l) => l.http.whip).find((e) => e.tag === tag),
     shutdown: shutdown.signal,
   });
+  // The WHIP sessions restored above are served on (an upgrade's new process waits for its catch-up:
+  // until then the process before holds them).
+  if (!opts.takeover) whip.restore();
   const raised = raiseDescriptorLimit();
   if (raised && raised.after > raised.before) log("info", "descriptor_limit_raised", { ...raised });
   const limiter = new ConnectionLimiter(
@@ -511,7 +516,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     await admin?.stop();
     await Promise.all([...httpListeners.values()].map((h) => h.stop()));
     await Promise.all([...tcpPorts.values()].map((t) => t.stop()));
-    await whip.close();
+    whip.close();
     signalling.sessions.close();
     negotiator?.close();
     await shards?.stop();
@@ -733,7 +738,11 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
         check();
       });
     },
-    restoreFromState: () => restoreFromState("catch_up"),
+    restoreFromState: () => {
+      const live = restoreFromState("catch_up");
+      whip.restore();
+      return live;
+    },
     async handover() {
       log("info", "handover", {
         ice_sessions: negotiator?.sessionCount ?? 0,

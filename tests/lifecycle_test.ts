@@ -614,3 +614,94 @@ Deno.test(
     });
   },
 );
+
+/** The bytes Janus has received on a handle (its admin API's per-medium in_stats). */
+async function janusBytesIn(janus: Janus, session: string, handle: string): Promise<number> {
+  const info = (await janus.admin({ janus: "handle_info" }, `/${session}/${handle}`)).info;
+  let total = 0;
+  const walk = (v: unknown, inStats: boolean) => {
+    if (!v || typeof v !== "object") return;
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (inStats && typeof x === "number" && /bytes$/.test(k) && !/lastsec/.test(k)) total += x;
+      else walk(x, inStats || k === "in_stats");
+    }
+  };
+  walk(info, false);
+  return total;
+}
+
+Deno.test(
+  "a WHIP publisher survives an xRTC crash: media resumes, the resource keeps its ETag and answers, DELETE releases it",
+  opts,
+  async () => {
+    const root = await Deno.makeTempDir({ prefix: "xrtc-whip-www-" });
+    await Deno.copyFile(new URL("./pages/whip.html", import.meta.url).pathname, `${root}/whip.html`);
+    try {
+      await withLab({ xrtc: { root, whip: "open: { upstream: http://janus, room: 1234 }" } }, async (lab) => {
+        const x1 = lab.spawn();
+        await x1.ready();
+        const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
+        try {
+          const pub = await b.browser.newPage();
+          await pub.goto(`${lab.base}/whip.html`);
+          await pub.evaluate("publish('/whip/open')");
+          const state = await pub.evaluate<{ resource: string; etag: string }>("whipState");
+          const opened = await waitFor(
+            "the WHIP session open",
+            () => x1.lines.find((l) => l.includes("event=whip_session_open")),
+            10_000,
+          );
+          const [janusSession, handle] = /session=(\d+)\/(\d+)/.exec(opened)!.slice(1);
+          const flowing = async (label: string) => {
+            const from = await janusBytesIn(lab.janus, janusSession, handle);
+            const t0 = Date.now();
+            await waitFor(
+              label,
+              async () => (await janusBytesIn(lab.janus, janusSession, handle)) > from + 20_000 || undefined,
+              15_000,
+              100,
+            );
+            return Date.now() - t0;
+          };
+          await flowing("media reaching Janus through xRTC");
+          await sleep(FLUSH_MS * 3); // the journal has the live state
+
+          await x1.kill9();
+          const killedAt = Date.now();
+          const x2 = lab.spawn();
+          await x2.ready();
+          assert.ok(x2.lines.some((l) => l.includes("event=whip_session_restored")), x2.lines.join("\n"));
+          const resumedMs = (await flowing("media reaching Janus again after the restart")) +
+            (Date.now() - killedAt);
+
+          // The resource is known under its id and ETag: a trickle with the ETag is taken, a stale one not.
+          const patch = async (etag: string) => {
+            const r = await fetch(state.resource.replace(/^http:\/\/[^/]+/, lab.base), {
+              method: "PATCH",
+              headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": etag },
+              body: "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=end-of-candidates\r\n",
+            });
+            await r.body?.cancel();
+            return r.status;
+          };
+          assert.equal(await patch(state.etag), 204);
+          assert.equal(await patch('"stale"'), 412);
+          assert.equal(await pub.evaluate<number>("unpublish()"), 200);
+          await waitFor(
+            "DELETE released the Janus session",
+            async () =>
+              !((await lab.janus.admin({ janus: "list_sessions" })).sessions as number[]).includes(
+                Number(janusSession),
+              ) || undefined,
+            5_000,
+          );
+          await artifact("media-gap-whip-crash.json", { resumed_ms: resumedMs });
+        } finally {
+          await b.close();
+        }
+      });
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);

@@ -54,12 +54,25 @@ export class HandleEntry {
   }
 }
 
+/** A WHIP resource xRTC holds through a Janus session: what a restarted process needs to go on serving
+ * it (the publisher knows it by its resource id and ETag). */
+export interface WhipResource {
+  endpoint: string;
+  resource: string;
+  etag: string;
+  /** The VideoRoom handle of the publisher. */
+  handle: string;
+  mid?: string;
+}
+
 export class JanusSessionEntry {
   readonly handles = new Map<string, HandleEntry>();
   lastActivity: number;
   wsClosedAt?: number;
   /** The WHIP endpoint's tag when xRTC itself holds this session for a WHIP publisher. */
   whip?: string;
+  /** Its resource, once the publisher has it (the 201 went out). */
+  whipResource?: WhipResource;
   constructor(
     readonly id: string,
     readonly backend: BackendState,
@@ -254,12 +267,31 @@ export class JanusSessions {
   /** A Janus session of the process before a restart. A WebSocket it lived on is gone with that process:
    * the session is kept for the reclaim window, in which its client may claim it on a new one. */
   restoreSession(
-    r: { id: string; protocol: "http" | "ws"; mode: RouteMode; client: string; createdAt: number },
+    r: {
+      id: string;
+      protocol: "http" | "ws";
+      mode: RouteMode;
+      client: string;
+      createdAt: number;
+      whip?: WhipResource;
+    },
     backend: BackendState,
   ): JanusSessionEntry {
     const s = this.addSession(r.id, backend, r.protocol, undefined, r.mode, r.client);
     if (r.protocol === "ws") s.wsClosedAt = this.#clock.now();
+    if (r.whip) {
+      s.whip = r.whip.endpoint;
+      s.whipResource = r.whip;
+    }
     return s;
+  }
+
+  /** A WHIP resource now lives on this session (or its ETag changed): recorded like any change. */
+  setWhip(s: JanusSessionEntry, r: WhipResource): void {
+    if (this.#sessions.get(s.id) !== s) return;
+    s.whip = r.endpoint;
+    s.whipResource = r;
+    this.opts.onChange?.({ kind: "session", session: s });
   }
 
   restoreHandle(s: JanusSessionEntry, id: string, plugin: string, janusLocal: IceCredentials): HandleEntry {

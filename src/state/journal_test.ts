@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { StateJournal } from "./journal.ts";
-import { decodeHandleRecord, encodeRecord, type HandleRecord } from "./records.ts";
+import { decodeHandleRecord, decodeSessionRecord, encodeRecord, type HandleRecord } from "./records.ts";
 import { handleRecord, sessionRecord } from "./test_support.ts";
 import { stateRecordsSkipped } from "../telemetry/catalog.ts";
 
@@ -125,4 +125,18 @@ Deno.test("decoding refuses records whose fields could not be applied", () => {
     spoil(r);
     assert.equal(decodeHandleRecord(encodeRecord(r)), undefined, `case ${i}`);
   }
+});
+
+Deno.test("a WHIP resource rides on its Janus session's record; a WHIP part that does not read back is dropped alone", () => {
+  const whip = {
+    endpoint: "live",
+    resource: "AAAAAAAAAAAAAAAAAAAAAA",
+    etag: '"e"',
+    handle: "2001",
+    mid: "0",
+  };
+  const withWhip = { ...sessionRecord("1001"), whip };
+  assert.deepEqual(decodeSessionRecord(encodeRecord(withWhip)), withWhip);
+  const damaged = decodeSessionRecord(encodeRecord({ ...withWhip, whip: { ...whip, resource: 7 } as never }));
+  assert.deepEqual(damaged, { ...sessionRecord("1001"), whip: undefined });
 });

@@ -8,6 +8,7 @@ import type { RouteMode } from "../ice/negotiation/negotiator.ts";
 import type { SessionSpec } from "../ice/negotiation/spec.ts";
 import type { LiveState } from "../ice/session/media_session.ts";
 import type { Candidate } from "../sdp/candidate.ts";
+import type { WhipResource } from "../signalling/sessions.ts";
 
 export const RECORD_VERSION = 1;
 
@@ -20,6 +21,8 @@ export interface JanusSessionRecord {
   mode: RouteMode;
   client: string;
   createdAt: number;
+  /** The WHIP resource xRTC holds through this session, if it is one. */
+  whip?: WhipResource;
 }
 
 export interface HandleRecord {
@@ -77,7 +80,15 @@ export function decodeSessionRecord(text: string): JanusSessionRecord | undefine
     const ok = r?.v === RECORD_VERSION && isString(r.id) && isString(r.upstream) && isString(r.backend) &&
       (r.protocol === "http" || r.protocol === "ws") && typeof r.mode?.icedirect === "boolean" &&
       typeof r.client === "string" && typeof r.createdAt === "number";
-    return ok ? r : undefined;
+    if (!ok) return undefined;
+    const w = r.whip;
+    // A WHIP part that does not read back is dropped; the Janus session is restored all the same.
+    if (
+      w !== undefined &&
+      !(isString(w.endpoint) && isString(w.resource) && isString(w.etag) && isString(w.handle) &&
+        (w.mid === undefined || typeof w.mid === "string"))
+    ) r.whip = undefined;
+    return r;
   } catch {
     return undefined;
   }

@@ -81,6 +81,8 @@ export interface WhipDeps {
   signalling: JanusSignalling;
   /** The backend pool of an endpoint's upstream. */
   pool: (endpoint: WhipEndpoint) => BackendPool;
+  /** An endpoint of the configuration in effect, by its tag (restoring sessions after a restart). */
+  endpoint: (tag: string) => WhipEndpoint | undefined;
   shutdown: AbortSignal;
 }
 
@@ -366,6 +368,7 @@ export class WhipFront {
     if (ws.closed) return problem(502, "Janus ended the session");
     ws.established = true;
     this.#sessions.set(ws.id, ws);
+    this.#record(ws);
     log("info", "whip_session_open", {
       endpoint: endpoint.tag,
       resource: ws.id,
@@ -525,6 +528,7 @@ export class WhipFront {
       );
     }
     ws.etag = newEtag();
+    this.#record(ws);
     log("info", "whip_ice_restart", { resource: ws.id, session: ws.handle!.key });
     const mids = frag.mids.length ? frag.mids : [ws.mid ?? "0"];
     return new Response(restartAnswerFrag(fresh, mids, negotiator.clientCandidates), {
@@ -595,10 +599,66 @@ export class WhipFront {
     }
   }
 
-  /** xRTC stops: every WHIP session is ended on Janus (a WHIP resource does not outlive the process). */
-  async close(): Promise<void> {
+  /** The resource goes into the session's record (the state directory): a restart serves it on. */
+  #record(ws: WhipSession): void {
+    if (!ws.handle) return;
+    this.deps.signalling.sessions.setWhip(ws.session, {
+      endpoint: ws.endpoint.tag,
+      resource: ws.id,
+      etag: ws.etag,
+      handle: ws.handle.id,
+      mid: ws.mid,
+    });
+  }
+
+  /** After a restart (or an upgrade's catch-up): the WHIP sessions of the restored Janus sessions are
+   * served on, under the same resource and ETag, with their long-poll and keepalives. Returns how many. */
+  restore(): number {
+    const sig = this.deps.signalling;
+    let restored = 0;
+    for (const s of sig.sessions.sessions()) {
+      const r = s.whipResource;
+      if (!r || this.#sessions.has(r.resource) || this.#sessions.size >= MAX_WHIP_SESSIONS) continue;
+      const endpoint = this.deps.endpoint(r.endpoint);
+      const handle = s.handles.get(r.handle);
+      if (!endpoint || !handle || !RESOURCE_ID.test(r.resource)) {
+        // Not servable any more (the endpoint left the configuration): Janus's session timeout ends it,
+        // as xRTC sends it no keepalive.
+        log("warn", "whip_restore_skipped", {
+          resource: r.resource,
+          janus_session: s.id,
+          reason: !endpoint ? `no endpoint ${r.endpoint} now` : "no handle",
+        });
+        continue;
+      }
+      const ws = new WhipSession(r.resource, endpoint, s, {
+        protocol: "http",
+        client: s.client,
+        route: { icedirect: endpoint.icedirect, icetcp: endpoint.icetcp },
+        pool: this.deps.pool(endpoint),
+        sessionId: s.id,
+      });
+      ws.etag = r.etag;
+      ws.mid = r.mid;
+      ws.handle = handle;
+      ws.established = true;
+      this.#sessions.set(ws.id, ws);
+      void this.#poll(ws);
+      restored++;
+      log("info", "whip_session_restored", { endpoint: endpoint.tag, resource: ws.id, session: handle.key });
+    }
+    return restored;
+  }
+
+  /** xRTC stops: the long-polls end; the Janus sessions and their records stay, so a restart or the
+   * process taking over serves every WHIP session on (a drain is how an operator ends them). */
+  close(): void {
     clearInterval(this.#sweeper);
-    await Promise.allSettled([...this.#sessions.values()].map((ws) => this.#end(ws, "shutdown")));
+    for (const ws of this.#sessions.values()) {
+      ws.closed = true;
+      ws.stop.abort();
+    }
+    this.#sessions.clear();
     this.#client.close();
   }
 }

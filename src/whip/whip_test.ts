@@ -166,11 +166,16 @@ async function front(fn: (f: WhipFront, sig: JanusSignalling) => Promise<void>):
     fall: 1,
     rise: 1,
   });
-  const f = new WhipFront({ signalling: sig, pool: () => pool, shutdown: new AbortController().signal });
+  const f = new WhipFront({
+    signalling: sig,
+    pool: () => pool,
+    endpoint: (tag) => tag === "live" ? endpoint() : undefined,
+    shutdown: new AbortController().signal,
+  });
   try {
     await fn(f, sig);
   } finally {
-    await f.close();
+    f.close();
   }
 }
 
@@ -251,5 +256,52 @@ Deno.test("WHIP: a Janus that cannot be reached gets 502, a draining node 503; n
     assert.equal(drained.status, 503);
     assert.equal(drained.headers.get("retry-after"), "5");
     assert.equal(f.size, 0);
+  });
+});
+
+Deno.test("WHIP: a restarted process serves a recorded resource on, under its id and ETag", async () => {
+  await front(async (f, sig) => {
+    const backend =
+      BackendPool.fromUrl("http://127.0.0.1:1", { intervalMs: 1000, timeoutMs: 100, fall: 1, rise: 1 })
+        .backends[0];
+    const mode = { icedirect: false, icetcp: false };
+    const record = (id: string, endpoint: string, resource: string) => {
+      const s = sig.sessions.restoreSession(
+        {
+          id,
+          protocol: "http",
+          mode,
+          client: "198.19.0.2",
+          createdAt: 1,
+          whip: { endpoint, resource, etag: '"etag-of-' + resource + '"', handle: `${id}1`, mid: "0" },
+        },
+        backend,
+      );
+      sig.sessions.restoreHandle(s, `${id}1`, "janus.plugin.videoroom", { ufrag: "u", pwd: "p" });
+    };
+    const kept = "AAAAAAAAAAAAAAAAAAAAAA", gone = "BBBBBBBBBBBBBBBBBBBBBB";
+    record("11", "live", kept);
+    record("12", "removed-endpoint", gone);
+    assert.equal(f.restore(), 1, "only the endpoint still configured");
+    assert.equal(f.restore(), 0, "restoring twice adds nothing");
+    assert.equal(f.size, 1);
+    const patch = (id: string, etag: string) =>
+      ask(f, endpoint(), `/whip/live/${id}`, {
+        method: "PATCH",
+        body: "a=end-of-candidates",
+        headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": etag },
+      });
+    // The resource answers by its recorded ETag: a stale one is 412, an unknown resource 404.
+    const stale = await patch(kept, '"not-it"');
+    await stale.body?.cancel();
+    assert.equal(stale.status, 412);
+    const unknown = await patch(gone, '"etag-of-' + gone + '"');
+    await unknown.body?.cancel();
+    assert.equal(unknown.status, 404);
+    const del = await ask(f, endpoint(), `/whip/live/${kept}`, { method: "DELETE" });
+    await del.body?.cancel();
+    assert.equal(del.status, 200);
+    assert.equal(f.size, 0);
+    assert.equal(sig.sessions.get("11"), undefined, "DELETE releases the Janus session");
   });
 });
