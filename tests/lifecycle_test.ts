@@ -615,19 +615,12 @@ Deno.test(
   },
 );
 
-/** The bytes Janus has received on a handle (its admin API's per-medium in_stats). */
+/** The bytes Janus has received on a handle, every medium (its admin API's webrtc.media[].stats.in). */
 async function janusBytesIn(janus: Janus, session: string, handle: string): Promise<number> {
-  const info = (await janus.admin({ janus: "handle_info" }, `/${session}/${handle}`)).info;
-  let total = 0;
-  const walk = (v: unknown, inStats: boolean) => {
-    if (!v || typeof v !== "object") return;
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      if (inStats && typeof x === "number" && /bytes$/.test(k) && !/lastsec/.test(k)) total += x;
-      else walk(x, inStats || k === "in_stats");
-    }
+  const info = (await janus.admin({ janus: "handle_info" }, `/${session}/${handle}`)).info as {
+    webrtc?: { media?: Record<string, { stats?: { in?: { bytes?: number } } }> };
   };
-  walk(info, false);
-  return total;
+  return Object.values(info?.webrtc?.media ?? {}).reduce((n, m) => n + (m.stats?.in?.bytes ?? 0), 0);
 }
 
 Deno.test(

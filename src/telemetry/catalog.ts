@@ -300,13 +300,13 @@ export const whipSessions = registry.gauge({
   labels: [],
 });
 
-export const WHIP_END_REASONS = ["deleted", "ice_ended", "janus_gone", "shutdown"] as const;
+export const WHIP_END_REASONS = ["deleted", "ice_ended", "janus_gone"] as const;
 export type WhipEndReason = typeof WHIP_END_REASONS[number];
 
 export const whipSessionsEnded = registry.counter({
   name: "xrtc_whip_sessions_ended_total",
-  help: "WHIP sessions ended, by reason: DELETE, the client's ICE session ended (consent lost), Janus " +
-    "ended it, or xRTC stopped.",
+  help: "WHIP sessions ended, by reason: DELETE, the client's ICE session ended (consent lost), or Janus " +
+    "ended it (a stop of xRTC ends none: the next process serves them on).",
   labels: ["reason"],
   values: { reason: WHIP_END_REASONS },
 });
