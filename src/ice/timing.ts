@@ -17,6 +17,9 @@ export const TIMING = {
   consentLossMs: 30_000,
   /** Every session is maintained (consent, keepalives) once per this period, a slice per tick. */
   sweepIntervalMs: 1_000,
+  /** The maintenance tick: short, so each slice is small and packets never wait long behind it (10,000
+   * sessions: 50 per tick, their consent checks and keepalives a few per tick). */
+  sweepTickMs: 5,
   /** Packets from the client held while the Janus leg comes up. */
   pendingQueueLimit: 256,
   /** Packets from Janus held while the client's first address is being validated. */

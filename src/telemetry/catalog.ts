@@ -529,7 +529,7 @@ export const draining = registry.gauge({
 
 export const clusterRedisUp = registry.gauge({
   name: "xrtc_cluster_redis_up",
-  help: "1 while the cluster's session directory (Redis) is reachable; absent on a single node.",
+  help: "1 while the cluster's session directory (Redis) is reachable; 0 when not, and on a single node.",
   labels: [],
 });
 

@@ -80,6 +80,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #ticking = new Set<MediaSession>();
   readonly #clock: Clock;
   readonly #timer?: ReturnType<typeof setInterval>;
+  readonly #sweepTimer?: ReturnType<typeof setInterval>;
   #sweepCursor: Iterator<SessionEntry>;
 
   constructor(readonly opts: MediaPlaneOptions) {
@@ -87,7 +88,10 @@ export class MediaPlane implements SpecSink, ShardRouter {
     this.#sweepCursor = this.table.entries();
     // The IPv4 upstream socket exists from the start (tests and the status page read its port).
     this.#upstream(4);
-    if (opts.autoTick !== false) this.#timer = setInterval(() => this.#onTimer(), TIMING.checkIntervalMs);
+    if (opts.autoTick !== false) {
+      this.#timer = setInterval(() => this.tick(this.#clock.now()), TIMING.checkIntervalMs);
+      this.#sweepTimer = setInterval(() => this.#onSweepTimer(), TIMING.sweepTickMs);
+    }
     sessionsActive.collectWith((set) => {
       const counts = new Map<string, number>();
       for (const s of this.table.live()) {
@@ -325,12 +329,11 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
   }
 
-  #onTimer(): void {
-    const now = this.#clock.now();
-    this.tick(now);
-    // Each session is maintained once per sweep period, a slice per tick, so 10,000 sessions' keepalives
-    // never leave in one burst.
-    this.sweep(now, Math.ceil(this.table.size * TIMING.checkIntervalMs / TIMING.sweepIntervalMs));
+  #onSweepTimer(): void {
+    if (this.table.size === 0) return;
+    // Each session is maintained once per sweep period, a small slice per tick, so 10,000 sessions'
+    // keepalives never leave in one burst and media never waits long behind them.
+    this.sweep(this.#clock.now(), Math.ceil(this.table.size * TIMING.sweepTickMs / TIMING.sweepIntervalMs));
   }
 
   /** Check pacing and retransmissions of the sessions that need them. */
@@ -361,6 +364,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
   /** Closes every session of this shard and its sockets (shutdown). */
   shutdown(reason: EndReason = "shutdown"): void {
     clearInterval(this.#timer);
+    clearInterval(this.#sweepTimer);
     for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
     for (const p of this.ports) p.close();
     for (const s of this.#upstreams.values()) s.close();
