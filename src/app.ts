@@ -247,9 +247,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
   const janusClient = Deno.createHttpClient({ poolIdleTimeout: 30_000 });
   // Several nodes: the sessions this node holds go into the cluster's directory.
   const cluster = config.cluster
-    ? new ClusterDirectory(config.cluster, function* () {
-      for (const s of signalling.sessions.sessions()) yield s.id;
-    })
+    ? new ClusterDirectory(config.cluster, () => signalling.sessions.sessions())
     : undefined;
   const signalling = new JanusSignalling(negotiator, {
     limits: config.options.limits,
@@ -375,6 +373,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     signalling,
     pool: (endpoint) => upstreams.poolOf(endpoint),
     endpoint: (tag) => config.listeners.flatMap((l) => l.http.whip).find((e) => e.tag === tag),
+    cluster: clusterDeps,
     shutdown: shutdown.signal,
   });
   // The WHIP sessions restored above are served on (an upgrade's new process waits for its catch-up:

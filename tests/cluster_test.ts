@@ -56,6 +56,8 @@ services:
           upstream: http://janus
           paths: [/janus]
           protos: [ws@janus-protocol]
+      whip:
+        live: { upstream: http://janus, room: 1234 }
   admin:
     proto: admin
     net: { addr: "${n.serverAddr}:${CLUSTER_PORTS.admin}" }
@@ -292,6 +294,58 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         } finally {
           ws.close();
         }
+      },
+    );
+
+    await t.step(
+      "a WHIP resource created through nginx: PATCH and DELETE served from every node",
+      async () => {
+        const offer = Deno.readTextFileSync(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
+        const created = await fetch(`${frontUrl}/whip/live`, {
+          method: "POST",
+          headers: { "content-type": "application/sdp" },
+          body: offer,
+        });
+        const answer = await created.text();
+        assert.equal(created.status, 201, answer);
+        const location = created.headers.get("location")!;
+        const etag = created.headers.get("etag")!;
+        const resource = location.split("/").at(-1)!;
+        const holder = nodes.findIndex((n) =>
+          n.lines.some((l) => l.includes("event=whip_session_open") && l.includes(`resource=${resource}`))
+        );
+        assert.ok(holder >= 0, "a node holds the resource");
+        const candidates = answer.split(/\r?\n/).filter((l) => l.startsWith("a=candidate:"));
+        assert.ok(
+          candidates.length > 0 && candidates.every((l) => l.includes(` ${c.nodes[holder].publicAddr} `)),
+          `the answer names the holding node's candidates: ${candidates}`,
+        );
+        const patch = async (i: number, tag: string) => {
+          const r = await fetch(`${signallingOf(i)}${location}`, {
+            method: "PATCH",
+            headers: { "content-type": "application/trickle-ice-sdpfrag", "if-match": tag },
+            body: "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=end-of-candidates\r\n",
+          });
+          await r.body?.cancel();
+          return r.status;
+        };
+        for (let i = 0; i < nodes.length; i++) {
+          assert.equal(await patch(i, etag), 204, `PATCH through node ${i}`);
+        }
+        const other = (holder + 1) % nodes.length, third = (holder + 2) % nodes.length;
+        assert.equal(await patch(other, '"stale"'), 412, "the holder's answer comes back whole");
+        const del = await fetch(`${signallingOf(other)}${location}`, { method: "DELETE" });
+        await del.body?.cancel();
+        assert.equal(del.status, 200);
+        const again = await fetch(`${signallingOf(third)}${location}`, { method: "DELETE" });
+        await again.body?.cancel();
+        assert.equal(again.status, 404);
+        assert.ok(
+          nodes[holder].lines.some((l) =>
+            l.includes("event=whip_session_end") && l.includes(`resource=${resource}`)
+          ),
+          "the holder ended the WHIP session",
+        );
       },
     );
 

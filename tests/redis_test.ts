@@ -68,10 +68,15 @@ Deno.test("redis client: a wrong password is a failed connection, reported, not 
 });
 
 /** A stand-in for the registry's change of a session (the directory reads only its id). */
-const added = (id: string) => ({ kind: "session", session: { id } }) as unknown as RegistryChange;
+const added = (id: string, whip?: string) =>
+  ({
+    kind: "session",
+    session: { id, whipResource: whip ? { resource: whip } : undefined },
+  }) as unknown as RegistryChange;
 const gone = (id: string): RegistryChange => ({ kind: "session_gone", id });
 
 function directory(redisUrl: string, node: string, held: Set<string>): ClusterDirectory {
+  const sessions = () => [...held].map((id) => ({ id }));
   return new ClusterDirectory({
     redisUrl,
     node,
@@ -80,7 +85,7 @@ function directory(redisUrl: string, node: string, held: Set<string>): ClusterDi
     nodeTtlMs: 1_000,
     redisTimeoutMs: 500,
     forwardTimeoutMs: 1_000,
-  }, () => held.values());
+  }, sessions);
 }
 
 Deno.test("cluster directory on Redis: publish, locate, node gone, outage, return, takeover", async () => {
@@ -98,6 +103,16 @@ Deno.test("cluster directory on Redis: publish, locate, node gone, outage, retur
     await a.published("101");
     assert.deepEqual(await b.locate("101"), { where: "node", node: "a", url: "http://127.0.0.1:1001" });
     assert.deepEqual(await b.locate("999"), { where: "unknown" });
+    // A WHIP resource is located like its session.
+    a.onRegistryChange(added("101", "RRRRRRRRRRRRRRRRRRRRRR"));
+    await a.published("101");
+    await sleep(20);
+    assert.deepEqual(await b.locateWhip("RRRRRRRRRRRRRRRRRRRRRR"), {
+      where: "node",
+      node: "a",
+      url: "http://127.0.0.1:1001",
+    });
+    assert.deepEqual(await b.locateWhip("SSSSSSSSSSSSSSSSSSSSSS"), { where: "unknown" });
     // A node's own entry for a session it does not hold (it outlived the session) is no owner.
     assert.deepEqual(await a.locate("101"), { where: "unknown" });
 

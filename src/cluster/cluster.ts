@@ -9,6 +9,12 @@ import { RedisClient, RedisUnavailable } from "../io/redis.ts";
 import type { RespValue } from "../io/resp.ts";
 import type { Owner, SessionDirectory } from "../signalling/directory.ts";
 import type { RegistryChange } from "../signalling/sessions.ts";
+
+/** What the directory needs of a session this node holds: its id, and its WHIP resource if it is one. */
+export interface HeldSession {
+  id: string;
+  whipResource?: { resource: string };
+}
 import {
   clusterDirectoryWrites,
   clusterLookups,
@@ -49,7 +55,7 @@ export class ClusterDirectory implements SessionDirectory {
   #timers: ReturnType<typeof setInterval>[] = [];
   #stopped = false;
 
-  constructor(readonly config: ClusterConfig, readonly localSessions: () => Iterable<string>) {
+  constructor(readonly config: ClusterConfig, readonly localSessions: () => Iterable<HeldSession>) {
     this.redis = new RedisClient({
       url: config.redisUrl,
       connectTimeoutMs: config.redisTimeoutMs,
@@ -79,7 +85,7 @@ export class ClusterDirectory implements SessionDirectory {
     return this.config.node;
   }
 
-  #key(kind: "session" | "node" | "nodes", id = ""): string {
+  #key(kind: "session" | "whip" | "node" | "nodes", id = ""): string {
     return `${this.config.keyPrefix}:${kind}${id ? `:${id}` : ""}`;
   }
 
@@ -125,8 +131,11 @@ export class ClusterDirectory implements SessionDirectory {
       if (ok) clusterDirectoryWrites.inc({ outcome: "ok" }, ok);
       if (ok < cmds.length) clusterDirectoryWrites.inc({ outcome: "failed" }, cmds.length - ok);
     };
-    for (const id of this.localSessions()) {
-      batch.push(["SET", this.#key("session", id), this.node, "PX", ttl]);
+    for (const s of this.localSessions()) {
+      batch.push(["SET", this.#key("session", s.id), this.node, "PX", ttl]);
+      if (s.whipResource) {
+        batch.push(["SET", this.#key("whip", s.whipResource.resource), this.node, "PX", ttl]);
+      }
       if (batch.length >= REFRESH_BATCH) await flush();
     }
     if (batch.length) await flush();
@@ -138,15 +147,12 @@ export class ClusterDirectory implements SessionDirectory {
     if (c.kind === "session") {
       if (!this.redis.up) return; // written with every other session when Redis is back
       const id = c.session.id;
-      const write = this.#command(
-        [
-          "SET",
-          this.#key("session", id),
-          this.node,
-          "PX",
-          String(this.config.nodeTtlMs * SESSION_TTL_FACTOR),
-        ],
-      ).then((r) => {
+      const ttl = String(this.config.nodeTtlMs * SESSION_TTL_FACTOR);
+      const whip = c.session.whipResource;
+      // A WHIP resource's entry expires by itself after its session: a stale one names a node that
+      // answers 404, as it should.
+      if (whip) void this.#command(["SET", this.#key("whip", whip.resource), this.node, "PX", ttl]);
+      const write = this.#command(["SET", this.#key("session", id), this.node, "PX", ttl]).then((r) => {
         clusterDirectoryWrites.inc({ outcome: r === "OK" ? "ok" : "failed" });
       }).finally(() => {
         if (this.#writes.get(id) === write) this.#writes.delete(id);
@@ -170,8 +176,17 @@ export class ClusterDirectory implements SessionDirectory {
     await this.#writes.get(sessionId);
   }
 
-  async locate(sessionId: string): Promise<Owner> {
-    const cached = this.#cache.get(sessionId);
+  locate(sessionId: string): Promise<Owner> {
+    return this.#locate("session", sessionId);
+  }
+
+  locateWhip(resource: string): Promise<Owner> {
+    return this.#locate("whip", resource);
+  }
+
+  async #locate(kind: "session" | "whip", id: string): Promise<Owner> {
+    const cacheKey = kind === "session" ? id : `whip:${id}`;
+    const cached = this.#cache.get(cacheKey);
     const fresh = cached && (Date.now() - cached.at < this.config.nodeTtlMs || !this.redis.up);
     if (cached && fresh) {
       return this.#counted("cached", { where: "node", node: cached.node, url: cached.url });
@@ -181,7 +196,7 @@ export class ClusterDirectory implements SessionDirectory {
     }
     let node: RespValue;
     try {
-      node = await this.redis.command(["GET", this.#key("session", sessionId)]);
+      node = await this.redis.command(["GET", this.#key(kind, id)]);
     } catch (e) {
       return this.#counted("unreachable", {
         where: "unreachable",
@@ -190,7 +205,7 @@ export class ClusterDirectory implements SessionDirectory {
     }
     if (typeof node !== "string" || node === this.node) {
       // Not held anywhere, or an entry of this node's that outlived the session here.
-      this.#cache.delete(sessionId);
+      this.#cache.delete(cacheKey);
       return this.#counted("unknown", { where: "unknown" });
     }
     let url: RespValue;
@@ -203,13 +218,14 @@ export class ClusterDirectory implements SessionDirectory {
       });
     }
     if (typeof url !== "string") return this.#counted("node_gone", { where: "node_gone", node });
-    this.#remember(sessionId, { node, url, at: Date.now() });
+    this.#remember(cacheKey, { node, url, at: Date.now() });
     return this.#counted("found", { where: "node", node, url });
   }
 
-  /** A located session's node turned out unreachable: ask again next time. */
-  forget(sessionId: string): void {
-    this.#cache.delete(sessionId);
+  /** A located session's (or WHIP resource's, "whip:<id>") node turned out unreachable: ask again
+   * next time. */
+  forget(key: string): void {
+    this.#cache.delete(key);
   }
 
   #remember(id: string, c: Cached): void {

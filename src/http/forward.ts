@@ -9,7 +9,7 @@ import { clusterForwarded } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 
 export interface ClusterDeps {
-  directory: SessionDirectory & { forget(sessionId: string): void };
+  directory: SessionDirectory & { forget(key: string): void };
   client: Deno.HttpClient;
   /** Deadline for the other node's response headers (longer than Janus's long-poll). */
   forwardTimeoutMs: number;
@@ -17,13 +17,14 @@ export interface ClusterDeps {
 
 export type ForwardResult = { response: Response } | { error: string };
 
-/** One request to the node that holds a session, with a deadline for its response headers. */
+/** One request to the node that holds a session (or a WHIP resource), with a deadline for its response
+ * headers. `key` is what the directory located: a Janus session id, or "whip:<resource>". */
 export async function forwardToNode(
   owner: Extract<Owner, { where: "node" }>,
   pathAndQuery: string,
   init: { method: string; headers: Headers; body: BodyInit | null },
-  protocol: "http" | "ws",
-  sessionId: string,
+  protocol: "http" | "ws" | "whip",
+  key: string,
   deps: ClusterDeps,
   signal?: AbortSignal,
 ): Promise<ForwardResult> {
@@ -51,8 +52,8 @@ export async function forwardToNode(
       : String(e);
     if (!signal?.aborted) {
       clusterForwarded.inc({ protocol, outcome: "failed" });
-      deps.directory.forget(sessionId);
-      log("warn", "cluster_forward_failed", { janus_session: sessionId, node: owner.node, error });
+      deps.directory.forget(key);
+      log("warn", "cluster_forward_failed", { located: key, node: owner.node, error });
     }
     return { error };
   } finally {

@@ -18,6 +18,8 @@ export interface SessionDirectory {
   /** This node's name. */
   readonly node: string;
   locate(sessionId: string): Promise<Owner>;
+  /** Where a WHIP resource this node does not hold lives (its PATCH and DELETE may land anywhere). */
+  locateWhip(resource: string): Promise<Owner>;
   /** Resolves once the session's entry is written (or at the directory's deadline): a create's reply
    * waits for it, so the client's next request, on whichever node, finds the session. */
   published(sessionId: string): Promise<void>;

@@ -559,9 +559,11 @@ export const clusterLookups = registry.counter({
 
 export const clusterForwarded = registry.counter({
   name: "xrtc_cluster_forwarded_total",
-  help: "Client requests forwarded to the node that holds their Janus session, by protocol and outcome.",
+  help:
+    "Client requests forwarded to the node that holds their Janus session or WHIP resource, by protocol " +
+    "and outcome.",
   labels: ["protocol", "outcome"],
-  values: { protocol: ["http", "ws"], outcome: ["ok", "failed"] },
+  values: { protocol: ["http", "ws", "whip"], outcome: ["ok", "failed"] },
 });
 
 export const udpSegmented = registry.counter({

@@ -25,7 +25,9 @@ import {
 import { janusRequest } from "../signalling/janus_client.ts";
 import type { HandleEntry, JanusSessionEntry } from "../signalling/sessions.ts";
 import { readBody } from "../http/body.ts";
-import type { ClientInfo } from "../http/proxy.ts";
+import { type ClientInfo, forwardedHeaders } from "../http/proxy.ts";
+import { type ClusterDeps, forwardToNode } from "../http/forward.ts";
+import { FORWARDED_BY } from "../signalling/directory.ts";
 import { linkSignals } from "../http/signals.ts";
 import {
   trickles,
@@ -83,6 +85,8 @@ export interface WhipDeps {
   pool: (endpoint: WhipEndpoint) => BackendPool;
   /** An endpoint of the configuration in effect, by its tag (restoring sessions after a restart). */
   endpoint: (tag: string) => WhipEndpoint | undefined;
+  /** Several nodes: a PATCH or DELETE for a resource another node holds is served there. */
+  cluster?: ClusterDeps;
   shutdown: AbortSignal;
 }
 
@@ -214,6 +218,9 @@ export class WhipFront {
     }
     if (onEndpoint) return await this.#post(req, client, endpoint, http);
     const ws = this.#sessions.get(resourceId!);
+    if (!ws && this.deps.cluster && !req.headers.has(FORWARDED_BY)) {
+      return await this.#viaOwner(this.deps.cluster, req, client, resourceId!);
+    }
     if (!ws || ws.endpoint.tag !== endpoint.tag) {
       return problem(404, "no such WHIP session");
     }
@@ -222,6 +229,62 @@ export class WhipFront {
       return new Response(null, { status: 200 });
     }
     return await this.#patch(req, ws, http);
+  }
+
+  /** A PATCH or DELETE for a resource this node does not hold: served by the node that holds it (a
+   * load balancer may send a publisher's requests to any node). */
+  async #viaOwner(
+    cluster: ClusterDeps,
+    req: Request,
+    client: ClientInfo,
+    resource: string,
+  ): Promise<Response> {
+    const owner = await cluster.directory.locateWhip(resource);
+    if (owner.where === "unknown") return problem(404, "no such WHIP session");
+    if (owner.where !== "node") {
+      return problem(503, "the node holding this WHIP session cannot be reached now", { "retry-after": "1" });
+    }
+    let body: Uint8Array | null = null;
+    if (req.method === "PATCH") {
+      const read = await readBody(req.body, MAX_PATCH_BYTES, 10_000, req.signal);
+      if ("error" in read) {
+        return read.error === "too_large"
+          ? problem(413, "the fragment is too large")
+          : problem(400, "no body");
+      }
+      body = read.bytes;
+    }
+    const url = new URL(req.url);
+    const result = await forwardToNode(
+      owner,
+      url.pathname + url.search,
+      {
+        method: req.method,
+        headers: forwardedHeaders(req.headers, client),
+        body: body ? new TextDecoder().decode(body) : null,
+      },
+      "whip",
+      `whip:${resource}`,
+      cluster,
+      req.signal,
+    );
+    if ("error" in result) {
+      return problem(503, `the node holding this WHIP session did not answer`, { "retry-after": "1" });
+    }
+    const r = result.response;
+    const text = await readBody(r.body, MAX_PATCH_BYTES, 10_000, req.signal);
+    const headers = new Headers();
+    for (const h of ["content-type", "etag", "accept-patch", "allow", "retry-after", "www-authenticate"]) {
+      const v = r.headers.get(h);
+      if (v !== null) headers.set(h, v);
+    }
+    return new Response(
+      "error" in text || text.bytes.length === 0 ? null : new TextDecoder().decode(text.bytes),
+      {
+        status: r.status,
+        headers,
+      },
+    );
   }
 
   // ---- POST: a new publisher (RFC 9725 §4.2) ----
