@@ -8,40 +8,12 @@ import { type Janus, startJanus } from "./lib/janus.ts";
 import { PORTS, runEchotest, startXrtc } from "./lib/xrtc.ts";
 import { waitFor } from "./lib/run.ts";
 import type { Xrtc } from "../src/app.ts";
+import { janusPost, type Msg, openWs, wsRequest } from "./lib/janus_api.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const HEALTH = "\n    health: { interval: 500ms, timeout: 400ms, fall: 2, rise: 1 }";
 
-async function post(url: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  return await (await fetch(url, { method: "POST", body: JSON.stringify({ transaction: "t", ...body }) }))
-    .json();
-}
-
-/** One request-reply over a Janus WebSocket through xRTC. */
-function wsRequest(ws: WebSocket, body: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const transaction = crypto.randomUUID();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no reply to ${body.janus}`)), 5_000);
-    const onMessage = (e: MessageEvent) => {
-      const m = JSON.parse(e.data);
-      if (m.transaction !== transaction || m.janus === "ack") return;
-      clearTimeout(timer);
-      ws.removeEventListener("message", onMessage);
-      resolve(m);
-    };
-    ws.addEventListener("message", onMessage);
-    ws.send(JSON.stringify({ ...body, transaction }));
-  });
-}
-
-async function openWs(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, "janus-protocol");
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
-  return ws;
-}
+const post = async (url: string, body: Msg) => (await janusPost(url, body)).body;
 
 const backendOf = (x: Xrtc, id: unknown) => x.signalling.sessions.get(String(id))?.backend.name;
 

@@ -13,6 +13,7 @@ import { spawnXrtc, type XrtcProcess } from "./lib/xrtc_process.ts";
 import { ROOT, runWeriftClient, TEST_BACKEND } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { recordFigure, sleep, waitFor } from "./lib/run.ts";
+import { janusPost, type Msg, openWs, wsRequest } from "./lib/janus_api.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -69,40 +70,7 @@ interface NodeStatus {
   backends: Array<{ name: string; up: boolean }>;
 }
 
-type Msg = Record<string, unknown>;
-
-async function post(url: string, body: Msg): Promise<{ status: number; body: Msg }> {
-  const r = await fetch(url, {
-    method: "POST",
-    body: JSON.stringify({ transaction: crypto.randomUUID(), ...body }),
-  });
-  return { status: r.status, body: await r.json() };
-}
-
-function wsRequest(ws: WebSocket, body: Msg): Promise<Msg> {
-  const transaction = crypto.randomUUID();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no reply to ${body.janus}`)), 5_000);
-    const onMessage = (e: MessageEvent) => {
-      const m = JSON.parse(e.data);
-      if (m.transaction !== transaction || (m.janus === "ack" && body.janus !== "keepalive")) return;
-      clearTimeout(timer);
-      ws.removeEventListener("message", onMessage);
-      resolve(m);
-    };
-    ws.addEventListener("message", onMessage);
-    ws.send(JSON.stringify({ ...body, transaction }));
-  });
-}
-
-async function openWs(url: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, "janus-protocol");
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
-  return ws;
-}
+const post = janusPost;
 
 Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, async (t) => {
   const c = await makeClusterTopology(3);

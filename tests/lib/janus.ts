@@ -1,5 +1,5 @@
 // Starts Debian's Janus with the project's own config (tests/janus/) inside the server namespace.
-import { run, sleep, waitFor } from "./run.ts";
+import { run, stopChild, waitFor } from "./run.ts";
 import type { Topology } from "./topology.ts";
 
 export interface JanusOptions {
@@ -93,17 +93,7 @@ export async function startJanus(t: Topology, opts: JanusOptions = {}): Promise<
         body: JSON.stringify({ transaction: crypto.randomUUID(), admin_secret: ADMIN_SECRET, ...body }),
       })).json(),
     stop: async () => {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      const done = child.status;
-      const killed = await Promise.race([done.then(() => true), sleep(3000).then(() => false)]);
-      if (!killed) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-        await done;
-      }
+      await stopChild(child);
       await run(["rm", "-rf", dir], { allowFail: true });
     },
   };

@@ -1,6 +1,6 @@
 // Debian's nginx with the project's shipped front configuration (deploy/nginx/xrtc.conf), inside the
 // front's namespace, with its own pid, logs and temporary files.
-import { run, sleep, waitFor } from "./run.ts";
+import { run, stopChild, waitFor } from "./run.ts";
 
 const SHIPPED = new URL("../../deploy/nginx/xrtc.conf", import.meta.url).pathname;
 
@@ -38,16 +38,7 @@ http {
     stderr: "null",
   }).spawn();
   const stop = async () => {
-    try {
-      child.kill("SIGQUIT");
-    } catch { /* gone */ }
-    const done = await Promise.race([child.status.then(() => true), sleep(3_000).then(() => false)]);
-    if (!done) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-    }
+    await stopChild(child, "SIGQUIT");
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {

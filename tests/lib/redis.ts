@@ -1,6 +1,6 @@
 // Debian's redis-server for the cluster tests: in memory only (no dump, no append-only file), on the
 // address it is given, optionally inside a network namespace.
-import { sleep, waitFor } from "./run.ts";
+import { stopChild, waitFor } from "./run.ts";
 
 export interface Redis {
   url: string;
@@ -33,16 +33,7 @@ export async function startRedis(
   let exited = false;
   child.status.then(() => exited = true);
   const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch { /* gone */ }
-    const done = await Promise.race([child.status.then(() => true), sleep(3_000).then(() => false)]);
-    if (!done) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-      await child.status;
-    }
+    await stopChild(child);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {

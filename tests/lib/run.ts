@@ -55,3 +55,20 @@ export async function recordFigure(test: string, figures: Record<string, number 
   const line = JSON.stringify({ at: new Date().toISOString(), test, ...figures }) + "\n";
   await Deno.writeTextFile(await artifactPath("figures.jsonl"), line, { append: true });
 }
+
+/** Stops a child process: `signal`, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopChild(
+  child: Deno.ChildProcess,
+  signal: Deno.Signal = "SIGTERM",
+  graceMs = 3_000,
+): Promise<void> {
+  try {
+    child.kill(signal);
+  } catch { /* gone */ }
+  const done = await Promise.race([child.status.then(() => true), sleep(graceMs).then(() => false)]);
+  if (done) return;
+  try {
+    child.kill("SIGKILL");
+  } catch { /* gone */ }
+  await child.status;
+}
