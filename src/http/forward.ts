@@ -4,7 +4,7 @@
 // (a long-poll too); a WebSocket message is sent as the equivalent HTTP request and its reply returned on
 // the WebSocket. A forwarded request carries FORWARDED_BY, so it is never forwarded again.
 import { FORWARDED_BY, type Owner, type SessionDirectory } from "../signalling/directory.ts";
-import { linkSignals } from "./signals.ts";
+import { fetchHeaders } from "./fetch_headers.ts";
 import { clusterForwarded } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 
@@ -28,36 +28,23 @@ export async function forwardToNode(
   deps: ClusterDeps,
   signal?: AbortSignal,
 ): Promise<ForwardResult> {
-  const timeout = new AbortController();
-  const ms = deps.forwardTimeoutMs;
-  const timer = setTimeout(() => timeout.abort(new Error(`no response headers in ${ms} ms`)), ms);
-  const linked = signal ? linkSignals(timeout.signal, signal) : { signal: timeout.signal, dispose: () => {} };
   const headers = new Headers(init.headers);
   headers.set(FORWARDED_BY, deps.directory.node);
-  try {
-    const response = await fetch(owner.url + pathAndQuery, {
-      ...init,
-      headers,
-      client: deps.client,
-      signal: linked.signal,
-      redirect: "manual",
-    });
+  const r = await fetchHeaders(
+    owner.url + pathAndQuery,
+    { ...init, headers },
+    deps.forwardTimeoutMs,
+    deps.client,
+    signal,
+  );
+  if ("response" in r) {
     clusterForwarded.inc({ protocol, outcome: "ok" });
-    return { response };
-  } catch (e) {
-    const error = timeout.signal.aborted
-      ? `no response headers in ${ms} ms`
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    if (!signal?.aborted) {
-      clusterForwarded.inc({ protocol, outcome: "failed" });
-      deps.directory.forget(key);
-      log("warn", "cluster_forward_failed", { located: key, node: owner.node, error });
-    }
-    return { error };
-  } finally {
-    clearTimeout(timer);
-    linked.dispose();
+    return r;
   }
+  if (!signal?.aborted) {
+    clusterForwarded.inc({ protocol, outcome: "failed" });
+    deps.directory.forget(key);
+    log("warn", "cluster_forward_failed", { located: key, node: owner.node, error: r.error });
+  }
+  return { error: r.error };
 }

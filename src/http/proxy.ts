@@ -16,6 +16,7 @@ import {
 import type { BackendPool, BackendState } from "../signalling/backends.ts";
 import { guardedStream, readBody } from "./body.ts";
 import { type ClusterDeps, forwardToNode } from "./forward.ts";
+import { fetchHeaders } from "./fetch_headers.ts";
 import { FORWARDED_BY } from "../signalling/directory.ts";
 import { httpRefused, upstreamRequests } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
@@ -361,36 +362,18 @@ async function fetchUpstream(
   client: Deno.HttpClient,
   signal: AbortSignal,
 ): Promise<UpstreamResult> {
-  const timeout = new AbortController();
-  const timer = setTimeout(
-    () => timeout.abort(new Error(`no response headers in ${headerTimeoutMs} ms`)),
-    headerTimeoutMs,
-  );
-  const linked = linkSignals(timeout.signal, signal);
-  try {
-    const response = await fetch(backend.backend.httpUrl + pathAndQuery, {
-      ...init,
-      client,
-      signal: linked.signal,
-      redirect: "manual",
-    });
+  const r = await fetchHeaders(backend.backend.httpUrl + pathAndQuery, init, headerTimeoutMs, client, signal);
+  if ("response" in r) {
     upstreamRequests.inc({ backend: backend.name, outcome: "ok" });
-    return { response };
-  } catch (e) {
-    const error = timeout.signal.aborted
-      ? `no response headers in ${headerTimeoutMs} ms`
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    if (!signal.aborted) {
-      upstreamRequests.inc({ backend: backend.name, outcome: timeout.signal.aborted ? "timeout" : "error" });
-      log("warn", "upstream_error", { backend: backend.name, path: pathAndQuery.split("?")[0], error });
-    }
-    return { error };
-  } finally {
-    // The deadline and the caller's signal govern the wait for headers; the body is read (or streamed)
-    // under the caller's own signal and deadlines.
-    clearTimeout(timer);
-    linked.dispose();
+    return r;
   }
+  if (!signal.aborted) {
+    upstreamRequests.inc({ backend: backend.name, outcome: r.timedOut ? "timeout" : "error" });
+    log("warn", "upstream_error", {
+      backend: backend.name,
+      path: pathAndQuery.split("?")[0],
+      error: r.error,
+    });
+  }
+  return { error: r.error };
 }
