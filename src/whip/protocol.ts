@@ -63,6 +63,8 @@ export interface SdpFrag {
 /** Most lines a fragment may have: a fragment names one bundled m-line and its candidates. */
 export const MAX_FRAG_LINES = 512;
 const ICE_CHAR = /^[A-Za-z0-9+/]+$/;
+/** RFC 8866 §9 token characters, at most 64 of them. */
+const MID = /^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}$/;
 
 export class SdpFragError extends Error {
   override name = "SdpFragError";
@@ -94,7 +96,9 @@ export function parseSdpFrag(text: string): SdpFrag {
         frag.pwd = value;
         break;
       case "mid":
-        frag.mids.push(value.slice(0, 64));
+        // RFC 5888 §4: an identification-tag is a token (RFC 8866 §9); it is echoed in the answer.
+        if (!MID.test(value)) throw new SdpFragError("a=mid is not a token of 1 to 64 characters");
+        frag.mids.push(value);
         break;
       case "candidate":
         frag.candidates.push(value);

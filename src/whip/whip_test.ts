@@ -76,6 +76,10 @@ Deno.test("trickle-ice-sdpfrag: candidates, a restart's credentials, and what is
       "a=ice-ufrag:abcd\r\na=ice-pwd:short",
       "a=ice-ufrag:ab cd\r\na=ice-pwd:0123456789abcdefghijkl",
       "a=candidate:x\r\n".repeat(600),
+      // a mid is a token (RFC 5888 §4): it is echoed into the answer, so no spaces or line breaks
+      "m=audio 9 RTP/AVP 0\r\na=mid:a b",
+      "m=audio 9 RTP/AVP 0\r\na=mid:a\rb",
+      `m=audio 9 RTP/AVP 0\r\na=mid:${"m".repeat(65)}`,
     ]
   ) assert.throws(() => parseSdpFrag(bad), SdpFragError, bad.slice(0, 30));
 });

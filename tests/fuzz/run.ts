@@ -9,9 +9,19 @@ import { framingTarget } from "./framing.ts";
 import { classifyTarget } from "./classify.ts";
 import { sdpTarget } from "./sdp.ts";
 import { signallingTarget } from "./signalling.ts";
+import { whipTarget } from "./whip.ts";
+import { respTarget } from "./resp.ts";
 import { setLogLevel } from "../../src/telemetry/log.ts";
 
-const TARGETS: readonly Target[] = [stunTarget, framingTarget, classifyTarget, sdpTarget, signallingTarget];
+const TARGETS: readonly Target[] = [
+  stunTarget,
+  framingTarget,
+  classifyTarget,
+  sdpTarget,
+  signallingTarget,
+  whipTarget,
+  respTarget,
+];
 const DEFAULT_COUNT = 1_000_000;
 const DEFAULT_SEED = 1;
 /** FAIL lines printed per target; the rest are only counted. */
