@@ -117,13 +117,19 @@ export class FfiUdpBackend implements DatagramBackend {
   readonly #txLen = new Uint32Array(TX_BATCH);
   #txCount = 0;
   /** GSO: the entries built at flush time (each names one queued datagram's address and points at an
-   * iovec run of its group), their iovecs and cmsgs; which datagrams are grouped already. */
+   * iovec run of its group), their iovecs and cmsgs. */
   readonly #gsoMsgs = new Uint8Array(TX_BATCH * MMSG);
   readonly #gsoMsgsView = new DataView(this.#gsoMsgs.buffer);
   readonly #gsoIov = new BigUint64Array(TX_BATCH * 2);
   readonly #gsoCtrl = new Uint8Array(Math.max(256, TX_BATCH * GSO_CMSG_SPACE));
   readonly #gsoCtrlView = new DataView(this.#gsoCtrl.buffer);
-  readonly #gsoGroup = new Uint8Array(Math.max(256, TX_BATCH));
+  /** Per queued datagram, the next one to its destination (-1: none); the last one per destination,
+   * and the first ones in queue order (the grouping of #sendSegmented). */
+  readonly #gsoNext = new Int16Array(TX_BATCH);
+  readonly #gsoTails = new Map<PeerAddress, number>();
+  readonly #gsoHeads = new Uint16Array(TX_BATCH);
+  #entries = 0;
+  #iovAt = 0;
   /** Per entry its datagrams' count and first iovec; per iovec its queued datagram. */
   readonly #gsoCount = new Uint16Array(TX_BATCH);
   readonly #gsoFirst = new Uint16Array(TX_BATCH);
@@ -279,57 +285,50 @@ export class FfiUdpBackend implements DatagramBackend {
   /** Groups start..end by destination and size into GSO entries and sends them. False when nothing
    * groups: the caller sends the run one entry per datagram. */
   #sendSegmented(fd: number, start: number, end: number): boolean {
-    const group = this.#gsoGroup, to = this.#txTo, len = this.#txLen;
-    group.fill(0, start, end);
-    const view = this.#gsoMsgsView, iov = this.#gsoIov, tx = this.#tx.msgsView;
-    let entries = 0, iovAt = 0, grouped = false, segmented = 0;
+    const to = this.#txTo, len = this.#txLen, next = this.#gsoNext, tails = this.#gsoTails;
+    // One pass: each datagram is chained after the previous one to its destination (received
+    // addresses are interned, and a session keeps its own, so one peer is one object). When no
+    // destination repeats there is nothing to group.
+    tails.clear();
+    let heads = 0;
     for (let i = start; i < end; i++) {
-      if (group[i]) continue;
-      group[i] = 1;
-      const size = len[i];
-      const first = iovAt;
-      iov[2 * iovAt] = this.#slotsAddress + BigInt(i * TX_SLOT);
-      iov[2 * iovAt + 1] = BigInt(size);
-      this.#gsoMember[iovAt] = i;
-      iovAt++;
-      let count = 1, bytes = size;
-      if (size <= GSO_MAX_SEGMENT) {
-        const dest = to[i];
-        for (let j = i + 1; j < end && count < GSO_MAX_SEGMENTS; j++) {
-          if (group[j] || len[j] > size || bytes + len[j] > GSO_MAX_BYTES) continue;
-          const d = to[j];
-          if (d !== dest && (d.port !== dest.port || d.text !== dest.text)) continue;
-          group[j] = 1;
-          iov[2 * iovAt] = this.#slotsAddress + BigInt(j * TX_SLOT);
-          iov[2 * iovAt + 1] = BigInt(len[j]);
-          this.#gsoMember[iovAt] = j;
-          iovAt++;
-          count++;
-          bytes += len[j];
-          if (len[j] < size) break; // a shorter datagram can only be the last segment
-        }
-      }
-      const o = entries * MMSG;
-      view.setBigUint64(o + OFF_NAME, this.#namesAddress + BigInt(i * NAME), true);
-      view.setUint32(o + OFF_NAMELEN, tx.getUint32(i * MMSG + OFF_NAMELEN, true), true);
-      view.setBigUint64(o + OFF_IOV, this.#gsoIovAddress + BigInt(first * 16), true);
-      view.setBigUint64(o + OFF_IOVLEN, BigInt(count), true);
-      if (count > 1) {
-        grouped = true;
-        segmented += count;
-        const c = entries * GSO_CMSG_SPACE;
-        this.#gsoCtrlView.setUint16(c + 16, size, true);
-        view.setBigUint64(o + OFF_CONTROL, this.#gsoCtrlAddress + BigInt(c), true);
-        view.setBigUint64(o + OFF_CONTROLLEN, BigInt(GSO_CMSG_SPACE), true);
-      } else {
-        view.setBigUint64(o + OFF_CONTROL, 0n, true);
-        view.setBigUint64(o + OFF_CONTROLLEN, 0n, true);
-      }
-      view.setUint32(o + OFF_FLAGS, 0, true);
-      this.#gsoCount[entries] = count;
-      this.#gsoFirst[entries] = first;
-      entries++;
+      next[i] = -1;
+      const tail = tails.get(to[i]);
+      if (tail === undefined) this.#gsoHeads[heads++] = i;
+      else next[tail] = i;
+      tails.set(to[i], i);
     }
+    if (heads === end - start) return false;
+    let grouped = false, segmented = 0;
+    this.#entries = 0;
+    this.#iovAt = 0;
+    for (let h = 0; h < heads; h++) {
+      // A destination's datagrams in queue order, cut into entries: one size each (a shorter one may
+      // end an entry), within the kernel's bounds.
+      for (let j = this.#gsoHeads[h]; j !== -1;) {
+        const size = len[j];
+        const first = this.#iovAt;
+        this.#addSegment(j);
+        let count = 1, bytes = size, k = next[j];
+        if (size <= GSO_MAX_SEGMENT) {
+          while (k !== -1 && count < GSO_MAX_SEGMENTS && len[k] <= size && bytes + len[k] <= GSO_MAX_BYTES) {
+            this.#addSegment(k);
+            count++;
+            bytes += len[k];
+            const shorter = len[k] < size;
+            k = next[k];
+            if (shorter) break;
+          }
+        }
+        if (count > 1) {
+          grouped = true;
+          segmented += count;
+        }
+        this.#addEntry(j, first, count, size);
+        j = k;
+      }
+    }
+    const entries = this.#entries;
     if (!grouped) return false;
     SEGMENTED.inc(segmented);
     let off = 0;
@@ -361,6 +360,36 @@ export class FfiUdpBackend implements DatagramBackend {
       return true;
     }
     return true;
+  }
+
+  /** The next iovec of the entry being built: datagram `q` of the queue. */
+  #addSegment(q: number): void {
+    const at = this.#iovAt++;
+    this.#gsoIov[2 * at] = this.#slotsAddress + BigInt(q * TX_SLOT);
+    this.#gsoIov[2 * at + 1] = BigInt(this.#txLen[q]);
+    this.#gsoMember[at] = q;
+  }
+
+  /** An entry to the address of datagram `q`: `count` iovecs from `first`, segmented when more than one. */
+  #addEntry(q: number, first: number, count: number, size: number): void {
+    const e = this.#entries++;
+    const view = this.#gsoMsgsView, o = e * MMSG;
+    view.setBigUint64(o + OFF_NAME, this.#namesAddress + BigInt(q * NAME), true);
+    view.setUint32(o + OFF_NAMELEN, this.#tx.msgsView.getUint32(q * MMSG + OFF_NAMELEN, true), true);
+    view.setBigUint64(o + OFF_IOV, this.#gsoIovAddress + BigInt(first * 16), true);
+    view.setBigUint64(o + OFF_IOVLEN, BigInt(count), true);
+    if (count > 1) {
+      const c = e * GSO_CMSG_SPACE;
+      this.#gsoCtrlView.setUint16(c + 16, size, true);
+      view.setBigUint64(o + OFF_CONTROL, this.#gsoCtrlAddress + BigInt(c), true);
+      view.setBigUint64(o + OFF_CONTROLLEN, BigInt(GSO_CMSG_SPACE), true);
+    } else {
+      view.setBigUint64(o + OFF_CONTROL, 0n, true);
+      view.setBigUint64(o + OFF_CONTROLLEN, 0n, true);
+    }
+    view.setUint32(o + OFF_FLAGS, 0, true);
+    this.#gsoCount[e] = count;
+    this.#gsoFirst[e] = first;
   }
 
   /** After a failed send: the kernel's reason (errno of this thread, read right after the call). */
