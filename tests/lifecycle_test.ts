@@ -9,6 +9,7 @@ import { openEchoSession, PORTS, runWeriftClient, TEST_BACKEND, type XrtcTestOpt
 import { spawnXrtc, writeConfig, type XrtcProcess } from "./lib/xrtc_process.ts";
 import { artifactPath, freePort, sleep, waitFor } from "./lib/run.ts";
 import { FLUSH_MS } from "../src/state/journal.ts";
+import type { Page } from "playwright-core";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -165,76 +166,52 @@ async function artifact(name: string, data: unknown): Promise<void> {
   await Deno.writeTextFile(await artifactPath(name), JSON.stringify(data, null, 2));
 }
 
-/** Restarts of xRTC under a janus.js call in Chromium: the same PeerConnection must go on, untouched. */
-async function janusJsAcrossRestart(transport: "http" | "ws", how: "crash" | "upgrade"): Promise<void> {
-  const janusOpts = transport === "ws" ? { reclaimTimeout: 10 } : {};
+interface JanusJsCall {
+  lab: Lab;
+  /** The xRTC process the call started on. */
+  x: XrtcProcess;
+  page: Page;
+  read(): Promise<PageState>;
+  /** The page's state once the call was up. */
+  up: PageState;
+}
+
+/** A janus.js echotest in Chromium through a freshly started xRTC, handed to `fn` once the last sample
+ * satisfies `upWhen` (within 30 s); everything is torn down after. */
+async function janusJsCall(
+  o: {
+    transport: "http" | "ws";
+    janus?: JanusOptions;
+    xrtc?: XrtcTestOptions;
+    blockUdp?: boolean;
+    what: string;
+    upWhen: (last: Sample) => boolean;
+  },
+  fn: (c: JanusJsCall) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
-  const root = await janusJsRoot(dir);
-  const xrtcOpts: XrtcTestOptions = {
-    root,
-    options: `  consent_timeout: 30s${transport === "ws" ? "\n  janus: { reclaim_timeout: 10s }" : ""}`,
-  };
   try {
-    await withLab({ janus: janusOpts, xrtc: xrtcOpts }, async (lab) => {
-      const x1 = lab.spawn();
-      await x1.ready();
+    const root = await janusJsRoot(dir);
+    await withLab({ janus: o.janus, xrtc: { ...o.xrtc, root } }, async (lab) => {
+      if (o.blockUdp) await blockClientUdp(lab.topo);
+      const x = lab.spawn();
+      await x.ready();
       const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
       try {
         const page = await b.browser.newPage();
-        await page.goto(`${lab.base}/janus_echotest.html?transport=${transport}`);
+        await page.goto(`${lab.base}/janus_echotest.html?transport=${o.transport}`);
         const read = async () => await page.evaluate<PageState>("window.xrtcState");
         const up = await waitFor(
-          "30 decoded frames",
+          o.what,
           async () => {
             const s = await read();
             const last = s.timeline.at(-1);
-            return last && last.frames > 30 && last.dtls === "connected" ? s : undefined;
+            return last && o.upWhen(last) ? s : undefined;
           },
           30_000,
           200,
         );
-        const before = up.timeline.at(-1)!;
-        const t0 = before.t;
-        if (how === "crash") {
-          await x1.kill9();
-          const x2 = lab.spawn();
-          await x2.ready();
-        } else {
-          const x2 = lab.spawn({ takeover: true });
-          await x2.ready();
-          assert.equal(await x1.exited(5_000), 0, "the old process handed over and exited");
-        }
-        await sleep(6_000);
-        const after = await read();
-        const last = after.timeline.at(-1)!;
-        const freeze = longestFreeze(after.timeline, t0 - 1_000);
-        await artifact(`media-gap-janusjs-${transport}-${how}.json`, {
-          freeze_ms: freeze,
-          before,
-          last,
-          events: after.events,
-        });
-        assert.deepEqual(after.errors, []);
-        assert.ok(
-          last.frames > before.frames + 60,
-          `frames went on decoding: ${before.frames} -> ${last.frames}`,
-        );
-        assert.equal(last.pair, before.pair, "the same selected candidate pair");
-        assert.equal(last.pairChanges, before.pairChanges, "no other pair was selected (no ICE restart)");
-        assert.equal(last.remote, before.remote);
-        assert.ok(
-          after.timeline.filter((s) => s.t > t0).every((s) => s.dtls === "connected"),
-          "DTLS stayed connected (no new handshake)",
-        );
-        assert.ok(
-          !after.events.some((e) => e.kind === "webrtc" && e.up === false),
-          `Janus reported no hangup: ${JSON.stringify(after.events)}`,
-        );
-        assert.ok(freeze < 5_000, `the media gap was ${freeze} ms`);
-        if (transport === "ws" || how === "crash") {
-          // The connection to the server was lost with the process: janus.js reconnected and claimed.
-          assert.ok(after.events.some((e) => e.kind === "reconnected"), JSON.stringify(after.events));
-        }
+        await fn({ lab, x, page, read, up });
       } finally {
         await b.close();
       }
@@ -242,6 +219,65 @@ async function janusJsAcrossRestart(transport: "http" | "ws", how: "crash" | "up
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** Restarts of xRTC under a janus.js call in Chromium: the same PeerConnection must go on, untouched. */
+async function janusJsAcrossRestart(transport: "http" | "ws", how: "crash" | "upgrade"): Promise<void> {
+  await janusJsCall(
+    {
+      transport,
+      janus: transport === "ws" ? { reclaimTimeout: 10 } : {},
+      xrtc: {
+        options: `  consent_timeout: 30s${transport === "ws" ? "\n  janus: { reclaim_timeout: 10s }" : ""}`,
+      },
+      what: "30 decoded frames",
+      upWhen: (last) => last.frames > 30 && last.dtls === "connected",
+    },
+    async ({ lab, x: x1, read, up }) => {
+      const before = up.timeline.at(-1)!;
+      const t0 = before.t;
+      if (how === "crash") {
+        await x1.kill9();
+        const x2 = lab.spawn();
+        await x2.ready();
+      } else {
+        const x2 = lab.spawn({ takeover: true });
+        await x2.ready();
+        assert.equal(await x1.exited(5_000), 0, "the old process handed over and exited");
+      }
+      await sleep(6_000);
+      const after = await read();
+      const last = after.timeline.at(-1)!;
+      const freeze = longestFreeze(after.timeline, t0 - 1_000);
+      await artifact(`media-gap-janusjs-${transport}-${how}.json`, {
+        freeze_ms: freeze,
+        before,
+        last,
+        events: after.events,
+      });
+      assert.deepEqual(after.errors, []);
+      assert.ok(
+        last.frames > before.frames + 60,
+        `frames went on decoding: ${before.frames} -> ${last.frames}`,
+      );
+      assert.equal(last.pair, before.pair, "the same selected candidate pair");
+      assert.equal(last.pairChanges, before.pairChanges, "no other pair was selected (no ICE restart)");
+      assert.equal(last.remote, before.remote);
+      assert.ok(
+        after.timeline.filter((s) => s.t > t0).every((s) => s.dtls === "connected"),
+        "DTLS stayed connected (no new handshake)",
+      );
+      assert.ok(
+        !after.events.some((e) => e.kind === "webrtc" && e.up === false),
+        `Janus reported no hangup: ${JSON.stringify(after.events)}`,
+      );
+      assert.ok(freeze < 5_000, `the media gap was ${freeze} ms`);
+      if (transport === "ws" || how === "crash") {
+        // The connection to the server was lost with the process: janus.js reconnected and claimed.
+        assert.ok(after.events.some((e) => e.kind === "reconnected"), JSON.stringify(after.events));
+      }
+    },
+  );
 }
 
 Deno.test(
@@ -331,123 +367,86 @@ Deno.test("crash: 100 werift sessions at once all resume", opts, async () => {
 Deno.test(
   "ICE-TCP across a crash: the connection dies with the process; the client's ICE restart brings the media back",
   opts,
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
-    const root = await janusJsRoot(dir);
-    try {
-      await withLab({ xrtc: { root } }, async (lab) => {
-        await blockClientUdp(lab.topo);
-        const x1 = lab.spawn();
-        await x1.ready();
-        const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
-        try {
-          const page = await b.browser.newPage();
-          await page.goto(`${lab.base}/janus_echotest.html?transport=http`);
-          const read = async () => await page.evaluate<PageState>("window.xrtcState");
-          const up = await waitFor(
-            "30 decoded frames over ICE-TCP",
-            async () => {
-              const s = await read();
-              const last = s.timeline.at(-1);
-              return last && last.frames > 30 && last.remote?.startsWith("tcp:") ? last : undefined;
-            },
-            30_000,
-            200,
-          );
-          await x1.kill9();
-          const x2 = lab.spawn();
-          await x2.ready();
-          // The client's TCP connection ended with the process: nothing flows on it any more.
-          await sleep(3_000);
-          const stalled = (await read()).timeline.at(-1)!;
-          assert.ok(
-            stalled.frames - up.frames < 90,
-            `media stopped with the TCP connection (${up.frames} -> ${stalled.frames})`,
-          );
-          const restartAt = stalled.t;
-          await page.evaluate("window.xrtcIceRestart()");
-          const back = await waitFor(
-            "frames again after the ICE restart",
-            async () => {
-              const s = await read();
-              const last = s.timeline.at(-1)!;
-              return last.frames > stalled.frames + 60 ? s : undefined;
-            },
-            15_000,
-            200,
-          );
-          const resumedAt = back.timeline.find((x) => x.t > restartAt && x.frames > stalled.frames)!.t;
-          await artifact("media-gap-ice-tcp-crash-then-ice-restart.json", {
-            resumed_after_ice_restart_ms: resumedAt - restartAt,
-          });
-          assert.ok(
-            back.timeline.at(-1)!.remote?.startsWith("tcp:"),
-            "over a new TCP connection to the same port",
-          );
-          assert.ok(
-            x2.lines.some((l) => l.includes("event=client_ice_restart")),
-            "xRTC answered the ICE restart itself",
-          );
-        } finally {
-          await b.close();
-        }
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  () =>
+    janusJsCall(
+      {
+        transport: "http",
+        blockUdp: true,
+        what: "30 decoded frames over ICE-TCP",
+        upWhen: (last) => last.frames > 30 && last.remote?.startsWith("tcp:") === true,
+      },
+      async ({ lab, x: x1, page, read, up: upState }) => {
+        const up = upState.timeline.at(-1)!;
+        await x1.kill9();
+        const x2 = lab.spawn();
+        await x2.ready();
+        // The client's TCP connection ended with the process: nothing flows on it any more.
+        await sleep(3_000);
+        const stalled = (await read()).timeline.at(-1)!;
+        assert.ok(
+          stalled.frames - up.frames < 90,
+          `media stopped with the TCP connection (${up.frames} -> ${stalled.frames})`,
+        );
+        const restartAt = stalled.t;
+        await page.evaluate("window.xrtcIceRestart()");
+        const back = await waitFor(
+          "frames again after the ICE restart",
+          async () => {
+            const s = await read();
+            const last = s.timeline.at(-1)!;
+            return last.frames > stalled.frames + 60 ? s : undefined;
+          },
+          15_000,
+          200,
+        );
+        const resumedAt = back.timeline.find((x) => x.t > restartAt && x.frames > stalled.frames)!.t;
+        await artifact("media-gap-ice-tcp-crash-then-ice-restart.json", {
+          resumed_after_ice_restart_ms: resumedAt - restartAt,
+        });
+        assert.ok(
+          back.timeline.at(-1)!.remote?.startsWith("tcp:"),
+          "over a new TCP connection to the same port",
+        );
+        assert.ok(
+          x2.lines.some((l) => l.includes("event=client_ice_restart")),
+          "xRTC answered the ICE restart itself",
+        );
+      },
+    ),
 );
 
 Deno.test(
   "client ICE restart over UDP (half proxy): xRTC answers it with new credentials, the Janus leg stays as it is",
   opts,
-  async () => {
-    const dir = await Deno.makeTempDir({ prefix: "xrtc-page-" });
-    const root = await janusJsRoot(dir);
-    try {
-      await withLab({ xrtc: { root } }, async (lab) => {
-        const x = lab.spawn();
-        await x.ready();
-        const b = await launchChromium(lab.topo, { secureOrigin: lab.base });
-        try {
-          const page = await b.browser.newPage();
-          await page.goto(`${lab.base}/janus_echotest.html?transport=http`);
-          const read = async () => await page.evaluate<PageState>("window.xrtcState");
-          const up = await waitFor(
-            "30 decoded frames over UDP",
-            async () => {
-              const last = (await read()).timeline.at(-1);
-              return last && last.frames > 30 && last.remote?.startsWith("udp:") ? last : undefined;
-            },
-            30_000,
-            200,
-          );
-          const legEvents = () => x.lines.filter((l) => /event=janus_leg_(selected|failed)/.test(l)).length;
-          const legsBefore = legEvents();
-          await page.evaluate("window.xrtcIceRestart()");
-          const after = await waitFor(
-            "frames again after the ICE restart",
-            async () => {
-              const s = await read();
-              const restarted = x.lines.some((l) => l.includes("event=client_ice_restart"));
-              return restarted && s.timeline.at(-1)!.frames > up.frames + 90 ? s : undefined;
-            },
-            15_000,
-            200,
-          );
-          const freeze = longestFreeze(after.timeline, up.t);
-          await artifact("media-gap-client-ice-restart-udp.json", { freeze_ms: freeze });
-          assert.equal(legEvents(), legsBefore, "the Janus leg neither re-selected nor failed");
-          assert.deepEqual(after.errors, []);
-          assert.equal(after.timeline.at(-1)!.dtls, "connected", "the same DTLS session");
-        } finally {
-          await b.close();
-        }
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+  () =>
+    janusJsCall(
+      {
+        transport: "http",
+        what: "30 decoded frames over UDP",
+        upWhen: (last) => last.frames > 30 && last.remote?.startsWith("udp:") === true,
+      },
+      async ({ x, page, read, up: upState }) => {
+        const up = upState.timeline.at(-1)!;
+        const legEvents = () => x.lines.filter((l) => /event=janus_leg_(selected|failed)/.test(l)).length;
+        const legsBefore = legEvents();
+        await page.evaluate("window.xrtcIceRestart()");
+        const after = await waitFor(
+          "frames again after the ICE restart",
+          async () => {
+            const s = await read();
+            const restarted = x.lines.some((l) => l.includes("event=client_ice_restart"));
+            return restarted && s.timeline.at(-1)!.frames > up.frames + 90 ? s : undefined;
+          },
+          15_000,
+          200,
+        );
+        const freeze = longestFreeze(after.timeline, up.t);
+        await artifact("media-gap-client-ice-restart-udp.json", { freeze_ms: freeze });
+        assert.equal(legEvents(), legsBefore, "the Janus leg neither re-selected nor failed");
+        assert.deepEqual(after.errors, []);
+        assert.equal(after.timeline.at(-1)!.dtls, "connected", "the same DTLS session");
+      },
+    ),
 );
 
 Deno.test(

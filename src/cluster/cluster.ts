@@ -194,27 +194,19 @@ export class ClusterDirectory implements SessionDirectory {
     if (!this.redis.up) {
       return this.#counted("unreachable", { where: "unreachable", reason: "redis is unreachable" });
     }
-    let node: RespValue;
+    let node: RespValue, url: RespValue = null;
     try {
       node = await this.redis.command(["GET", this.#key(kind, id)]);
-    } catch (e) {
-      return this.#counted("unreachable", {
-        where: "unreachable",
-        reason: String((e as Error).message ?? e),
-      });
-    }
-    if (typeof node !== "string" || node === this.node) {
       // Not held anywhere, or an entry of this node's that outlived the session here.
-      this.#cache.delete(cacheKey);
-      return this.#counted("unknown", { where: "unknown" });
-    }
-    let url: RespValue;
-    try {
+      if (typeof node !== "string" || node === this.node) {
+        this.#cache.delete(cacheKey);
+        return this.#counted("unknown", { where: "unknown" });
+      }
       url = await this.redis.command(["GET", this.#key("node", node)]);
     } catch (e) {
       return this.#counted("unreachable", {
         where: "unreachable",
-        reason: String((e as Error).message ?? e),
+        reason: e instanceof Error ? e.message : String(e),
       });
     }
     if (typeof url !== "string") return this.#counted("node_gone", { where: "node_gone", node });

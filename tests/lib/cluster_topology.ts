@@ -4,7 +4,7 @@
 // test process). The client host reaches nginx and the nodes' ICE ports only (nftables), and has no
 // route to the server link.
 import { run } from "./run.ts";
-import type { Topology } from "./topology.ts";
+import { applyNft, type Topology } from "./topology.ts";
 
 export const CLUSTER_PORTS = { udp: 6001, tcp: 6443, http: 8080, admin: 6090, redis: 6379, front: 8080 };
 
@@ -127,9 +127,8 @@ export async function makeClusterTopology(nodeCount = 3): Promise<ClusterTopolog
 /** The client host reaches the front (any port) and the nodes' ICE ports, nothing else of the nodes. */
 async function limitClient(c: ClusterTopology): Promise<void> {
   const nodes = c.nodes.map((n) => n.publicAddr).join(", ");
-  const file = await Deno.makeTempFile({ suffix: ".nft" });
-  await Deno.writeTextFile(
-    file,
+  await applyNft(
+    c.clientNs,
     `table inet xrtc_cluster_client {
   chain out {
     type filter hook output priority 0;
@@ -140,11 +139,6 @@ async function limitClient(c: ClusterTopology): Promise<void> {
 }
 `,
   );
-  try {
-    await run(c.inNs(c.clientNs, ["nft", "-f", file]));
-  } finally {
-    await Deno.remove(file);
-  }
 }
 
 /** What a crashed earlier run left: its namespaces (and their processes) and the test process's links. */

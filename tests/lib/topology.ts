@@ -91,11 +91,21 @@ export async function makeTopology(): Promise<Topology> {
   return t;
 }
 
+/** Loads an nftables ruleset inside a namespace. */
+export async function applyNft(ns: string, ruleset: string): Promise<void> {
+  const file = await Deno.makeTempFile({ suffix: ".nft" });
+  await Deno.writeTextFile(file, ruleset);
+  try {
+    await run(["ip", "netns", "exec", ns, "nft", "-f", file]);
+  } finally {
+    await Deno.remove(file);
+  }
+}
+
 /** Blocks UDP in the client namespace (for ICE-TCP tests), with nftables. */
 export async function blockClientUdp(t: Topology): Promise<void> {
-  const file = await Deno.makeTempFile({ suffix: ".nft" });
-  await Deno.writeTextFile(
-    file,
+  await applyNft(
+    t.clientNs,
     `table inet xrtc_test {
   chain out {
     type filter hook output priority 0;
@@ -108,11 +118,6 @@ export async function blockClientUdp(t: Topology): Promise<void> {
 }
 `,
   );
-  try {
-    await run(["ip", "netns", "exec", t.clientNs, "nft", "-f", file]);
-  } finally {
-    await Deno.remove(file);
-  }
 }
 
 /** Removes what a crashed earlier run of these tests left: its namespaces (and their processes). */
