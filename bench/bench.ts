@@ -5,10 +5,11 @@
 //   deno task bench [--list]
 // Environment: BENCH_SCENARIOS (comma list of scenario ids or prefixes, e.g. "direct,half,gap"; default
 // all), BENCH_BACKENDS (deno,ffi), BENCH_RATES (comma list of packets/s), BENCH_STEP_MS, BENCH_CLIENTS,
-// BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_OUT (JSON path).
+// BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_ROUNDS (rounds of the throughput
+// scenarios, default 3), BENCH_OUT (JSON path).
 import { ROOT } from "./procs.ts";
-import { type Context, scenarios, type Settings, startPeer } from "./scenarios.ts";
-import { emptyResults, ratios, render } from "./report.ts";
+import { type Context, type Scenario, scenarios, type Settings, startPeer } from "./scenarios.ts";
+import { cpuRatios, emptyResults, ratios, render } from "./report.ts";
 
 const env = (k: string, d: string) => Deno.env.get(k) ?? d;
 const list = (k: string, d: string) => env(k, d).split(",").filter(Boolean);
@@ -23,6 +24,7 @@ const settings: Settings = {
   sessions: list("BENCH_SESSIONS", "100,1000,10000").map(Number),
   latencyRate: 20_000,
   heldStepMs: 20_000,
+  rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),
 };
 const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);
 
@@ -49,8 +51,9 @@ const failures: string[] = [];
 const peer = await startPeer();
 const ctx: Context = { settings, peer, results };
 try {
-  for (const s of chosen) {
-    console.error(`bench: ${s.id}: ${s.title}`);
+  const runOne = async (s: Scenario, round?: number) => {
+    console.error(`bench: ${s.id}${round === undefined ? "" : ` (round ${round + 1})`}: ${s.title}`);
+    ctx.round = round;
     try {
       await s.run(ctx);
     } catch (e) {
@@ -58,7 +61,13 @@ try {
       failures.push(`${s.id}: ${e instanceof Error ? e.message : e}`);
       console.error(`bench: ${s.id} failed: ${e instanceof Error ? e.message : e}`);
     }
+  };
+  // The throughput scenarios in interleaved rounds (C relay, then each proxy, then again), so that each
+  // ratio compares runs minutes apart at most; the rest once.
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const s of chosen.filter((x) => x.repeat)) await runOne(s, round);
   }
+  for (const s of chosen.filter((x) => !x.repeat)) await runOne(s);
 } finally {
   await peer.stop();
 }
@@ -75,6 +84,7 @@ await Deno.writeTextFile(
       scenarios: chosen.map((s) => s.id),
       results,
       ratios: ratios(results, settings),
+      cpuToCRelay: cpuRatios(results, settings),
       failures,
       table,
     },

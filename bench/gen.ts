@@ -9,6 +9,7 @@
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramSocket } from "../src/io/types.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
+import { cpuMs } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
 
 export interface GenOptions {
@@ -22,7 +23,7 @@ export interface GenOptions {
   stepMs: number;
   size: number;
   maxLoss: number;
-  /** Processes whose CPU time is summed per step (/proc/<pid>/stat). */
+  /** Processes whose CPU time is summed per step. */
   pids?: number[];
   sessions?: number;
   /** Client ufrags are made from this tag and the client's index, so runs against one xRTC differ. */
@@ -34,18 +35,8 @@ export interface GenOptions {
 const o: GenOptions = JSON.parse(Deno.args[0]);
 // The generator is the same tool in every run: plain batched sends, no GSO.
 const backend = FfiUdpBackend.open({ gso: false });
-const CLK_TCK = 100;
 
 const signal = (i: number) => signalOffer(o.http!, `${o.tag ?? "c"}${i}x`);
-
-function cpuTicks(pids: number[] = []): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-    ticks += Number(f[11]) + Number(f[12]); // utime + stime
-  }
-  return ticks;
-}
 
 interface Client {
   index: number;
@@ -120,7 +111,7 @@ async function main() {
     foreign = 0;
     for (const c of clients) c.lastSeq = 0;
     let sent = 0;
-    const cpu0 = cpuTicks(o.pids);
+    const cpu0 = cpuMs(o.pids ?? []);
     const t0 = performance.now();
     await new Promise<void>((done) => {
       const timer = setInterval(() => {
@@ -141,7 +132,7 @@ async function main() {
       }, 1);
     });
     await new Promise((r) => setTimeout(r, 400)); // drain
-    const cpuMs = ((cpuTicks(o.pids) - cpu0) / CLK_TCK) * 1000;
+    const cpu = cpuMs(o.pids ?? []) - cpu0;
     const n = Math.min(received, MAX_SAMPLES);
     const sorted = rtts.subarray(0, n).slice().sort();
     const pct = (p: number) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
@@ -153,7 +144,7 @@ async function main() {
       loss,
       reordered,
       foreign,
-      cpuMs,
+      cpuMs: cpu,
       rttP50: pct(0.5),
       rttP99: pct(0.99),
       rttP999: pct(0.999),

@@ -1,6 +1,7 @@
 // The bench's results and their report: the tables `deno task bench` prints and bench/latest.json keeps.
 // Rows are found by scenario id, never by their printed label.
 import type { Settings } from "./scenarios.ts";
+import type { ThreadUse } from "./procs.ts";
 
 export interface Step {
   rate: number;
@@ -28,6 +29,9 @@ export interface ThroughputRow {
   label: string;
   backend: string;
   steps: Step[];
+  /** The round it was measured in (a repeated scenario), or the number of rounds merged into it. */
+  round?: number;
+  rounds?: number;
 }
 
 export interface MemoryRow {
@@ -89,13 +93,14 @@ export interface Results {
   memory: MemoryRow[];
   admin: AdminRow[];
   gaps: GapRow[];
-  threadCpu: Record<number, Array<[string, number]>>;
+  /** xRTC's threads with workers: 1 and 2 over the workers scenario's run (its last round). */
+  threads: Record<number, ThreadUse[]>;
   heap?: HeapResult;
   restore?: RestoreResult;
 }
 
 export function emptyResults(): Results {
-  return { throughput: [], memory: [], admin: [], gaps: [], threadCpu: {} };
+  return { throughput: [], memory: [], admin: [], gaps: [], threads: {} };
 }
 
 /** The highest rate step with loss within the limit. */
@@ -112,22 +117,90 @@ export function cpuPerThousand(row: ThroughputRow | undefined, s: Settings): num
   return at && at.cpuMs && at.received ? (at.cpuMs / (at.received * 2)) * 1000 : NaN;
 }
 
-/** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id. */
-export function cpuRatios(r: Results, s: Settings): Record<string, number> {
-  const c = cpuPerThousand(r.throughput.find((t) => t.id === "relay-c"), s);
-  const out: Record<string, number> = {};
+const median = (xs: number[]) => {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+
+/** One row per scenario id, in first-run order: a repeated scenario's rounds merged, each field of each
+ * rate step the median over the rounds. */
+export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
+  const byId = new Map<string, ThroughputRow[]>();
+  for (const row of rows) byId.set(row.id, [...byId.get(row.id) ?? [], row]);
+  return [...byId.values()].map((same) => {
+    if (same.length === 1) return { ...same[0], round: undefined, rounds: 1 };
+    const rates = [...new Set(same.flatMap((x) => x.steps.map((t) => t.rate)))];
+    const steps = rates.map((rate) => {
+      const at = same.map((x) => x.steps.find((t) => t.rate === rate)).filter((t) => t !== undefined);
+      const m = (k: keyof Step) => median(at.map((t) => t[k]));
+      return {
+        rate,
+        sent: m("sent"),
+        received: m("received"),
+        loss: m("loss"),
+        reordered: Math.max(...at.map((t) => t.reordered)),
+        foreign: Math.max(...at.map((t) => t.foreign)),
+        cpuMs: median(at.map((t) => (t.cpuMs / t.received))) * m("received"),
+        rttP50: m("rttP50"),
+        rttP99: m("rttP99"),
+        rttP999: m("rttP999"),
+      };
+    });
+    return { id: same[0].id, label: same[0].label, backend: same[0].backend, steps, rounds: same.length };
+  });
+}
+
+export interface RatioSpread {
+  median: number;
+  min: number;
+  max: number;
+  rounds: number;
+}
+
+/** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id: within each round
+ * (a row measured once is read against the C relay's median), then the median and range over rounds. */
+export function cpuRatios(r: Results, s: Settings): Record<string, RatioSpread> {
+  const cRows = r.throughput.filter((t) => t.id === "relay-c");
+  const cMedian = median(cRows.map((t) => cpuPerThousand(t, s)));
+  const cIn = (round?: number) => {
+    const same = cRows.find((t) => t.round === round);
+    return same ? cpuPerThousand(same, s) : cMedian;
+  };
+  const perId = new Map<string, number[]>();
   for (const row of r.throughput) {
-    if (row.id === "direct" || row.id === "relay-c") continue;
-    const v = cpuPerThousand(row, s) / c;
-    if (Number.isFinite(v)) out[row.id] = v;
+    if (row.id === "direct" || row.backend === "C") continue;
+    const v = cpuPerThousand(row, s) / cIn(row.round);
+    if (Number.isFinite(v)) perId.set(row.id, [...perId.get(row.id) ?? [], v]);
+  }
+  const out: Record<string, RatioSpread> = {};
+  for (const [id, v] of perId) {
+    out[id] = { median: median(v), min: Math.min(...v), max: Math.max(...v), rounds: v.length };
   }
   return out;
 }
 
+const pct = (x: number) => `${x >= 1 ? "+" : ""}${f((x - 1) * 100, 0)} %`;
+
+/** Row `a`'s CPU per forwarded packet over row `b`'s, within each round where both ran. */
+export function cpuGrowth(r: Results, s: Settings, a: string, b: string): RatioSpread | undefined {
+  const v: number[] = [];
+  for (const x of r.throughput.filter((t) => t.id === a)) {
+    const y = r.throughput.find((t) => t.id === b && t.round === x.round);
+    const g = cpuPerThousand(x, s) / cpuPerThousand(y, s);
+    if (Number.isFinite(g)) v.push(g);
+  }
+  return v.length
+    ? { median: median(v), min: Math.min(...v), max: Math.max(...v), rounds: v.length }
+    : undefined;
+}
+
 /** The ratios the bench exists to show, by name: compared with the previous run's. */
 export function ratios(r: Results, s: Settings): Record<string, number> {
+  const rows = mergeRounds(r.throughput);
   const pps = (id: string) => {
-    const row = r.throughput.find((t) => t.id === id);
+    const row = rows.find((t) => t.id === id);
     return row ? maxPps(row, s.maxLoss) : NaN;
   };
   const out: Record<string, number> = {};
@@ -136,8 +209,8 @@ export function ratios(r: Results, s: Settings): Record<string, number> {
     out[`${b}: full proxy / bare relay`] = pps(`full:${b}`) / pps(`relay:${b}`);
   }
   out["ffi: half proxy with the journal / without"] = pps("half-journal:ffi") / pps("half:ffi");
-  out["every core on one port, bare relay: 2 processes / 1"] = pps("relay-reuseport-x2:ffi") /
-    pps("relay-reuseport-x1:ffi");
+  out["every core on one port, bare relay in C: 2 processes / 1"] = pps("relay-reuseport-x2") /
+    pps("relay-reuseport-x1");
   out["every core on one port, xRTC: workers 2 / workers 1"] = pps("workers-2:ffi") / pps("workers-1:ffi");
   out["ffi / deno, half proxy"] = pps("half:ffi") / pps("half:deno");
   out["ffi / deno, bare relay"] = pps("relay:ffi") / pps("relay:deno");
@@ -152,19 +225,22 @@ export function render(
 ): string {
   const lines: string[] = [];
   const at = (row: ThroughputRow) => row.steps.find((x) => x.rate === s.latencyRate);
-  const direct = r.throughput.find((t) => t.id === "direct");
+  const rows = mergeRounds(r.throughput);
+  const direct = rows.find((t) => t.id === "direct");
   const d = direct && at(direct);
   if (r.throughput.length) {
     lines.push(
       `xRTC data plane: ${s.clients} clients, ${s.size}-byte packets, generator on ffi; peer: project-owned echo, not Janus`,
       `rate steps: ${s.rates.join(", ")} packets/s, ${s.stepMs} ms each; max pps = highest step with < ${
         s.maxLoss * 100
-      } % loss (the proxy forwards twice that: both directions)`,
+      } % loss (the proxy forwards twice that: both directions)${
+        s.rounds > 1 ? `; ${s.rounds} interleaved rounds, each figure the median over them` : ""
+      }`,
       "",
       `| target | backend | max pps | CPU ms/1000 pkts @${s.latencyRate} | loss @${s.latencyRate} | added one-way p50/p99/p99.9 ms | reordered | cross-talk |`,
       "|---|---|---|---|---|---|---|---|",
     );
-    for (const row of r.throughput) {
+    for (const row of rows) {
       const a = at(row);
       const added = row.id === "direct"
         ? `0 (RTT ${f(a?.rttP50)}/${f(a?.rttP99)}/${f(a?.rttP999)})`
@@ -187,8 +263,26 @@ export function render(
         "",
         `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling):`,
       );
-      for (const row of r.throughput) {
-        if (toC[row.id] !== undefined) lines.push(`  ${row.label}, ${row.backend}: ${f(toC[row.id])}`);
+      for (const row of rows) {
+        const x = toC[row.id];
+        if (x === undefined) continue;
+        const spread = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
+        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${spread}`);
+      }
+    }
+    const growth: Array<[string, string, string]> = [
+      ["xRTC, workers: 2 over workers: 1", "workers-2:ffi", "workers-1:ffi"],
+      ["bare relay in C, 2 processes over 1", "relay-reuseport-x2", "relay-reuseport-x1"],
+    ];
+    const grown = growth.map(([k, a, b]) => [k, cpuGrowth(r, s, a, b)] as const).filter(([, g]) => g);
+    if (grown.length) {
+      lines.push(
+        "",
+        `CPU per forwarded packet at ${s.latencyRate} pps, 2 shards over 1 (16 clients, within each round):`,
+      );
+      for (const [k, g] of grown) {
+        const spread = g!.rounds > 1 ? ` (rounds: ${pct(g!.min)} to ${pct(g!.max)})` : "";
+        lines.push(`  ${k}: ${pct(g!.median)}${spread}`);
       }
     }
     const now = ratios(r, s);
@@ -198,9 +292,11 @@ export function render(
       lines.push(`  ${k} = ${f(v)}${before !== undefined ? ` (previous ${f(before)})` : ""}`);
     }
     for (const w of [1, 2]) {
-      if (!r.threadCpu[w]) continue;
-      const shares = r.threadCpu[w].map(([t, v]) => `${t} ${f(v * 100, 0)} %`).join(", ");
-      lines.push(`  workers: ${w}, xRTC's CPU by thread over the run: ${shares}`);
+      if (!r.threads[w]) continue;
+      const use = r.threads[w].filter((u) => u.cpuMs >= 1).map((u) =>
+        `${u.name}${u.threads > 1 ? ` x${u.threads}` : ""} ${f(u.cpuMs, 0)} ms, ${u.switches} switches`
+      ).join("; ");
+      lines.push(`  workers: ${w}, xRTC's threads over the run (set-up included): ${use}`);
     }
   }
   if (r.memory.length) {

@@ -1,7 +1,7 @@
 // The bench's scenarios, in the order they run. Each has an id (BENCH_SCENARIOS picks them by id or id
 // prefix) and adds typed results; report.ts turns them into the printed tables by id, never by label.
 import {
-  cpuTicks,
+  cpuMs,
   DENO,
   freePort,
   type Proc,
@@ -9,8 +9,8 @@ import {
   rssKb,
   sleep,
   spawn,
-  threadShares,
-  threadTicks,
+  threadSamples,
+  threadUse,
 } from "./procs.ts";
 import { type BenchXrtc, startXrtc } from "./xrtc.ts";
 import type { GenResult, Results, Step } from "./report.ts";
@@ -27,6 +27,9 @@ export interface Settings {
   /** The rate the latency and CPU columns are read at. */
   latencyRate: number;
   heldStepMs: number;
+  /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
+   * ratio to the C relay is taken within a round (the machine's drift between rounds cancels). */
+  rounds: number;
 }
 
 export interface Context {
@@ -34,11 +37,15 @@ export interface Context {
   /** The shared echo peer for the throughput scenarios. */
   peer: { udp: number; http: number };
   results: Results;
+  /** The round a repeated scenario runs in (undefined for scenarios that run once). */
+  round?: number;
 }
 
 export interface Scenario {
   id: string;
   title: string;
+  /** A throughput scenario: it runs once per round. */
+  repeat?: boolean;
   run(ctx: Context): Promise<void>;
 }
 
@@ -91,7 +98,7 @@ function throughXrtc(ctx: Context, x: BenchXrtc, proc: Proc, o: Record<string, u
 }
 
 function addRow(ctx: Context, id: string, label: string, backend: string, steps: Step[]) {
-  ctx.results.throughput.push({ id, label, backend, steps });
+  ctx.results.throughput.push({ id, label, backend, steps, round: ctx.round });
 }
 
 /** Time and size of `n` GETs of an admin path, and xRTC's CPU per call. */
@@ -100,12 +107,12 @@ async function adminCost(
   url: string,
   n = 20,
 ): Promise<{ ms: number; bytes: number; cpuMs: number }> {
-  const ticks0 = cpuTicks([pid]);
+  const cpu0 = cpuMs([pid]);
   const t0 = performance.now();
   let bytes = 0;
   for (let i = 0; i < n; i++) bytes = (await (await fetch(url)).arrayBuffer()).byteLength;
   const ms = (performance.now() - t0) / n;
-  return { ms, bytes, cpuMs: ((cpuTicks([pid]) - ticks0) * 10) / n };
+  return { ms, bytes, cpuMs: (cpuMs([pid]) - cpu0) / n };
 }
 
 /** `processes` relays on one fresh port (spawned by `start`), measured at every rate, one row. */
@@ -187,23 +194,21 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
   },
   ...(backend === "ffi"
     ? [{
-      id: "relay-reuseport:ffi",
-      title: "bare relay x1 and x2 on one SO_REUSEPORT port, 16 clients, ffi",
+      id: "relay-reuseport",
+      title: "bare relay in C x1 and x2 on one SO_REUSEPORT port, 16 clients (the workers' ceiling)",
       async run(ctx: Context) {
-        // Every core on one port, the ceiling: 1 and 2 relay processes on one SO_REUSEPORT port.
+        // Every core on one port, the ceiling: 1 and 2 C relay processes on one SO_REUSEPORT port, with
+        // the client count of the workers scenario.
+        const command = await buildCRelay();
         for (const processes of [1, 2]) {
           await measureRelays(
             ctx,
             {
-              id: `relay-reuseport-x${processes}:ffi`,
-              label: `bare relay x${processes} (SO_REUSEPORT, 16 clients)`,
-              backend: "ffi",
+              id: `relay-reuseport-x${processes}`,
+              label: `bare relay in C x${processes} (SO_REUSEPORT, 16 clients)`,
+              backend: "C",
             },
-            (port) =>
-              spawn(
-                ["run", "-A", "bench/relay.ts", String(port), String(ctx.peer.udp), "ffi", "reuseport"],
-                /^RELAY/,
-              ),
+            (port) => spawn([String(port), String(ctx.peer.udp), "reuseport"], /^RELAY/, { command }),
             { processes, clients: 16 },
           );
         }
@@ -274,7 +279,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
           const x: BenchXrtc = { backend: "ffi", workers, ...xrtcPorts(ctx.peer.http) };
           const proc = await startXrtc(x);
           try {
-            const ticks0 = threadTicks(proc.pid);
+            const threads0 = threadSamples(proc.pid);
             const r = await throughXrtc(ctx, x, proc, { clients: 16 });
             addRow(
               ctx,
@@ -283,7 +288,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
               "ffi",
               r.steps,
             );
-            ctx.results.threadCpu[workers] = threadShares(ticks0, threadTicks(proc.pid)).slice(0, 4);
+            ctx.results.threads[workers] = threadUse(threads0, threadSamples(proc.pid));
           } finally {
             await proc.stop();
           }
@@ -466,17 +471,18 @@ const heapScenario: Scenario = {
 };
 
 export function scenarios(s: Settings): Scenario[] {
+  const repeated = (x: Scenario): Scenario => ({ ...x, repeat: true });
   return [
-    {
+    repeated({
       id: "direct",
       title: "direct path",
       async run(ctx) {
         const r = await gen({ ...common(s), mode: "raw", port: ctx.peer.udp, rates: [s.latencyRate] });
         addRow(ctx, "direct", "direct path", "-", r.steps);
       },
-    },
-    cRelayScenario,
-    ...s.backends.flatMap((b) => [...throughputScenarios(b), idleScenario(b)]),
+    }),
+    repeated(cRelayScenario),
+    ...s.backends.flatMap((b) => [...throughputScenarios(b).map(repeated), idleScenario(b)]),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
   ];
 }

@@ -45,7 +45,7 @@ run_suite() {
 }
 
 run_suite "check: fmt, lint, types" bash -c "$DENO fmt --check >/dev/null && $DENO lint >/dev/null && $DENO check main.ts src/ tests/ bench/ && echo 'ok | 1 passed | 0 failed'"
-run_suite "unit tests (src/)" "$DENO" test -A src/
+run_suite "unit tests (src/, bench/)" "$DENO" test -A src/ bench/
 run_suite "fuzz, short run (20,000 inputs per target)" bash -c "$DENO run -A tests/fuzz/run.ts --count 20000 && echo 'ok | 1 passed | 0 failed'"
 run_suite "integration tests, deno UDP backend" env XRTC_TEST_IO=deno "$DENO" test -A --ignore=tests/workers_test.ts tests/
 # workers_test.ts needs SO_REUSEPORT, so FFI only; hardening_test.ts's flood needs the batched backend's rate.
