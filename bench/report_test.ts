@@ -32,6 +32,8 @@ const row = (id: string, backend: string, round: number | undefined, perThousand
   steps: [step(perThousand, extra)],
 });
 
+const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} is not ${b}`);
+
 Deno.test("rounds merge into one row per id, each field the median", () => {
   const merged = mergeRounds([
     row("half:ffi", "ffi", 0, 4, { rttP99: 0.9 }),
@@ -40,42 +42,43 @@ Deno.test("rounds merge into one row per id, each field the median", () => {
     row("half:ffi", "ffi", 2, 5, { rttP99: 0.2, foreign: 3 }),
   ]);
   assert.deepEqual(merged.map((r) => [r.id, r.rounds]), [["half:ffi", 3], ["relay-c", 1]]);
-  assert.ok(Math.abs(cpuPerThousand(merged[0], settings) - 5) < 1e-9);
+  near(cpuPerThousand(merged[0], settings), 5);
   assert.deepEqual(merged[0].steps[0].rttP99, 0.2);
   assert.deepEqual(merged[0].steps[0].foreign, 3, "cross-talk in any round shows");
 });
 
-Deno.test("ratios to the C relay are taken within each round; a row run once reads the C median", () => {
+/** Results with one row per round of each id, round r measuring perThousand[r]. */
+function inRounds(rows: Record<string, { backend: string; perThousand: number[] }>) {
   const r = emptyResults();
-  r.throughput.push(
-    row("relay-c", "C", 0, 2),
-    row("half:ffi", "ffi", 0, 2.2),
-    row("relay-c", "C", 1, 4),
-    row("half:ffi", "ffi", 1, 4.4),
-    row("relay-c", "C", 2, 3),
-    row("half:ffi", "ffi", 2, 3.6),
-    row("held:ffi", "ffi", undefined, 6),
-  );
+  for (const [id, { backend, perThousand }] of Object.entries(rows)) {
+    perThousand.forEach((v, round) => r.throughput.push(row(id, backend, round, v)));
+  }
+  return r;
+}
+
+Deno.test("ratios to the C relay are taken within each round; a row run once reads the C median", () => {
+  const r = inRounds({
+    "relay-c": { backend: "C", perThousand: [2, 4, 3] },
+    "half:ffi": { backend: "ffi", perThousand: [2.2, 4.4, 3.6] },
+  });
+  r.throughput.push(row("held:ffi", "ffi", undefined, 6));
   const x = cpuRatios(r, settings);
-  assert.ok(Math.abs(x["half:ffi"].median - 1.1) < 1e-9, `${x["half:ffi"].median}`);
-  assert.ok(Math.abs(x["half:ffi"].min - 1.1) < 1e-9, `${x["half:ffi"].min}`);
-  assert.ok(Math.abs(x["half:ffi"].max - 1.2) < 1e-9, `${x["half:ffi"].max}`);
+  near(x["half:ffi"].median, 1.1);
+  near(x["half:ffi"].min, 1.1);
+  near(x["half:ffi"].max, 1.2);
   assert.deepEqual(x["half:ffi"].rounds, 3);
-  assert.ok(Math.abs(x["held:ffi"].median - 2) < 1e-9, `${x["held:ffi"].median}`);
+  near(x["held:ffi"].median, 2);
   assert.deepEqual(Object.keys(x).sort(), ["half:ffi", "held:ffi"], "C rows are the yardstick, not rows");
 });
 
 Deno.test("growth of one row over another pairs rows of the same round", () => {
-  const r = emptyResults();
-  r.throughput.push(
-    row("workers-1:ffi", "ffi", 0, 4),
-    row("workers-2:ffi", "ffi", 0, 6),
-    row("workers-1:ffi", "ffi", 1, 5),
-    row("workers-2:ffi", "ffi", 1, 6),
-  );
+  const r = inRounds({
+    "workers-1:ffi": { backend: "ffi", perThousand: [4, 5] },
+    "workers-2:ffi": { backend: "ffi", perThousand: [6, 6] },
+  });
   const g = cpuGrowth(r, settings, "workers-2:ffi", "workers-1:ffi")!;
-  assert.ok(Math.abs(g.min - 1.2) < 1e-9, `${g.min}`);
-  assert.ok(Math.abs(g.max - 1.5) < 1e-9, `${g.max}`);
-  assert.ok(Math.abs(g.median - 1.35) < 1e-9, `${g.median}`);
+  near(g.min, 1.2);
+  near(g.max, 1.5);
+  near(g.median, 1.35);
   assert.deepEqual(cpuGrowth(r, settings, "workers-2:ffi", "absent"), undefined);
 });
