@@ -159,6 +159,13 @@ export interface RatioSpread {
   rounds: number;
 }
 
+const spread = (v: number[]): RatioSpread => ({
+  median: median(v),
+  min: Math.min(...v),
+  max: Math.max(...v),
+  rounds: v.length,
+});
+
 /** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id: within each round
  * (a row measured once is read against the C relay's median), then the median and range over rounds. */
 export function cpuRatios(r: Results, s: Settings): Record<string, RatioSpread> {
@@ -175,9 +182,7 @@ export function cpuRatios(r: Results, s: Settings): Record<string, RatioSpread> 
     if (Number.isFinite(v)) perId.set(row.id, [...perId.get(row.id) ?? [], v]);
   }
   const out: Record<string, RatioSpread> = {};
-  for (const [id, v] of perId) {
-    out[id] = { median: median(v), min: Math.min(...v), max: Math.max(...v), rounds: v.length };
-  }
+  for (const [id, v] of perId) out[id] = spread(v);
   return out;
 }
 
@@ -191,9 +196,7 @@ export function cpuGrowth(r: Results, s: Settings, a: string, b: string): RatioS
     const g = cpuPerThousand(x, s) / cpuPerThousand(y, s);
     if (Number.isFinite(g)) v.push(g);
   }
-  return v.length
-    ? { median: median(v), min: Math.min(...v), max: Math.max(...v), rounds: v.length }
-    : undefined;
+  return v.length ? spread(v) : undefined;
 }
 
 /** The ratios the bench exists to show, by name: compared with the previous run's. */
@@ -266,8 +269,8 @@ export function render(
       for (const row of rows) {
         const x = toC[row.id];
         if (x === undefined) continue;
-        const spread = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
-        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${spread}`);
+        const range = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
+        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${range}`);
       }
     }
     const growth: Array<[string, string, string]> = [
@@ -281,8 +284,8 @@ export function render(
         `CPU per forwarded packet at ${s.latencyRate} pps, 2 shards over 1 (16 clients, within each round):`,
       );
       for (const [k, g] of grown) {
-        const spread = g!.rounds > 1 ? ` (rounds: ${pct(g!.min)} to ${pct(g!.max)})` : "";
-        lines.push(`  ${k}: ${pct(g!.median)}${spread}`);
+        const range = g!.rounds > 1 ? ` (rounds: ${pct(g!.min)} to ${pct(g!.max)})` : "";
+        lines.push(`  ${k}: ${pct(g!.median)}${range}`);
       }
     }
     const now = ratios(r, s);
