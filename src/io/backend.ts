@@ -13,7 +13,8 @@ export interface OpenedBackend {
 
 export async function createBackend(
   kind: IoBackendChoice,
-  opts: { gso?: boolean } = {},
+  /** `gso`: UDP GSO (ffi); `ownThread`: the caller is a thread that carries only media (ffi). */
+  opts: { gso?: boolean; ownThread?: boolean } = {},
 ): Promise<OpenedBackend> {
   if (kind === "deno") return { backend: new DenoUdpBackend() };
   const { FfiUdpBackend, FfiUnavailable } = await import("./ffi_udp.ts");

@@ -1,5 +1,5 @@
 // The FFI backend on loopback (real sockets, no root): batched sends arrive whole and in order per
-// destination, with UDP GSO grouping and without it.
+// destination, with UDP GSO grouping and without it, and with the backend waiting on its own thread.
 import assert from "node:assert/strict";
 import { FfiUdpBackend } from "./ffi_udp.ts";
 import type { PeerAddress } from "./address.ts";
@@ -10,8 +10,8 @@ function segmentedTotal(): number {
   return m?.series.reduce((n, s) => n + s.value, 0) ?? 0;
 }
 
-async function exchange(gso: boolean) {
-  const backend = FfiUdpBackend.open({ gso });
+async function exchange(gso: boolean, ownThread = false) {
+  const backend = FfiUdpBackend.open({ gso, ownThread });
   const got = new Map<string, string[]>();
   const sinks = [0, 1].map(() =>
     backend.bind({ host: "127.0.0.1", port: 0 }, (data, _from, socket) => {
@@ -57,4 +57,40 @@ Deno.test("ffi backend: the same without GSO (options.udp_gso: false)", async ()
   const r = await exchange(false);
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
   assert.equal(r.segmented, 0);
+});
+
+Deno.test("ffi backend on a thread of its own: the same datagrams whole and in order", async () => {
+  const r = await exchange(true, true);
+  for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
+});
+
+Deno.test("ffi backend on a thread of its own: timers and other tasks keep running under a steady stream", async () => {
+  const backend = FfiUdpBackend.open({ ownThread: true });
+  let received = 0;
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => received++);
+  // Another process sends a 1,200-byte datagram every 0.5 ms for a second, so this thread keeps waiting
+  // for datagrams itself; a 5 ms interval timer must still run about as often as asked, and the child's
+  // exit must still be noticed (both starved with a turn of the event loop that cannot block).
+  const sender = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+       const to = { transport: "udp", hostname: "127.0.0.1", port: ${sink.localAddress.port} };
+       const d = new Uint8Array(1200); const end = performance.now() + 1000;
+       while (performance.now() < end) { await s.send(d, to); const t = performance.now() + 0.5; while (performance.now() < t); }`,
+    ],
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const fired: number[] = [];
+  const timer = setInterval(() => fired.push(performance.now()), 5);
+  const started = performance.now();
+  await sender.status;
+  const seconds = (performance.now() - started) / 1000;
+  clearInterval(timer);
+  sink.close();
+  await backend.close();
+  assert.ok(seconds < 5, `the child's exit was noticed after ${seconds.toFixed(1)} s`);
+  assert.ok(received > 1000, `datagrams received: ${received}`);
+  assert.ok(fired.length > seconds * 100, `timer fired ${fired.length} times in ${seconds.toFixed(2)} s`);
 });

@@ -25,7 +25,8 @@ let stopLag: (() => void) | undefined;
 async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
     if (m.ioBackend === "memory") throw new Error("a worker cannot use the memory backend");
-    backend = (await createBackend(m.ioBackend, { gso: m.gso })).backend;
+    // A worker carries only media: its backend waits for datagrams on this thread.
+    backend = (await createBackend(m.ioBackend, { gso: m.gso, ownThread: true })).backend;
     const shard = m.shard;
     plane = new MediaPlane({
       backend,
