@@ -325,12 +325,21 @@ Deno.test("vanished clients: Janus is told, and every table entry goes", opts, a
     await t.step("an ICE session no client ever checks ends, and Janus hangs the handle up", async () => {
       const s = await openEchoSession(base);
       assert.equal(xrtc.negotiator!.sessionCount, 1);
+      // The client keeps its Janus session alive as janus.js does: one long-poll alone lasts until the
+      // hangup (consent timeout 3 s, swept once a second), which raced the 4 s session timeout.
+      const keepalive = setInterval(() => {
+        post(base, `/${s.sid}`, { janus: "keepalive", transaction: "k" }).catch(() => {});
+      }, 1000);
       let hangup = false;
-      for (let i = 0; i < 10 && !hangup; i++) {
-        const events = await (await fetch(`${base}/janus/${s.sid}?maxev=5`)).json();
-        hangup = (Array.isArray(events) ? events : [events]).some((e) =>
-          e.janus === "hangup" && e.sender === s.hid
-        );
+      try {
+        for (let i = 0; i < 10 && !hangup; i++) {
+          const events = await (await fetch(`${base}/janus/${s.sid}?maxev=5`)).json();
+          hangup = (Array.isArray(events) ? events : [events]).some((e) =>
+            e.janus === "hangup" && e.sender === s.hid
+          );
+        }
+      } finally {
+        clearInterval(keepalive);
       }
       assert.ok(hangup, "Janus reported the hangup xRTC asked for");
       assert.equal(xrtc.negotiator!.sessionCount, 0);
