@@ -87,7 +87,6 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  epoll_pwait2: { parameters: ["i32", "buffer", "i32", "buffer", "pointer"], result: "i32" },
   // Off the event loop: trimming hundreds of MB takes ~15 ms, which media must not wait for.
   __errno_location: { parameters: [], result: "pointer" },
   malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
@@ -118,8 +117,6 @@ export class FfiUdpBackend implements DatagramBackend {
   readonly #epollEvent = new Uint8Array(256);
   #running = true;
   #releasing?: Promise<void>;
-  /** struct timespec for epoll_pwait2 (own-thread mode). */
-  readonly #timespec = new Uint8Array(256);
   #flushScheduled = false;
   readonly rx = new Batch(BATCH, SLOT);
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
@@ -441,14 +438,12 @@ export class FfiUdpBackend implements DatagramBackend {
    * as a C relay has) in slices of OWN_THREAD_SLICE_MS, each followed by a turn of the event loop; a
    * slice with no datagram at all goes back to waiting through the pool, so an idle shard costs nothing. */
   async #ownThreadLoop(): Promise<void> {
-    const timeout = new DataView(this.#timespec.buffer);
     while (this.#running) {
       const end = performance.now() + OWN_THREAD_SLICE_MS;
       let served = false;
       for (let left = OWN_THREAD_SLICE_MS; left > 0; left = end - performance.now()) {
-        timeout.setBigInt64(0, 0n, true); // struct timespec: tv_sec, tv_nsec
-        timeout.setBigInt64(8, BigInt(Math.ceil(left * 1e6)), true);
-        const n = this.libc.epoll_pwait2(this.epfd, this.#events, BATCH, this.#timespec, null);
+        // Milliseconds are fine grain enough for a 5 ms slice (epoll_pwait2 would need glibc 2.35).
+        const n = this.libc.epoll_wait(this.epfd, this.#events, BATCH, Math.ceil(left));
         if (n > 0) {
           served = true;
           this.#serve(n);
