@@ -10,7 +10,7 @@ import { type Janus, startJanus } from "./lib/janus.ts";
 import { type Redis, startRedis } from "./lib/redis.ts";
 import { type Nginx, startNginx } from "./lib/nginx.ts";
 import { spawnXrtc, type XrtcProcess } from "./lib/xrtc_process.ts";
-import { ROOT, runWeriftClient, TEST_BACKEND } from "./lib/xrtc.ts";
+import { ROOT, runWeriftClient, TEST_BACKEND, whipPublish } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { recordFigure, sleep, waitFor } from "./lib/run.ts";
 import { janusPost, type Msg, openWs, wsRequest } from "./lib/janus_api.ts";
@@ -269,15 +269,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
       "a WHIP resource created through nginx: PATCH and DELETE served from every node",
       async () => {
         const offer = Deno.readTextFileSync(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
-        const created = await fetch(`${frontUrl}/whip/live`, {
-          method: "POST",
-          headers: { "content-type": "application/sdp" },
-          body: offer,
-        });
-        const answer = await created.text();
-        assert.equal(created.status, 201, answer);
-        const location = created.headers.get("location")!;
-        const etag = created.headers.get("etag")!;
+        const { answer, location, etag } = await whipPublish(`${frontUrl}/whip/live`, offer);
         const resource = location.split("/").at(-1)!;
         const holder = nodes.findIndex((n) =>
           n.lines.some((l) => l.includes("event=whip_session_open") && l.includes(`resource=${resource}`))

@@ -3,7 +3,7 @@
 // route to Janus, watched by a Chromium VideoRoom subscriber through xRTC; the errors the RFC names;
 // DELETE, and a publisher that vanishes, release the Janus session (checked with Janus's admin API).
 import assert from "node:assert/strict";
-import { onlyXrtcCandidates, PORTS, type Stack, withStack } from "./lib/xrtc.ts";
+import { onlyXrtcCandidates, PORTS, type Stack, whipPublish, withStack } from "./lib/xrtc.ts";
 import { launchChromium } from "./lib/browser.ts";
 import { recordFigure, run, waitFor } from "./lib/run.ts";
 import { metric } from "./lib/metrics.ts";
@@ -205,15 +205,10 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
 
           await t.step("PATCH and DELETE: 428, 412, 204, 200, then 404; a silent POST expires", async () => {
             const before = await janusSessionIds(s);
-            const r = await fetch(`${base}/whip/open`, {
-              method: "POST",
-              headers: { "content-type": "application/sdp" },
-              body: FIXTURE_OFFER,
-            });
-            const answer = await r.text();
-            assert.equal(r.status, 201, answer);
-            const location = r.headers.get("location")!;
-            const etag = r.headers.get("etag")!;
+            const { response: r, answer, location, etag } = await whipPublish(
+              `${base}/whip/open`,
+              FIXTURE_OFFER,
+            );
             assert.match(location, /^\/whip\/open\/[A-Za-z0-9_-]{22}$/);
             assert.equal(r.headers.get("accept-patch"), "application/trickle-ice-sdpfrag");
             assert.equal(r.headers.get("content-type"), "application/sdp");

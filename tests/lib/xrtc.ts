@@ -244,3 +244,24 @@ export function signedCheck(
     useCandidate: o.useCandidate,
   });
 }
+
+/** A WHIP publisher's POST of an offer (RFC 9725 §4.2): asserts 201 and returns the resource's Location,
+ * ETag and the answer, with the response for further header checks. */
+export async function whipPublish(
+  endpoint: string,
+  offer: string,
+): Promise<{ response: Response; answer: string; location: string; etag: string }> {
+  const response = await fetch(endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/sdp" },
+    body: offer,
+  });
+  const answer = await response.text();
+  assert.equal(response.status, 201, answer);
+  return {
+    response,
+    answer,
+    location: response.headers.get("location")!,
+    etag: response.headers.get("etag")!,
+  };
+}
