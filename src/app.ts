@@ -414,7 +414,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     const where = formatHostPort(l.net.addr.host || "0.0.0.0", l.net.addr.port);
     if (l.proto === "udp") {
       if (!plane || !l.net.enableIce) return;
-      const sharded = workers > 1 ? `, ${workers} shards` : "";
+      const sharded = workers > 1 ? `, ${workers} worker threads` : "";
       announce(`xrtc: ${l.name} listening on udp://${where} (ice, ${backend.name} backend${sharded})`);
     } else if (l.proto === "tcp") {
       const handler = l.enableHttp ? makeHttpHandler(l, depsOf(c)) : undefined;

@@ -156,7 +156,7 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
   }
 });
 
-Deno.test("workers: 2 starts a worker shard on the shared port and stops cleanly; the deno backend is refused", async () => {
+Deno.test("workers: 2 starts two worker shards on the shared port and stops cleanly; the deno backend is refused", async () => {
   const file = await Deno.makeTempFile({ suffix: ".yml" });
   await Deno.writeTextFile(
     file,
@@ -171,7 +171,7 @@ services:
     try {
       await x.ready();
       assert.ok(
-        x.lines.includes("xrtc: ice listening on udp://127.0.0.1:16001 (ice, ffi backend, 2 shards)"),
+        x.lines.includes("xrtc: ice listening on udp://127.0.0.1:16001 (ice, ffi backend, 2 worker threads)"),
         x.lines.join("\n"),
       );
     } finally {

@@ -188,7 +188,7 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
     2,
   );
   const auto = loadConfigText(withOptions("  io_backend: ffi\n  workers: auto"), "r.yml").config.options;
-  assert.equal(auto.workers, Math.min(63, navigator.hardwareConcurrency));
+  assert.equal(auto.workers, Math.min(62, navigator.hardwareConcurrency));
   const [deno] = errorsOf(withOptions("  io_backend: deno\n  workers: 2"));
   assert.match(deno, /r\.yml:3: options\.workers: more than one worker needs io_backend: ffi/);
   assert.equal(
@@ -198,9 +198,9 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
   );
   assert.match(
     errorsOf(withOptions("  io_backend: ffi\n  workers: 0"))[0],
-    /options\.workers: expected an integer from 1 to 63/,
+    /options\.workers: expected an integer from 1 to 62/,
   );
-  assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 64"))[0], /from 1 to 63/);
+  assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 63"))[0], /from 1 to 62/);
 });
 
 Deno.test("cluster: absent is a single node; present, every key read, checked, and the password never shown", () => {

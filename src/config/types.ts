@@ -6,8 +6,9 @@ import type { Level } from "../telemetry/log.ts";
 
 export type { IoBackendChoice };
 
-/** Shards serving the shared UDP ports, main thread included: the most routes.yml may ask for. */
-export const MAX_WORKERS = 63;
+/** Shards serving the shared UDP ports (worker threads when more than one): the most routes.yml may
+ * ask for. With the main thread's shard 0 they fill the claim board's owner field. */
+export const MAX_WORKERS = 62;
 
 export interface HostPort {
   /** "" means every IPv4 interface; "::" every interface of both families. */
@@ -157,7 +158,8 @@ export interface XrtcOptions {
   consentTimeoutMs: number;
   /** Largest number of live ICE sessions; more are refused at signalling time. */
   maxSessions: number;
-  /** Shards serving the shared UDP ports: the main thread and workers-1 workers (FFI backend). */
+  /** Shards serving the shared UDP ports: 1 is the main thread; more are that many worker threads
+   * (FFI backend), and the main thread then serves only signalling, HTTP and the TCP ports. */
   workers: number;
   logLevel: Level;
   limits: Limits;

@@ -27,6 +27,7 @@ export const DROP_REASONS = [
   "janus_leg_not_ready",
   "no_client_path",
   "tcp_session_on_other_shard",
+  "port_not_on_owner_shard",
   "send_too_large",
   "unsupported_family",
   "send_failed",

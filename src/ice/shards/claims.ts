@@ -8,8 +8,8 @@ import { MAX_WORKERS } from "../../config/types.ts";
 
 const OWNER_BITS = 6;
 const OWNER_MASK = (1 << OWNER_BITS) - 1;
-// An owner is stored as shard + 1 in OWNER_BITS bits.
-if (MAX_WORKERS > OWNER_MASK) throw new Error(`the claim board records at most ${OWNER_MASK} shards`);
+// An owner is stored as shard + 1 in OWNER_BITS bits: shards 0 (the main thread) to MAX_WORKERS.
+if (MAX_WORKERS + 1 > OWNER_MASK) throw new Error(`the claim board records at most ${OWNER_MASK} shards`);
 const GENERATION_LIMIT = 1 << (31 - OWNER_BITS);
 
 /** A session's slot on the board, as handed to every shard with its spec. */

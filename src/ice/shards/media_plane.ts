@@ -253,7 +253,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
   /** A packet another shard received for a session this one owns. */
   inject(port: string, data: Uint8Array, from: PeerAddress): void {
     const p = this.ports.find((x) => x.name === port);
-    if (!p) return;
+    // The main thread serves no UDP port beside workers (shards.ts): a session it claimed over ICE-TCP
+    // keeps that path; its UDP packets stop here.
+    if (!p) return drop.port_not_on_owner_shard.inc();
     IN.inc();
     p.receive(data, from);
   }

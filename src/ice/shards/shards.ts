@@ -1,9 +1,12 @@
-// Every core on the one public port. Shard 0 is the main thread's media plane (with the TCP ports);
-// shards 1..N-1 are workers, each with its own FFI backend, its own SO_REUSEPORT socket on every shared
-// UDP port and its own upstream socket. The kernel spreads client addresses over the sockets; every
-// shard holds every spec, and the one that receives a session's first authentic check claims it
-// (claims.ts). A packet that lands on another shard is handed to the owner through here. With one
-// shard this is a thin wrapper around the main thread's plane.
+// Every core on the one public port. Shard 0 is the main thread's media plane (with the TCP ports).
+// With one shard it also serves the shared UDP ports and this is a thin wrapper around it. With N > 1,
+// shards 1..N are workers, each with its own FFI backend, its own SO_REUSEPORT socket on every shared
+// UDP port and its own upstream socket, and the main thread serves no UDP port: its loop (signalling,
+// HTTP, the TCP ports) waits through Deno's reactor, two thread switches per wakeup, where a worker
+// waits on its own thread as a C relay does (ffi_udp.ts), so UDP media costs the same per packet on
+// every shard. The kernel spreads client addresses over the sockets; every shard holds every spec, and
+// the one that receives a session's first authentic check claims it (claims.ts). A packet that lands
+// on another shard is handed to the owner through here.
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
 import { mustPeer } from "../../io/address.ts";
 import type { ClaimBoard } from "./claims.ts";
@@ -73,7 +76,7 @@ const REPORT_TIMEOUT_MS = 2_000;
 export interface ShardSetOptions {
   /** The main thread's backend (shard 0). */
   backend: DatagramBackend;
-  /** Shards in all, main thread included. */
+  /** Shards on the shared UDP ports: 1 is the main thread; N > 1 are N workers. */
   shards: number;
   udpPorts: UdpPortSpec[];
   consentTimeoutMs: number;
@@ -105,6 +108,18 @@ export function localReport(plane: MediaPlane, sessions: boolean): ShardReport {
   };
 }
 
+/** The shard that resumes a recorded session: the one that owned it, or, when this process has no such
+ * shard or it serves none of the session's ports (`workers` changed across the restart), one that does:
+ * shard 1 for a session on the UDP ports when workers serve them, else the main thread's. */
+export function restoredOwner(
+  live: LiveState,
+  now: { shards: number; mainServesUdp: boolean; udpPorts: string[] },
+): number {
+  const onUdp = live.paths.some((p) => now.udpPorts.includes(p.port));
+  if (onUdp && !now.mainServesUdp && (live.shard === 0 || live.shard >= now.shards)) return 1;
+  return live.shard < now.shards ? live.shard : 0;
+}
+
 export class ShardSet implements SpecSink {
   readonly local: MediaPlane;
   readonly #workers: Worker[] = [];
@@ -113,7 +128,11 @@ export class ShardSet implements SpecSink {
   readonly #last = new Map<number, ShardReport>();
   #nextId = 1;
 
+  /** Whether the main thread serves the shared UDP ports (only when it is the one shard). */
+  readonly mainServesUdp: boolean;
+
   private constructor(readonly opts: ShardSetOptions) {
+    this.mainServesUdp = opts.shards <= 1;
     this.local = new MediaPlane({
       backend: opts.backend,
       shard: 0,
@@ -136,8 +155,11 @@ export class ShardSet implements SpecSink {
   static async start(opts: ShardSetOptions): Promise<ShardSet> {
     const set = new ShardSet(opts);
     try {
-      for (const p of opts.udpPorts) set.local.addUdpPort(p.name, p.host, p.port);
-      for (let shard = 1; shard < opts.shards; shard++) await set.#startWorker(shard);
+      if (set.mainServesUdp) {
+        for (const p of opts.udpPorts) set.local.addUdpPort(p.name, p.host, p.port);
+      } else {
+        for (let shard = 1; shard <= opts.shards; shard++) await set.#startWorker(shard);
+      }
     } catch (e) {
       await set.stop();
       throw e;
@@ -145,6 +167,7 @@ export class ShardSet implements SpecSink {
     return set;
   }
 
+  /** Shards in all, the main thread's included. */
   get count(): number {
     return this.#workers.length + 1;
   }
@@ -234,7 +257,7 @@ export class ShardSet implements SpecSink {
 
   /** A reload added a `proto: udp` service: every shard binds it. */
   addUdpPort(p: UdpPortSpec): void {
-    this.local.addUdpPort(p.name, p.host, p.port);
+    if (this.mainServesUdp) this.local.addUdpPort(p.name, p.host, p.port);
     for (const w of this.#workers) this.#post(w, { t: "addPort", port: p });
     this.opts.udpPorts.push(p);
   }
@@ -248,7 +271,11 @@ export class ShardSet implements SpecSink {
   restore(spec: SessionSpec, live: LiveState): void {
     // The shard that owned it resumes it (its upstream port is the one Janus knows); the others hold a
     // dormant copy and hand it the session's packets.
-    const owner = live.shard < this.count ? live.shard : 0;
+    const owner = restoredOwner(live, {
+      shards: this.count,
+      mainServesUdp: this.mainServesUdp,
+      udpPorts: this.opts.udpPorts.map((p) => p.name),
+    });
     if (owner === 0) this.local.restore(structuredClone(spec), structuredClone({ ...live, shard: 0 }));
     else this.local.open(structuredClone(spec));
     this.#workers.forEach((w, i) => {
