@@ -2,7 +2,7 @@
 // UDP and TCP on either leg.
 import assert from "node:assert/strict";
 import { blockClientUdp, type Topology } from "./lib/topology.ts";
-import { PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
+import { assertRelayed, PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { dropped, metric } from "./lib/metrics.ts";
@@ -18,23 +18,6 @@ import {
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const OFFER = await Deno.readTextFile(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
-
-function assertRelayed(t: Topology, r: Record<string, unknown>, transport: "udp" | "tcp") {
-  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
-  assert.equal(r.dcEchoes, 5);
-  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed ${r.rtpEchoed}`);
-  assert.equal(r.rtpForeign, 0);
-  assert.equal(
-    r.selectedRemote,
-    `${transport}:${t.xrtcPublic}:${transport === "udp" ? PORTS.udp : PORTS.tcp}`,
-  );
-  const cands = r.answerCandidates as string[];
-  assert.ok(
-    cands.length > 0 && cands.every((c) => c.includes(` ${t.xrtcPublic} `)),
-    "only xRTC's candidates",
-  );
-  assert.equal(r.answerLite, false, "Janus's full ICE runs end to end");
-}
 
 async function chromium(t: Topology, base: string) {
   return await chromiumEchotest(t, `${base}/echotest.html?autostart=1&signal=http`, { secureOrigin: base });

@@ -4,7 +4,15 @@
 // is claimed by the shard that received its first authentic check, and tuples that land on the other
 // shard are handed to the owner.
 import assert from "node:assert/strict";
-import { assertEcho, openEchoSession, PORTS, runEchotest, signedCheck, withStack } from "./lib/xrtc.ts";
+import {
+  assertEcho,
+  assertRelayed,
+  openEchoSession,
+  PORTS,
+  runEchotest,
+  signedCheck,
+  withStack,
+} from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
 import { BINDING_REQUEST, BINDING_SUCCESS, getXorMappedAddress, parseStun } from "../src/stun/message.ts";
 import { encodeFrame, FrameDecoder } from "../src/io/framing.ts";
@@ -67,6 +75,37 @@ Deno.test("two worker shards on one UDP port: werift echotests end to end on bot
     assert.equal(xrtc.negotiator!.sessionCount, 0);
   });
 });
+
+Deno.test(
+  "two worker shards, full proxy with the Janus leg over ICE-TCP: echotests relayed by the workers",
+  opts,
+  async () => {
+    await withStack(
+      { janus: { iceTcp: true }, xrtc: { ...TWO_SHARDS, icedirect: true, icetcp: true } },
+      async ({ topo, xrtc, base }) => {
+        // The Janus leg is a TCP connection on the worker's event loop, which the worker holds while it
+        // is open (its backend then waits for datagrams through that loop).
+        const LEGS = "xrtc_janus_legs_connected_total";
+        const tcpLegs = { mode: "full", transport: "tcp" };
+        const before = await shardStats(xrtc);
+        const results = await Promise.all([0, 1, 2, 3].map((i) => runEchotest(topo, base, `ft${i}`)));
+        for (const r of results) assertRelayed(topo, r, "udp");
+        const after = await shardStats(xrtc);
+        assert.equal(
+          total(after, LEGS, tcpLegs) - total(before, LEGS, tcpLegs),
+          4,
+          "four Janus legs over TCP",
+        );
+        const main = (x: ShardStats[]) => x.find((s) => s.shard === 0)!.get(CLAIMED);
+        assert.equal(main(after) - main(before), 0, "claimed by the workers, not the main thread");
+        await waitFor("sessions released", async () => {
+          const now = await shardStats(xrtc);
+          return now.every((s) => s.sessions === 0 && s.specs === 0) || undefined;
+        }, 10_000);
+      },
+    );
+  },
+);
 
 Deno.test(
   "two shards: forged checks claim nothing; a tuple on the other shard is handed to the owner",

@@ -1,6 +1,7 @@
 // Opens the datagram backend routes.yml or the command line chose. "auto" (the default) is the batched
 // libc backend where it works (Linux with FFI permitted), else the portable one, with the reason.
 import type { DatagramBackend } from "./types.ts";
+import type { FfiBackendOptions } from "./ffi_udp.ts";
 import { DenoUdpBackend } from "./deno_udp.ts";
 
 export type IoBackendChoice = "auto" | "deno" | "ffi";
@@ -13,8 +14,8 @@ export interface OpenedBackend {
 
 export async function createBackend(
   kind: IoBackendChoice,
-  /** `gso`: UDP GSO (ffi); `ownThread`: the caller is a thread that carries only media (ffi). */
-  opts: { gso?: boolean; ownThread?: boolean } = {},
+  /** The ffi backend's options (the deno backend has none). */
+  opts: FfiBackendOptions = {},
 ): Promise<OpenedBackend> {
   if (kind === "deno") return { backend: new DenoUdpBackend() };
   const { FfiUdpBackend, FfiUnavailable } = await import("./ffi_udp.ts");

@@ -1,7 +1,7 @@
 // The FFI backend on loopback (real sockets, no root): batched sends arrive whole and in order per
 // destination, with UDP GSO grouping and without it, and with the backend waiting on its own thread.
 import assert from "node:assert/strict";
-import { FfiUdpBackend } from "./ffi_udp.ts";
+import { FfiUdpBackend, OWN_THREAD_SLICE_MS } from "./ffi_udp.ts";
 import type { PeerAddress } from "./address.ts";
 import { registry } from "../telemetry/catalog.ts";
 
@@ -64,24 +64,31 @@ Deno.test("ffi backend on a thread of its own: the same datagrams whole and in o
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
 });
 
-Deno.test("ffi backend on a thread of its own: timers and other tasks keep running under a steady stream", async () => {
-  const backend = FfiUdpBackend.open({ ownThread: true });
-  let received = 0;
-  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => received++);
-  // Another process sends a 1,200-byte datagram every 0.5 ms for a second, so this thread keeps waiting
-  // for datagrams itself; a 5 ms interval timer must still run about as often as asked, and the child's
-  // exit must still be noticed (both starved with a turn of the event loop that cannot block).
-  const sender = new Deno.Command(Deno.execPath(), {
+/** Another process sends a 1,200-byte datagram every 0.5 ms for `ms` to `port`, so that a backend on a
+ * thread of its own keeps waiting for datagrams itself. */
+function streamTo(port: number, ms: number): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       `const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-       const to = { transport: "udp", hostname: "127.0.0.1", port: ${sink.localAddress.port} };
-       const d = new Uint8Array(1200); const end = performance.now() + 1000;
+       const to = { transport: "udp", hostname: "127.0.0.1", port: ${port} };
+       const d = new Uint8Array(1200); const end = performance.now() + ${ms};
        while (performance.now() < end) { await s.send(d, to); const t = performance.now() + 0.5; while (performance.now() < t); }`,
     ],
     stdout: "null",
     stderr: "inherit",
   }).spawn();
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Infinity;
+
+Deno.test("ffi backend on a thread of its own: timers and other tasks keep running under a steady stream", async () => {
+  const backend = FfiUdpBackend.open({ ownThread: true });
+  let received = 0;
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => received++);
+  // A 5 ms interval timer must still run at least once per slice, and the child's exit must still be
+  // noticed (both starved with a turn of the event loop that cannot block).
+  const sender = streamTo(sink.localAddress.port, 1000);
   const fired: number[] = [];
   const timer = setInterval(() => fired.push(performance.now()), 5);
   const started = performance.now();
@@ -92,5 +99,71 @@ Deno.test("ffi backend on a thread of its own: timers and other tasks keep runni
   await backend.close();
   assert.ok(seconds < 5, `the child's exit was noticed after ${seconds.toFixed(1)} s`);
   assert.ok(received > 1000, `datagrams received: ${received}`);
-  assert.ok(fired.length > seconds * 100, `timer fired ${fired.length} times in ${seconds.toFixed(2)} s`);
+  const perSecond = fired.length / seconds;
+  assert.ok(perSecond > 1000 / OWN_THREAD_SLICE_MS / 2, `timer fired ${perSecond.toFixed(0)} times a second`);
+});
+
+Deno.test("ffi backend on a thread of its own: a held event loop is served at once, not between slices", async () => {
+  const backend = FfiUdpBackend.open({ ownThread: true });
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
+  // The same 5 ms timer, first without a hold (it runs about once per slice), then with one (the
+  // backend waits through the event loop, so the timer runs as asked).
+  const rate = async (ms: number) => {
+    let fired = 0;
+    const timer = setInterval(() => fired++, 5);
+    const started = performance.now();
+    await new Promise((r) => setTimeout(r, ms));
+    clearInterval(timer);
+    return fired / ((performance.now() - started) / 1000);
+  };
+  const sender = streamTo(sink.localAddress.port, 1600);
+  await new Promise((r) => setTimeout(r, 100));
+  const unheld = await rate(600);
+  const release = backend.holdEventLoop();
+  const held = await rate(600);
+  release();
+  await sender.status;
+  sink.close();
+  await backend.close();
+  assert.ok(held > 150, `with a hold the 5 ms timer fired ${held.toFixed(0)} times a second`);
+  assert.ok(held > unheld * 1.4, `held ${held.toFixed(0)}/s against ${unheld.toFixed(0)}/s without`);
+});
+
+Deno.test("ffi backend on a thread of its own: a message from another thread ends the slice", async () => {
+  const turnRequests = new Int32Array(new SharedArrayBuffer(4));
+  const backend = FfiUdpBackend.open({ ownThread: true, turnRequests });
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
+  // A worker posts a timestamped message every 7 ms for 1.2 s, raising turnRequests after the first
+  // half of them only: those must be handled well within a slice, the rest wait for slices to end.
+  const source = `self.onmessage = (e) => {
+    const requests = new Int32Array(e.data);
+    let sent = 0;
+    const timer = setInterval(() => {
+      const ring = sent < 80;
+      self.postMessage({ at: performance.timeOrigin + performance.now(), ring });
+      if (ring) Atomics.add(requests, 0, 1);
+      if (++sent === 160) { clearInterval(timer); self.postMessage("done"); }
+    }, 7);
+  };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  const sender = streamTo(sink.localAddress.port, 1600);
+  const waits = { rung: [] as number[], silent: [] as number[] };
+  await new Promise<void>((resolve) => {
+    worker.onmessage = (e: MessageEvent<{ at: number; ring: boolean } | "done">) => {
+      if (e.data === "done") return resolve();
+      (e.data.ring ? waits.rung : waits.silent).push(performance.timeOrigin + performance.now() - e.data.at);
+    };
+    worker.postMessage(turnRequests.buffer);
+  });
+  worker.terminate();
+  URL.revokeObjectURL(url);
+  await sender.status;
+  sink.close();
+  await backend.close();
+  const rung = median(waits.rung), silent = median(waits.silent);
+  assert.ok(
+    rung < OWN_THREAD_SLICE_MS / 4 && rung * 2 < silent,
+    `median wait ${rung.toFixed(2)} ms with a turn request, ${silent.toFixed(2)} ms without`,
+  );
 });

@@ -28,6 +28,10 @@ export interface DatagramBackend {
   /** UDP GSO in use (ffi backend): datagrams of one size to one destination leave as one send. */
   readonly gso?: boolean;
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket;
+  /** Something on this thread waits on Deno's event loop for its I/O (a TCP connection); call the
+   * result when it no longer does. A backend that waits for datagrams on its own thread (ffi, in a shard
+   * worker) waits through the event loop meanwhile, so that I/O is not delayed. */
+  holdEventLoop?(): () => void;
   /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
   releaseFreeMemory?(): Promise<void>;
   /** Closes every socket; the promise, when there is one, resolves once everything is released. */

@@ -121,6 +121,24 @@ export function assertEcho(t: Topology, r: Record<string, unknown>) {
   assert.equal(r.trickleAck, "ack");
 }
 
+/** A werift echotest through the full proxy: relayed end to end, Janus's full ICE, nothing foreign. */
+export function assertRelayed(t: Topology, r: Record<string, unknown>, transport: "udp" | "tcp") {
+  assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
+  assert.equal(r.dcEchoes, 5);
+  assert.ok((r.rtpEchoed as number) >= 27, `RTP echoed ${r.rtpEchoed}`);
+  assert.equal(r.rtpForeign, 0);
+  assert.equal(
+    r.selectedRemote,
+    `${transport}:${t.xrtcPublic}:${transport === "udp" ? PORTS.udp : PORTS.tcp}`,
+  );
+  const cands = r.answerCandidates as string[];
+  assert.ok(
+    cands.length > 0 && cands.every((c) => c.includes(` ${t.xrtcPublic} `)),
+    "only xRTC's candidates",
+  );
+  assert.equal(r.answerLite, false, "Janus's full ICE runs end to end");
+}
+
 export interface ClientResult {
   [key: string]: unknown;
   errors: string[];

@@ -82,10 +82,12 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #timer?: ReturnType<typeof setInterval>;
   readonly #sweepTimer?: ReturnType<typeof setInterval>;
   #sweepCursor: Iterator<SessionEntry>;
+  #lastSweepTick: number;
 
   constructor(readonly opts: MediaPlaneOptions) {
     this.#clock = opts.clock ?? systemClock;
     this.#sweepCursor = this.table.entries();
+    this.#lastSweepTick = this.#clock.now();
     // The IPv4 upstream socket exists from the start (tests and the status page read its port).
     this.#upstream(4);
     if (opts.autoTick !== false) {
@@ -277,13 +279,28 @@ export class MediaPlane implements SpecSink, ShardRouter {
     };
   }
 
+  /** The Janus leg over ICE-TCP is a connection on this thread's event loop: it is held while open. */
+  readonly #connectIceTcpHeld: ConnectIceTcp = (remote, onPacket, onClose) => {
+    const release = this.opts.backend.holdEventLoop?.();
+    return this.opts.connectIceTcp!(remote, onPacket, () => {
+      release?.();
+      onClose();
+    });
+  };
+
   #goLive(e: SessionEntry, restore?: LiveState): MediaSession {
     const spec = e.spec;
     const now = this.#clock.now();
     const up = this.#upstreamFor(spec.janusCandidates);
     const host = this.#host(e);
     const session: MediaSession = spec.mode === "full"
-      ? new FullSession({ spec, host, upstream: up.socket, connectIceTcp: this.opts.connectIceTcp, restore })
+      ? new FullSession({
+        spec,
+        host,
+        upstream: up.socket,
+        connectIceTcp: this.opts.connectIceTcp && this.#connectIceTcpHeld,
+        restore,
+      })
       : new HalfSession({ spec, host, upstream: up.socket, sharedUpstream: up.shared, restore });
     up.owner.session = session;
     this.table.goLive(e, session);
@@ -332,10 +349,15 @@ export class MediaPlane implements SpecSink, ShardRouter {
   }
 
   #onSweepTimer(): void {
+    const now = this.#clock.now();
+    const elapsed = Math.min(now - this.#lastSweepTick, TIMING.sweepIntervalMs);
+    this.#lastSweepTick = now;
     if (this.table.size === 0) return;
     // Each session is maintained once per sweep period, a small slice per tick, so 10,000 sessions'
-    // keepalives never leave in one burst and media never waits long behind them.
-    this.sweep(this.#clock.now(), Math.ceil(this.table.size * TIMING.sweepTickMs / TIMING.sweepIntervalMs));
+    // keepalives never leave in one burst and media never waits long behind them. The slice follows the
+    // time since the last tick: a tick that runs late (a worker's loop turns between waits for
+    // datagrams, ffi_udp.ts) still keeps the period.
+    this.sweep(now, Math.ceil(this.table.size * elapsed / TIMING.sweepIntervalMs));
   }
 
   /** Check pacing and retransmissions of the sessions that need them. */

@@ -25,8 +25,10 @@ let stopLag: (() => void) | undefined;
 async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
     if (m.ioBackend === "memory") throw new Error("a worker cannot use the memory backend");
-    // A worker carries only media: its backend waits for datagrams on this thread.
-    backend = (await createBackend(m.ioBackend, { gso: m.gso, ownThread: true })).backend;
+    // A worker carries only media: its backend waits for datagrams on this thread, and the main thread
+    // raises turnRequests after each message it posts, so that no message waits for a slice to end.
+    const turnRequests = new Int32Array(new SharedArrayBuffer(4));
+    backend = (await createBackend(m.ioBackend, { gso: m.gso, ownThread: true, turnRequests })).backend;
     const shard = m.shard;
     plane = new MediaPlane({
       backend,
@@ -52,7 +54,7 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
     log("info", "shard_started", { shard, ports: m.udpPorts.map((p) => p.port).join(",") });
     // Its upstream port first: messages arrive in order, so the port is known once "ready" is.
     scope.postMessage({ t: "upstream", port: plane.upstream.localAddress.port });
-    scope.postMessage({ t: "ready" });
+    scope.postMessage({ t: "ready", turnRequests: turnRequests.buffer as SharedArrayBuffer });
   } catch (e) {
     plane?.shutdown();
     backend?.close();

@@ -57,7 +57,7 @@ export type ToShard =
 
 /** Messages from a shard worker to the main thread. */
 export type FromShard =
-  | { t: "ready" }
+  | { t: "ready"; turnRequests: SharedArrayBuffer }
   | { t: "failed"; error: string }
   | { t: "ended"; id: string; reason: EndReason }
   | { t: "live"; id: string; state: LiveState }
@@ -123,6 +123,8 @@ export function restoredOwner(
 export class ShardSet implements SpecSink {
   readonly local: MediaPlane;
   readonly #workers: Worker[] = [];
+  /** Each worker's turn-request counter (ffi_udp.ts), raised after every message posted to it. */
+  readonly #turnRequests = new Map<Worker, Int32Array>();
   readonly #waiting = new Map<number, (r: ShardReport) => void>();
   /** Each worker's last report: a shard that stops answering keeps its last counters in the sums. */
   readonly #last = new Map<number, ShardReport>();
@@ -184,8 +186,10 @@ export class ShardSet implements SpecSink {
         const m = ev.data;
         if (m.t === "ready" || m.t === "failed") {
           clearTimeout(timer);
-          if (m.t === "ready") resolve();
-          else reject(new Error(`shard ${shard}: ${m.error}`));
+          if (m.t === "ready") {
+            this.#turnRequests.set(w, new Int32Array(m.turnRequests));
+            resolve();
+          } else reject(new Error(`shard ${shard}: ${m.error}`));
           w.onmessage = (ev: MessageEvent<FromShard>) => this.#fromWorker(shard, ev.data);
         }
       };
@@ -245,6 +249,8 @@ export class ShardSet implements SpecSink {
 
   #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
     w.postMessage(m, transfer);
+    const requests = this.#turnRequests.get(w);
+    if (requests) Atomics.add(requests, 0, 1);
   }
 
   // ---- SpecSink: every shard holds every spec ----
