@@ -4,7 +4,8 @@
 // test and the load generator, all on 127.0.0.1, on ports the kernel picks.
 //   deno task bench [--list]
 // Environment: BENCH_SCENARIOS (comma list of scenario ids or prefixes, e.g. "direct,half,gap"; default
-// all), BENCH_BACKENDS (deno,ffi), BENCH_RATES (comma list of packets/s), BENCH_STEP_MS, BENCH_CLIENTS,
+// all), BENCH_BACKENDS (deno,ffi), BENCH_RATES (comma list of packets/s), BENCH_STEP_MS,
+// BENCH_LATENCY_STEP_MS (the 20k step, where CPU per packet and latency are read; default 6000), BENCH_CLIENTS,
 // BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_ROUNDS (rounds of the throughput
 // scenarios, default 3), BENCH_OUT (JSON path).
 import { ROOT } from "./procs.ts";
@@ -23,6 +24,7 @@ const settings: Settings = {
   maxLoss: 0.001,
   sessions: list("BENCH_SESSIONS", "100,1000,10000").map(Number),
   latencyRate: 20_000,
+  latencyStepMs: Number(env("BENCH_LATENCY_STEP_MS", "6000")),
   heldStepMs: 20_000,
   rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),
 };

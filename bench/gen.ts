@@ -21,6 +21,8 @@ export interface GenOptions {
   clients: number;
   rates: number[];
   stepMs: number;
+  /** The step at this rate lasts `ms` instead. */
+  longStep?: { rate: number; ms: number };
   size: number;
   maxLoss: number;
   /** Processes whose CPU time is summed per step. */
@@ -112,11 +114,12 @@ async function main() {
     for (const c of clients) c.lastSeq = 0;
     let sent = 0;
     const cpu0 = cpuMs(o.pids ?? []);
+    const stepMs = rate === o.longStep?.rate ? o.longStep.ms : o.stepMs;
     const t0 = performance.now();
     await new Promise<void>((done) => {
       const timer = setInterval(() => {
         const elapsed = performance.now() - t0;
-        const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((o.stepMs * rate) / 1000));
+        const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((stepMs * rate) / 1000));
         while (sent < due) {
           const c = clients[sent % clients.length];
           packet[1] = c.index;
@@ -125,7 +128,7 @@ async function main() {
           c.socket.send(packet, c.target);
           sent++;
         }
-        if (elapsed >= o.stepMs) {
+        if (elapsed >= stepMs) {
           clearInterval(timer);
           done();
         }

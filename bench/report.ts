@@ -234,7 +234,9 @@ export function render(
   if (r.throughput.length) {
     lines.push(
       `xRTC data plane: ${s.clients} clients, ${s.size}-byte packets, generator on ffi; peer: project-owned echo, not Janus`,
-      `rate steps: ${s.rates.join(", ")} packets/s, ${s.stepMs} ms each; max pps = highest step with < ${
+      `rate steps: ${
+        s.rates.join(", ")
+      } packets/s, ${s.stepMs} ms each (${s.latencyRate}: ${s.latencyStepMs} ms); max pps = highest step with < ${
         s.maxLoss * 100
       } % loss (the proxy forwards twice that: both directions)${
         s.rounds > 1 ? `; ${s.rounds} interleaved rounds, each figure the median over them` : ""

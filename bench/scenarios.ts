@@ -26,6 +26,9 @@ export interface Settings {
   sessions: number[];
   /** The rate the latency and CPU columns are read at. */
   latencyRate: number;
+  /** How long the step at latencyRate lasts: longer than the others, since CPU per packet is read there
+   * and a 2 s step moves by 10-20 % from run to run on this machine. */
+  latencyStepMs: number;
   heldStepMs: number;
   /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
    * ratio to the C relay is taken within a round (the machine's drift between rounds cancels). */
@@ -77,7 +80,13 @@ let tagCounter = 0;
 const nextTag = () => `r${++tagCounter}c`;
 
 function common(s: Settings) {
-  return { clients: s.clients, size: s.size, maxLoss: s.maxLoss, stepMs: s.stepMs };
+  return {
+    clients: s.clients,
+    size: s.size,
+    maxLoss: s.maxLoss,
+    stepMs: s.stepMs,
+    longStep: { rate: s.latencyRate, ms: s.latencyStepMs },
+  };
 }
 
 function xrtcPorts(peerHttp: number) {
@@ -336,6 +345,7 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
       const r = await throughXrtc(ctx, x, proc, {
         rates: [ctx.settings.latencyRate],
         stepMs: ctx.settings.heldStepMs,
+        longStep: undefined,
       });
       addRow(
         ctx,
