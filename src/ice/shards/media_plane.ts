@@ -82,12 +82,10 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #timer?: ReturnType<typeof setInterval>;
   readonly #sweepTimer?: ReturnType<typeof setInterval>;
   #sweepCursor: Iterator<SessionEntry>;
-  #lastSweepTick: number;
 
   constructor(readonly opts: MediaPlaneOptions) {
     this.#clock = opts.clock ?? systemClock;
     this.#sweepCursor = this.table.entries();
-    this.#lastSweepTick = this.#clock.now();
     // The IPv4 upstream socket exists from the start (tests and the status page read its port).
     this.#upstream(4);
     if (opts.autoTick !== false) {
@@ -349,15 +347,12 @@ export class MediaPlane implements SpecSink, ShardRouter {
   }
 
   #onSweepTimer(): void {
-    const now = this.#clock.now();
-    const elapsed = Math.min(now - this.#lastSweepTick, TIMING.sweepIntervalMs);
-    this.#lastSweepTick = now;
     if (this.table.size === 0) return;
     // Each session is maintained once per sweep period, a small slice per tick, so 10,000 sessions'
-    // keepalives never leave in one burst and media never waits long behind them. The slice follows the
-    // time since the last tick: a tick that runs late (a worker's loop turns between waits for
-    // datagrams, ffi_udp.ts) still keeps the period.
-    this.sweep(now, Math.ceil(this.table.size * elapsed / TIMING.sweepIntervalMs));
+    // keepalives never leave in one burst and media never waits long behind them. The slice is fixed, so
+    // a late tick does not make up for lost time with a larger one: on a worker, whose loop turns once per
+    // 10 ms slice while media flows (ffi_udp.ts), the period stretches to about two seconds.
+    this.sweep(this.#clock.now(), Math.ceil(this.table.size * TIMING.sweepTickMs / TIMING.sweepIntervalMs));
   }
 
   /** Check pacing and retransmissions of the sessions that need them. */
