@@ -438,7 +438,8 @@ export const startTime = registry.gauge({
 
 export const buildInfo = registry.gauge({
   name: "xrtc_build_info",
-  help: "Always 1: xRTC's version, Deno's version, the UDP I/O backend and the number of shards.",
+  help:
+    "Always 1: xRTC's version, Deno's version, the UDP I/O backend and the shards on the shared UDP ports.",
   labels: ["version", "deno", "io_backend", "shards"],
 });
 
