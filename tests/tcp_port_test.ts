@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { blockClientUdp } from "./lib/topology.ts";
 import { loadConfigText } from "../src/config/load.ts";
 import { start } from "../src/app.ts";
-import { openEchoSession, PORTS, runEchotest, withStack } from "./lib/xrtc.ts";
+import { openEchoSession, PORTS, readStunResponses, runEchotest, withStack } from "./lib/xrtc.ts";
 import { chromiumEchotest } from "./lib/browser.ts";
 import { run, sleep, waitFor } from "./lib/run.ts";
 import { dropped, metric } from "./lib/metrics.ts";
@@ -18,7 +18,7 @@ import {
   parseStun,
   randomTransactionId,
 } from "../src/stun/message.ts";
-import { encodeFrame, FrameDecoder } from "../src/io/framing.ts";
+import { encodeFrame } from "../src/io/framing.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -135,20 +135,6 @@ Deno.test("TCP port: bad input closes on time, binds nothing wrongly, leaks noth
         integrityKey: new TextEncoder().encode(s.pwd),
         fingerprint: true,
       });
-    const readFrames = async (conn: Deno.Conn, ms: number): Promise<Uint8Array[] | null> => {
-      const dec = new FrameDecoder();
-      const frames: Uint8Array[] = [];
-      const buf = new Uint8Array(4096);
-      const end = Date.now() + ms;
-      while (Date.now() < end && frames.length === 0) {
-        const n = await Promise.race([conn.read(buf), sleep(end - Date.now()).then(() => -1)]);
-        if (n === null) return null; // closed by xRTC
-        if (n === -1) break;
-        // Responses only: xRTC's own Binding requests (validating the client's address) are not answers.
-        dec.push(buf.subarray(0, n), (f) => !(f[0] === 0 && f[1] === 1) && frames.push(f.slice()));
-      }
-      return frames;
-    };
     const closedWithin = async (conn: Deno.Conn, ms: number): Promise<boolean> => {
       const buf = new Uint8Array(256);
       const end = Date.now() + ms;
@@ -171,7 +157,7 @@ Deno.test("TCP port: bad input closes on time, binds nothing wrongly, leaks noth
         await conn.write(frame.subarray(0, 1));
         await sleep(200);
         await conn.write(frame.subarray(1));
-        const frames = await readFrames(conn, 3000);
+        const frames = await readStunResponses(conn, 3000);
         assert.ok(frames && frames.length === 1, "one response frame");
         assert.equal(parseStun(frames![0]).type, BINDING_SUCCESS);
         const bad = dropped("stun_malformed");

@@ -9,13 +9,14 @@ import {
   assertRelayed,
   openEchoSession,
   PORTS,
+  readStunResponses,
   runEchotest,
   signedCheck,
   withStack,
 } from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
-import { BINDING_REQUEST, BINDING_SUCCESS, getXorMappedAddress, parseStun } from "../src/stun/message.ts";
-import { encodeFrame, FrameDecoder } from "../src/io/framing.ts";
+import { BINDING_SUCCESS, getXorMappedAddress, parseStun } from "../src/stun/message.ts";
+import { encodeFrame } from "../src/io/framing.ts";
 import type { Xrtc } from "../src/app.ts";
 import { seriesTotal } from "../src/telemetry/exposition.ts";
 
@@ -216,18 +217,9 @@ Deno.test(
             const conn = await Deno.connect({ hostname: topo.xrtcPublic, port: PORTS.tcp });
             try {
               await conn.write(encodeFrame(signedCheck(tcp.ufrag, tcp.clientUfrag, tcp.pwd)));
-              const decoder = new FrameDecoder();
-              const buf = new Uint8Array(2048);
-              let reply: ReturnType<typeof parseStun> | undefined;
-              while (!reply) {
-                const n = await conn.read(buf);
-                assert.ok(n !== null, "the TCP check was answered before the connection closed");
-                decoder.push(buf.subarray(0, n), (f) => {
-                  const m = parseStun(f.slice());
-                  if (m.type !== BINDING_REQUEST) reply = m; // not xRTC's own check of the path
-                });
-              }
-              assert.equal(reply.type, BINDING_SUCCESS);
+              const frames = await readStunResponses(conn, 3000);
+              assert.ok(frames?.length, "the TCP check was answered before the connection closed");
+              assert.equal(parseStun(frames[0]).type, BINDING_SUCCESS);
               const before = await shardStats(xrtc);
               assert.equal(before.find((x) => x.shard === 0)?.sessions, 1, "the main thread owns it");
               for (const sock of sockets) {

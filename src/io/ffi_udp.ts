@@ -188,9 +188,7 @@ export class FfiUdpBackend implements DatagramBackend {
     else this.#sharedThreadLoop();
   }
 
-  /** Something on this thread waits on Deno's event loop for its I/O (a TCP connection): until the
-   * returned release is called, an own-thread backend waits for datagrams through the pool, so that
-   * I/O is served at once rather than between slices. */
+  /** DatagramBackend.holdEventLoop: while held, an own-thread backend waits through the pool. */
   holdEventLoop(): () => void {
     this.#loopHolds++;
     let held = true;

@@ -5,10 +5,11 @@ import { start, type Xrtc } from "../../src/app.ts";
 import type { IoBackendChoice } from "../../src/io/backend.ts";
 import { makeTopology, type Topology } from "./topology.ts";
 import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
-import { run } from "./run.ts";
+import { run, sleep } from "./run.ts";
 import { iceCredentials, parseSdp } from "../../src/sdp/sdp.ts";
 import assert from "node:assert/strict";
 import { buildCheck } from "../../src/ice/check.ts";
+import { FrameDecoder } from "../../src/io/framing.ts";
 
 export const ROOT = new URL("../../", import.meta.url).pathname;
 export const PORTS = { udp: 6001, tcp: 6443, http: 8080 };
@@ -282,4 +283,21 @@ export async function whipPublish(
     location: response.headers.get("location")!,
     etag: response.headers.get("etag")!,
   };
+}
+
+/** The RFC 4571 frames an ICE-TCP connection receives within `ms`, once at least one arrived: responses
+ * only (xRTC's own Binding requests, validating the client's address, are not answers). Null when xRTC
+ * closed the connection. */
+export async function readStunResponses(conn: Deno.Conn, ms: number): Promise<Uint8Array[] | null> {
+  const dec = new FrameDecoder();
+  const frames: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  const end = Date.now() + ms;
+  while (Date.now() < end && frames.length === 0) {
+    const n = await Promise.race([conn.read(buf), sleep(end - Date.now()).then(() => -1)]);
+    if (n === null) return null;
+    if (n === -1) break;
+    dec.push(buf.subarray(0, n), (f) => !(f[0] === 0 && f[1] === 1) && frames.push(f.slice()));
+  }
+  return frames;
 }
