@@ -211,7 +211,7 @@ export function planeHarness(
       for (let t = 0; t < ms; t += step) {
         clock.advance(step);
         plane.tick(clock.now());
-        plane.sweep(clock.now());
+        plane.maintain(clock.now());
         net.deliver();
       }
     },

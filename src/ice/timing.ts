@@ -11,15 +11,23 @@ export const TIMING = {
   janusLegConnectTimeoutMs: 20_000,
   /** Consent checks while media flows (RFC 7675 §5.1: randomised around 5 s). */
   consentIntervalMs: 5_000,
-  /** Keepalive when idle (RFC 8445 §11: at least every 15 s). */
+  /** A Binding indication on an idle Janus leg (RFC 8445 §11: Tr, 15 s by default and never less). */
   keepaliveIntervalMs: 15_000,
-  /** Janus-side consent lost after this long without a response (RFC 7675 §5.1: 30 s). */
+  /** Janus-side consent lost after this long without a response while media flows (RFC 7675 §5.1: 30 s). */
   consentLossMs: 30_000,
-  /** Every session is maintained (consent, keepalives) once per this period, a slice per tick. */
+  /** The negotiator's sweep of expired reservations. */
   sweepIntervalMs: 1_000,
-  /** The maintenance tick: short, so each slice is small and packets never wait long behind it (10,000
-   * sessions: 50 per tick, their consent checks and keepalives a few per tick). */
-  sweepTickMs: 5,
+  /** The maintenance tick: the live sessions whose consent check, keepalive or consent timeout has come
+   * are maintained (due_schedule.ts), the others are not touched. Short, so each batch is small and
+   * packets never wait long behind it (10,000 idle sessions: about 3 keepalives per tick). */
+  maintenanceTickMs: 5,
+  /** A live session is maintained at least this often, even with nothing due (a backstop: a due time
+   * moves earlier only on the events that report it). Longer than the longest keepalive interval, so an
+   * idle leg is visited once per keepalive. */
+  maintenanceMaxIntervalMs: 20_000,
+  /** When many sessions fall due together (a restore, a burst of set-ups), a tick takes at most
+   * sessions x tick / this of them, so they are spread over about this long. */
+  maintenanceSpreadMs: 1_000,
   /** Packets from the client held while the Janus leg comes up. */
   pendingQueueLimit: 256,
   /** Packets from Janus held while the client's first address is being validated. */

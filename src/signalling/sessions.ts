@@ -9,6 +9,7 @@ import type { IceView } from "../sdp/sdp.ts";
 import { HandleIce, type Negotiator, type RouteMode } from "../ice/negotiation/negotiator.ts";
 import type { IceCredentials } from "../ice/credentials.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
+import { DueSchedule } from "../ice/due_schedule.ts";
 import type { BackendState } from "./backends.ts";
 import {
   type EndReason,
@@ -120,13 +121,19 @@ export type RegistryChange =
   | { kind: "handle_gone"; session: string; key: string };
 
 export class JanusSessions {
-  /** New limits and Janus timers (a reload): they apply from the next request. */
+  /** New limits and Janus timers (a reload): they apply from the next request, and every session's
+   * expiry follows the new timers. */
   update(limits: Limits, timers: JanusTimers): void {
+    const changed = timers.sessionTimeoutMs !== this.opts.timers.sessionTimeoutMs ||
+      timers.reclaimTimeoutMs !== this.opts.timers.reclaimTimeoutMs;
     this.opts.limits = limits;
     this.opts.timers = timers;
+    if (changed) { for (const s of this.#sessions.values()) this.#fileExpiry(s); }
   }
 
   readonly #sessions = new Map<string, JanusSessionEntry>();
+  /** When each session next may expire (to the millisecond): only those are looked at by sweep(). */
+  readonly #expiries = new DueSchedule<JanusSessionEntry>(1);
   readonly #usage = new Map<string, ClientUsage>();
   readonly #rates = new Map<string, Bucket>();
   readonly #clock: Clock;
@@ -181,7 +188,18 @@ export class JanusSessions {
   }
 
   touch(s: JanusSessionEntry): void {
-    s.lastActivity = this.#clock.now();
+    s.lastActivity = this.#clock.now(); // moves its idle expiry later: the sweep finds that when it comes
+  }
+
+  /** Files a session for its next expiry: the end of the reclaim window while its WebSocket is gone, and
+   * Janus's session timeout after its last activity. None: it is not filed. */
+  #fileExpiry(s: JanusSessionEntry): void {
+    const { sessionTimeoutMs, reclaimTimeoutMs } = this.opts.timers;
+    let at = Infinity;
+    if (s.wsClosedAt !== undefined) at = s.wsClosedAt + reclaimTimeoutMs;
+    if (sessionTimeoutMs > 0) at = Math.min(at, s.lastActivity + sessionTimeoutMs + 1);
+    if (at === Infinity) this.#expiries.remove(s);
+    else this.#expiries.schedule(s, at);
   }
 
   // ---- limits ----
@@ -257,6 +275,7 @@ export class JanusSessions {
     if (existing) return existing;
     const s = new JanusSessionEntry(id, backend, protocol, conn, mode, client, this.#clock.now());
     this.#sessions.set(id, s);
+    this.#fileExpiry(s);
     this.#usageOf(client).sessions.add(s);
     backend.sessions++;
     log("info", "janus_session_created", { janus_session: id, backend: backend.name, protocol, client });
@@ -278,7 +297,10 @@ export class JanusSessions {
     backend: BackendState,
   ): JanusSessionEntry {
     const s = this.addSession(r.id, backend, r.protocol, undefined, r.mode, r.client);
-    if (r.protocol === "ws") s.wsClosedAt = this.#clock.now();
+    if (r.protocol === "ws") {
+      s.wsClosedAt = this.#clock.now();
+      this.#fileExpiry(s);
+    }
     if (r.whip) {
       s.whip = r.whip.endpoint;
       s.whipResource = r.whip;
@@ -329,6 +351,7 @@ export class JanusSessions {
   removeSession(s: JanusSessionEntry, reason: SessionEndReason): void {
     if (this.#sessions.get(s.id) !== s) return;
     this.#sessions.delete(s.id);
+    this.#expiries.remove(s);
     for (const h of [...s.handles.values()]) {
       this.removeHandle(
         h,
@@ -358,6 +381,7 @@ export class JanusSessions {
       s.conn = undefined;
       s.wsClosedAt = now;
       if (this.opts.timers.reclaimTimeoutMs === 0) this.removeSession(s, "websocket_closed");
+      else this.#fileExpiry(s);
     }
   }
 
@@ -382,17 +406,18 @@ export class JanusSessions {
 
   /** Idle sessions (no request or event for longer than Janus's session timeout) and WebSocket
    * sessions past the reclaim window go; Janus is told to destroy the idle ones (its own timeout may
-   * be off). */
+   * be off). Only the sessions whose expiry has come are looked at. */
   sweep(): void {
     const now = this.#clock.now();
     const { sessionTimeoutMs, reclaimTimeoutMs } = this.opts.timers;
-    for (const s of [...this.#sessions.values()]) {
+    for (const s of this.#expiries.takeDue(now)) {
+      if (this.#sessions.get(s.id) !== s) continue;
       if (s.wsClosedAt !== undefined && now - s.wsClosedAt >= reclaimTimeoutMs) {
         this.removeSession(s, "websocket_closed");
       } else if (sessionTimeoutMs > 0 && now - s.lastActivity > sessionTimeoutMs) {
         this.opts.tellJanus?.(s.backend, `/${s.id}`, "destroy");
         this.removeSession(s, "idle");
-      }
+      } else this.#fileExpiry(s); // active since it was filed
     }
   }
 

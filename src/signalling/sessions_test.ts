@@ -240,6 +240,26 @@ Deno.test("one eviction rule: destroy, Janus's timeout, WebSocket close after th
   assert.equal(s.sig.sessions.trackedClients, 0, "and every per-client entry is gone");
 });
 
+Deno.test("a reload that sets Janus's session timeout applies to sessions that had none", () => {
+  const s = setup();
+  const timers = { ...defaultOptions().janus, reclaimTimeoutMs: 0 };
+  s.sig.sessions.update(defaultOptions().limits, { ...timers, sessionTimeoutMs: 0 });
+  open(s.sig, 1, 11);
+  s.clock.advance(3_600_000);
+  s.sig.sessions.sweep();
+  assert.ok(s.sig.sessions.get("1"), "no session timeout: never idle");
+  open(s.sig, 2, 12);
+  s.sig.sessions.update(defaultOptions().limits, { ...timers, sessionTimeoutMs: 60_000 });
+  s.clock.advance(1);
+  s.sig.sessions.sweep();
+  assert.equal(s.sig.sessions.get("1"), undefined, "idle for an hour: gone at the next sweep");
+  assert.ok(s.sig.sessions.get("2"), "just created: kept");
+  s.clock.advance(60_000);
+  s.sig.sessions.sweep();
+  assert.equal(s.sig.sessions.size, 0);
+  assert.deepEqual(s.told, ["destroy /1", "destroy /2"]);
+});
+
 Deno.test("a shard ending an ICE session on its own makes xRTC tell Janus to hang up", () => {
   const s = setup();
   open(s.sig, 5, 6);

@@ -16,6 +16,7 @@ import {
 import type { ClaimBoard, ClaimTicket } from "../shards/claims.ts";
 import { applySpecUpdate, type SessionSpec, type SpecSink, type SpecUpdate } from "./spec.ts";
 import { MAX_JANUS_CANDIDATES, TIMING } from "../timing.ts";
+import { DueSchedule } from "../due_schedule.ts";
 import { type Clock, systemClock } from "../../io/clock.ts";
 import {
   type EndReason,
@@ -84,6 +85,8 @@ export class Negotiator {
   readonly #byId = new Map<string, HandleIce>();
   readonly #ufrags = new Set<string>();
   readonly #reserved = new Set<HandleIce>();
+  /** When each handle's unclaimed spec or unanswered reservation expires (to the millisecond). */
+  readonly #expiries = new DueSchedule<HandleIce>(1);
   readonly #clock: Clock;
   readonly #sweeper?: ReturnType<typeof setInterval>;
   clientCandidates: Candidate[];
@@ -115,6 +118,7 @@ export class Negotiator {
     }
     h.reserved = { ticket, at: this.#clock.now() };
     this.#reserved.add(h);
+    this.#fileExpiry(h);
   }
 
   #unreserve(h: HandleIce): void {
@@ -122,6 +126,15 @@ export class Negotiator {
     this.opts.claims.release(h.reserved.ticket);
     h.reserved = undefined;
     this.#reserved.delete(h);
+    this.#fileExpiry(h);
+  }
+
+  /** Files the handle for the expiry it has now: its spec's while unclaimed (the consent timeout after it
+   * opened), or its reservation's while Janus has not answered. */
+  #fileExpiry(h: HandleIce): void {
+    if (h.spec) this.#expiries.schedule(h, h.openedAt + this.opts.consentTimeoutMs + 1);
+    else if (h.reserved) this.#expiries.schedule(h, h.reserved.at + TIMING.reservationTimeoutMs + 1);
+    else this.#expiries.remove(h);
   }
 
   /** The client offers (echotest, publisher): returns the offer Janus must see. */
@@ -247,6 +260,7 @@ export class Negotiator {
       };
       h.openedAt = this.#clock.now();
       this.#byId.set(h.key, h);
+      this.#fileExpiry(h);
       sessionsOpened.inc({ mode: h.spec.mode });
       log("info", "session_open", { session: h.key, mode: h.spec.mode });
       this.opts.sink.open(h.spec);
@@ -297,6 +311,7 @@ export class Negotiator {
     h.spec = spec;
     h.openedAt = this.#clock.now();
     this.#byId.set(h.key, h);
+    this.#fileExpiry(h);
     this.#ufrags.add(spec.localUfrag);
     if (spec.mode === "half" && spec.previousFacing) this.#ufrags.add(spec.previousFacing.ufrag);
     if (live) this.opts.sink.restore(spec, live);
@@ -320,6 +335,7 @@ export class Negotiator {
     if (!s) return;
     h.spec = undefined;
     this.#byId.delete(h.key);
+    this.#fileExpiry(h);
     this.#ufrags.delete(s.localUfrag);
     if (s.mode === "half" && s.previousFacing) this.#ufrags.delete(s.previousFacing.ufrag);
     this.opts.claims.release(s.ticket);
@@ -346,20 +362,21 @@ export class Negotiator {
 
   /** Sessions no client has claimed with an authentic check within the consent timeout end here
    * (claimed ones are kept alive or expired by the shard that owns them, RFC 7675); reservations Janus
-   * never answered are freed. */
+   * never answered are freed. Only the handles whose expiry has come are looked at. */
   sweep(): void {
     const now = this.#clock.now();
-    for (const h of [...this.#byId.values()]) {
-      if (
-        h.spec && now - h.openedAt > this.opts.consentTimeoutMs &&
-        this.opts.claims.owner(h.spec.ticket) === undefined
-      ) {
-        this.#end(h, "never_connected");
-        this.opts.onExpired?.(h.key);
+    for (const h of this.#expiries.takeDue(now)) {
+      if (h.spec) {
+        // Claimed: the owning shard keeps it alive or ends it; nothing more to expire here.
+        if (this.opts.claims.owner(h.spec.ticket) !== undefined) continue;
+        if (now - h.openedAt > this.opts.consentTimeoutMs) {
+          this.#end(h, "never_connected");
+          this.opts.onExpired?.(h.key);
+        } else this.#fileExpiry(h);
+      } else if (h.reserved) {
+        if (now - h.reserved.at > TIMING.reservationTimeoutMs) this.offerRefused(h);
+        else this.#fileExpiry(h);
       }
-    }
-    for (const h of [...this.#reserved]) {
-      if (now - h.reserved!.at > TIMING.reservationTimeoutMs) this.offerRefused(h);
     }
   }
 

@@ -186,7 +186,7 @@ export class ClientPaths {
   /** Consent per path (RFC 7675): paths silent for the consent timeout are dropped. Returns true when the
    * session has lost consent: no authentic check from any path for the consent timeout. */
   maintain(now: number): boolean {
-    for (const st of [...this.#paths.values()]) {
+    for (const st of this.#paths.values()) { // removing the entry being visited is safe in a Map
       if (now - st.lastCheckAt > this.consentTimeoutMs) {
         log("info", "client_path_consent_expired", { session: this.id, path: st.path.key });
         this.#remove(st);
@@ -194,6 +194,14 @@ export class ClientPaths {
       }
     }
     return now - this.#lastCheckAt > this.consentTimeoutMs;
+  }
+
+  /** When maintain() may next find a path, or the session, past its consent (a check since only makes
+   * that later). */
+  maintenanceDueAt(): number {
+    let oldest = this.#lastCheckAt;
+    for (const st of this.#paths.values()) if (st.lastCheckAt < oldest) oldest = st.lastCheckAt;
+    return oldest + this.consentTimeoutMs + 1;
   }
 
   /** A path went away (TCP closed, tuple taken by another session). */

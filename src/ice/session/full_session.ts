@@ -345,6 +345,11 @@ export class FullSession implements MediaSession {
     return undefined;
   }
 
+  /** Relayed transactions expire on the plane's backstop interval; they are bounded meanwhile. */
+  maintenanceDueAt(): number {
+    return this.#paths.maintenanceDueAt();
+  }
+
   close(reason: EndReason): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -102,6 +102,7 @@ export class HalfSession implements MediaSession {
           log("info", "janus_leg_failed", { session: this.id, detail });
           this.close("janus_leg_failed");
         },
+        onMaintenanceDue: () => host.maintainSoon(this),
         onRemoteAddress: (remote) => !opts.sharedUpstream || host.routeUpstream(remote, this),
       },
     });
@@ -244,6 +245,10 @@ export class HalfSession implements MediaSession {
     if (this.#paths.maintain(now)) return "consent_expired";
     this.leg.maintain(now);
     return undefined;
+  }
+
+  maintenanceDueAt(now: number): number {
+    return Math.min(this.#paths.maintenanceDueAt(), this.leg.maintenanceDueAt(now));
   }
 
   close(reason: EndReason): void {

@@ -7,6 +7,7 @@
 import {
   Attr,
   BINDING_ERROR,
+  BINDING_INDICATION,
   BINDING_REQUEST,
   BINDING_SUCCESS,
   buildStun,
@@ -44,6 +45,8 @@ interface Pair {
 const PRFLX_PRIORITY = candidatePriority(110, 65535, 1);
 /** Janus announces a few candidates and learns one address of xRTC's; more pairs than this are refused. */
 const MAX_PAIRS = 16;
+/** Media sent within this long counts as flowing: consent checks then, keepalives otherwise. */
+const MEDIA_PAUSE_MS = TIMING.consentIntervalMs * 2;
 const UTF8 = new TextEncoder();
 
 export interface JanusLegEvents {
@@ -51,6 +54,8 @@ export interface JanusLegEvents {
   onSelected(remote: PeerAddress): void;
   /** No pair could be established, or consent was lost. */
   onFailed(reason: string): void;
+  /** maintain() is due sooner than maintenanceDueAt() said last (a pair was selected, media resumed). */
+  onMaintenanceDue(): void;
   /** Every address that may send to this leg: route its packets here. False refuses the address. */
   onRemoteAddress(remote: PeerAddress): boolean;
 }
@@ -80,11 +85,13 @@ export class JanusLeg {
   #nominatedByPeer?: PeerAddress;
   #startedAt: number;
   /** When the next consent check is due while media flows (RFC 7675 §5.1, ~5 s), and when the next
-   * keepalive is due while it does not (RFC 8445 §11, ~15 s); both move on with every check sent. */
+   * keepalive is due while it does not (RFC 8445 §11, ~15 s); both move on with every one sent. */
   #nextConsentAt = 0;
   #nextKeepaliveAt = 0;
   #lastConsentReply: number;
   #lastMediaSent = -Infinity;
+  /** When media last started after a pause: consent is counted from here if it is older. */
+  #mediaResumedAt = -Infinity;
   #closed = false;
 
   constructor(o: JanusLegOptions) {
@@ -144,7 +151,13 @@ export class JanusLeg {
     const s = this.#selected;
     if (s === undefined) return false;
     this.socket.send(data, s.remote);
-    this.#lastMediaSent = this.#now();
+    const now = this.#now();
+    // Media after a pause: consent checks are due again (RFC 7675 §5.1), not only keepalives.
+    if (now - this.#lastMediaSent >= MEDIA_PAUSE_MS) {
+      this.#mediaResumedAt = this.#nextConsentAt = now;
+      this.events.onMaintenanceDue();
+    }
+    this.#lastMediaSent = now;
     return true;
   }
 
@@ -236,6 +249,7 @@ export class JanusLeg {
     // The check that selected the pair counts as the first consent (RFC 7675 §5.1).
     this.#schedule(now);
     this.events.onSelected(pair.remote);
+    this.events.onMaintenanceDue();
   }
 
   #check(pair: Pair, now: number): void {
@@ -277,22 +291,56 @@ export class JanusLeg {
     }
   }
 
-  /** Consent freshness towards Janus (RFC 7675) and keepalives (RFC 8445 §11), driven by the sweeper. */
+  /** Consent freshness towards Janus (RFC 7675) while media flows to it, keepalives (RFC 8445 §11) while
+   * it does not; driven by the media plane when maintenanceDueAt() comes. */
   maintain(now: number): void {
     if (this.#closed || !this.#selected) return;
-    const mediaFlowing = now - this.#lastMediaSent < TIMING.consentIntervalMs * 2;
-    if (now >= (mediaFlowing ? this.#nextConsentAt : this.#nextKeepaliveAt)) {
+    const flowing = now - this.#lastMediaSent < MEDIA_PAUSE_MS;
+    if (now >= (flowing ? this.#nextConsentAt : this.#nextKeepaliveAt)) {
       this.#schedule(now);
-      this.#check(this.#selected, now);
+      if (flowing) this.#check(this.#selected, now);
+      else this.#keepalive(this.#selected);
     }
-    if (now - this.#lastConsentReply > TIMING.consentLossMs) this.#fail("janus leg: consent lost");
+    if (flowing && now - this.#consentSince() > TIMING.consentLossMs) this.#fail("janus leg: consent lost");
   }
 
-  /** The next consent check and keepalive, each uniformly random between 0.8 and 1.2 times its interval
-   * (RFC 7675 §5.1), so thousands of sessions do not check in step. */
+  /** When maintain() has something to do next: a consent check or consent loss while media flows, a
+   * keepalive while it does not. Until a pair is selected, never (tick() drives the checks; selection
+   * and media after a pause report onMaintenanceDue). */
+  maintenanceDueAt(now: number): number {
+    if (this.#closed || !this.#selected) return Infinity;
+    if (now - this.#lastMediaSent >= MEDIA_PAUSE_MS) return this.#nextKeepaliveAt;
+    return Math.min(this.#nextConsentAt, this.#consentSince() + TIMING.consentLossMs + 1);
+  }
+
+  /** Consent counts from the last authentic response or request from Janus, or from when media resumed
+   * after a pause if that is later: no consent is sought while nothing is sent (RFC 7675 §5.1 is about
+   * sending), so a pause longer than the consent timeout does not end the leg the moment media resumes;
+   * a check goes out at once then, and the timeout runs from there. */
+  #consentSince(): number {
+    return Math.max(this.#lastConsentReply, this.#mediaResumedAt);
+  }
+
+  /** An idle pair's keepalive (RFC 8445 §11): a Binding indication, unauthenticated, with a FINGERPRINT.
+   * Nothing answers it, so keeping 10,000 idle legs alive costs one small datagram each per ~15 s. */
+  #keepalive(pair: Pair): void {
+    this.socket.send(
+      buildStun({
+        type: BINDING_INDICATION,
+        transactionId: randomTransactionId(),
+        attributes: [],
+        fingerprint: true,
+      }),
+      pair.remote,
+    );
+  }
+
+  /** The next consent check, uniformly random between 0.8 and 1.2 times its interval (RFC 7675 §5.1), and
+   * the next keepalive, between 1 and 1.2 times Tr (never under it: RFC 8445 §11), so thousands of legs do
+   * not send in step. */
   #schedule(now: number): void {
     this.#nextConsentAt = now + TIMING.consentIntervalMs * (0.8 + 0.4 * Math.random());
-    this.#nextKeepaliveAt = now + TIMING.keepaliveIntervalMs * (0.8 + 0.4 * Math.random());
+    this.#nextKeepaliveAt = now + TIMING.keepaliveIntervalMs * (1 + 0.2 * Math.random());
   }
 
   /** The leg stops, and says why once. */

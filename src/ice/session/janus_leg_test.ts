@@ -7,6 +7,7 @@ import { MemoryNetwork } from "../../io/memory_udp.ts";
 import {
   Attr,
   BINDING_ERROR,
+  BINDING_INDICATION,
   BINDING_REQUEST,
   BINDING_SUCCESS,
   buildStun,
@@ -31,7 +32,7 @@ function setup(o: { controlling: boolean; tieBreaker: bigint }) {
   const local = randomCredentials(), remote = randomCredentials();
   const janusAddr = mustPeer("198.18.0.2", 40000);
   const seen: StunMessage[] = [];
-  const events = { selected: [] as PeerAddress[], failed: [] as string[] };
+  const events = { selected: [] as PeerAddress[], failed: [] as string[], maintenanceDue: 0 };
   const xrtcSocket = backend.bind(
     { host: "198.18.0.1", port: 30000 },
     (data, from) => leg.onStun(parseStun(data.slice()), from),
@@ -49,6 +50,7 @@ function setup(o: { controlling: boolean; tieBreaker: bigint }) {
     events: {
       onSelected: (r) => events.selected.push(r),
       onFailed: (why) => events.failed.push(why),
+      onMaintenanceDue: () => events.maintenanceDue++,
       onRemoteAddress: () => true,
     },
   });
@@ -176,7 +178,64 @@ Deno.test("consent (RFC 7675): checks on the selected pair every ~5 s while medi
   assert.deepEqual(s.events.failed, []);
   for (let t = 0; t < 15_000; t += 1_000) {
     s.clock.advance(1_000);
+    s.leg.send(new Uint8Array([0x80, 0]));
     s.leg.maintain(s.clock.now());
   }
+  assert.deepEqual(s.events.failed, ["janus leg: consent lost"]);
+});
+
+Deno.test("maintenance: none while connecting; idle, keepalive indications; media flowing, consent checks", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n });
+  const t0 = s.clock.now();
+  assert.equal(s.leg.maintenanceDueAt(t0), Infinity); // tick() drives the checks until a pair is selected
+  s.leg.tick(t0);
+  s.net.deliver();
+  s.respond(s.seen[0]);
+  s.net.deliver();
+  assert.equal(s.events.maintenanceDue, 1, "selection reports that maintenance is due");
+  const keepaliveAt = s.leg.maintenanceDueAt(t0);
+  // RFC 8445 §11: Tr is never under 15 s; spread up to a fifth above it.
+  assert.ok(keepaliveAt - t0 >= 15_000 && keepaliveAt - t0 <= 18_000, `keepalive in ${keepaliveAt - t0} ms`);
+  const before = s.seen.length;
+  s.leg.maintain(keepaliveAt - 1);
+  s.net.deliver();
+  assert.equal(s.seen.length, before, "nothing before it is due");
+  s.clock.time = keepaliveAt;
+  s.leg.maintain(keepaliveAt);
+  s.net.deliver();
+  const keepalive = s.seen.at(-1)!;
+  assert.equal(s.seen.length, before + 1);
+  assert.equal(
+    keepalive.type,
+    BINDING_INDICATION,
+    "an idle pair's keepalive is a Binding indication (RFC 8445 §11)",
+  );
+  assert.ok(!hasAttribute(keepalive, Attr.MESSAGE_INTEGRITY) && hasAttribute(keepalive, Attr.FINGERPRINT));
+  // Idle for a minute with nothing answered: no consent is sought while nothing is sent.
+  s.clock.advance(60_000);
+  s.leg.maintain(s.clock.now());
+  assert.deepEqual(s.events.failed, []);
+  // Media resumes: reported at once, and consent counts from here.
+  const resumedAt = s.clock.now();
+  s.leg.send(new Uint8Array([0x80, 0]));
+  assert.equal(s.events.maintenanceDue, 2, "media after a pause reports it: consent checks are due");
+  s.leg.send(new Uint8Array([0x80, 0]));
+  assert.equal(s.events.maintenanceDue, 2, "not again while media flows");
+  s.leg.maintain(resumedAt);
+  s.net.deliver();
+  assert.equal(s.seen.at(-1)!.type, BINDING_REQUEST, "a consent check goes out at once");
+  assert.deepEqual(s.events.failed, []);
+  const next = s.leg.maintenanceDueAt(resumedAt) - resumedAt;
+  assert.ok(next >= 4_000 && next <= 6_000, `next consent check in ${next} ms (RFC 7675 §5.1)`);
+  // Unanswered while media flows: lost 30 s after it resumed, and the due time never passes that.
+  for (let t = resumedAt + 1_000; t <= resumedAt + 30_000; t += 1_000) {
+    s.clock.time = t;
+    s.leg.send(new Uint8Array([0x80, 0]));
+    assert.ok(s.leg.maintenanceDueAt(t) <= resumedAt + 30_001);
+    s.leg.maintain(t);
+  }
+  assert.deepEqual(s.events.failed, []);
+  s.clock.time = resumedAt + 30_001;
+  s.leg.maintain(s.clock.now());
   assert.deepEqual(s.events.failed, ["janus leg: consent lost"]);
 });

@@ -59,8 +59,11 @@ export interface MediaSession {
   tick(now: number): void;
   /** True while the session has checks to pace or retransmit (the plane ticks only those). */
   readonly needsTicks: boolean;
-  /** Once per sweep: consent, keepalives. Returns a reason when the session must end. */
+  /** Consent, keepalives, expiries, when due. Returns a reason when the session must end. */
   maintain(now: number): EndReason | undefined;
+  /** When maintain() has something to do next (earlier is harmless). A due time that moves earlier is
+   * reported through SessionHost.maintainSoon. */
+  maintenanceDueAt(now: number): number;
   close(reason: EndReason): void;
   view(now: number): SessionView;
   /** What another process needs to resume this session (written to the state directory). */
@@ -91,6 +94,8 @@ export interface SessionHost {
   retireUfrag(s: MediaSession, ufrag: string): void;
   /** The session has checks to pace: tick it until needsTicks is false. */
   wantTicks(s: MediaSession): void;
+  /** Its maintenance is due sooner than maintenanceDueAt() said last: maintain it at the next tick. */
+  maintainSoon(s: MediaSession): void;
   /** Its live state changed (an address validated or selected, the Janus leg connected). */
   liveStateChanged(s: MediaSession): void;
   /** The shared port of this name (a restored session binds its addresses again). */

@@ -25,6 +25,7 @@ import { authenticCheck } from "../session/client_check.ts";
 import { HalfSession } from "../session/half_session.ts";
 import { type ConnectIceTcp, FullSession } from "../session/full_session.ts";
 import { TIMING } from "../timing.ts";
+import { DueSchedule } from "../due_schedule.ts";
 import {
   drop,
   type EndReason,
@@ -51,7 +52,7 @@ export interface MediaPlaneOptions {
   /** Opens the Janus-side connection of a full-proxy session over ICE-TCP. */
   connectIceTcp?: ConnectIceTcp;
   clock?: Clock;
-  /** Run the plane's own timer (false in tests that call tick() and sweep() themselves). */
+  /** Run the plane's own timer (false in tests that call tick() and maintain() themselves). */
   autoTick?: boolean;
   /** The IPv4 upstream socket's port: kept across restarts so Janus sees xRTC's legs where they were
    * (0: any). Shared with a process taking over (SO_REUSEPORT) when `reuseUpstream`. */
@@ -80,17 +81,17 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #ticking = new Set<MediaSession>();
   readonly #clock: Clock;
   readonly #timer?: ReturnType<typeof setInterval>;
-  readonly #sweepTimer?: ReturnType<typeof setInterval>;
-  #sweepCursor: Iterator<SessionEntry>;
+  readonly #maintenanceTimer?: ReturnType<typeof setInterval>;
+  /** When each live session next needs maintain(). */
+  readonly #maintenance = new DueSchedule<SessionEntry>(TIMING.maintenanceTickMs);
 
   constructor(readonly opts: MediaPlaneOptions) {
     this.#clock = opts.clock ?? systemClock;
-    this.#sweepCursor = this.table.entries();
     // The IPv4 upstream socket exists from the start (tests and the status page read its port).
     this.#upstream(4);
     if (opts.autoTick !== false) {
       this.#timer = setInterval(() => this.tick(this.#clock.now()), TIMING.checkIntervalMs);
-      this.#sweepTimer = setInterval(() => this.#onSweepTimer(), TIMING.sweepTickMs);
+      this.#maintenanceTimer = setInterval(() => this.#onMaintenanceTimer(), TIMING.maintenanceTickMs);
     }
     sessionsActive.collectWith((set) => {
       const counts = new Map<string, number>();
@@ -271,6 +272,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
         for (const p of this.ports) p.forget([ufrag]);
       },
       wantTicks: (s) => this.#ticking.add(s),
+      maintainSoon: () => {
+        if (e.session) this.#maintenance.expedite(e, this.#clock.now());
+      },
       liveStateChanged: (s) => this.opts.onLiveState?.(e.spec.id, s.liveState()),
       port: (name) => this.ports.find((p) => p.name === name),
       onClose: (s, reason) => this.#onClosed(e, s, reason),
@@ -303,6 +307,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     up.owner.session = session;
     this.table.goLive(e, session);
     this.#ticking.add(session);
+    this.#maintenance.schedule(e, now);
     if (restore) {
       log("info", "session_restored", { session: spec.id, shard: this.opts.shard });
       return session;
@@ -337,6 +342,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
 
   #onClosed(e: SessionEntry, s: MediaSession, reason: EndReason): void {
     this.#ticking.delete(s);
+    this.#maintenance.remove(e);
     this.table.closed(e);
     if (this.table.byId(e.spec.id) === e) {
       this.table.remove(e);
@@ -346,13 +352,11 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
   }
 
-  #onSweepTimer(): void {
-    if (this.table.size === 0) return;
-    // Each session is maintained once per sweep period, a small slice per tick, so 10,000 sessions'
-    // keepalives never leave in one burst and media never waits long behind them. The slice is fixed, so
-    // a late tick does not make up for lost time with a larger one: on a worker, whose loop turns once per
-    // 10 ms slice while media flows (ffi_udp.ts), the period stretches to about two seconds.
-    this.sweep(this.#clock.now(), Math.ceil(this.table.size * TIMING.sweepTickMs / TIMING.sweepIntervalMs));
+  #onMaintenanceTimer(): void {
+    if (this.#maintenance.size === 0) return;
+    // A bounded batch per tick, so sessions that fall due together never hold media up in one burst.
+    const quota = Math.ceil(this.#maintenance.size * TIMING.maintenanceTickMs / TIMING.maintenanceSpreadMs);
+    this.maintain(this.#clock.now(), quota);
   }
 
   /** Check pacing and retransmissions of the sessions that need them. */
@@ -363,27 +367,27 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
   }
 
-  /** Maintains up to `quota` sessions (all of them by default): consent, keepalives. The iterator
-   * survives between calls (entries added or removed meanwhile are handled by Map). */
-  sweep(now: number, quota = this.table.size): void {
-    for (let i = 0; i < quota; i++) {
-      let next = this.#sweepCursor.next();
-      if (next.done) {
-        this.#sweepCursor = this.table.entries();
-        next = this.#sweepCursor.next();
-        if (next.done) return;
-      }
-      const s = next.value.session;
+  /** Maintains up to `quota` of the live sessions whose maintenance is due (consent, keepalives), each
+   * then filed for its next due time. */
+  maintain(now: number, quota = Infinity): void {
+    for (const e of this.#maintenance.takeDue(now, quota)) {
+      const s = e.session;
       if (!s) continue;
       const reason = s.maintain(now);
       if (reason) s.close(reason);
+      else if (e.session === s) {
+        this.#maintenance.schedule(
+          e,
+          Math.min(s.maintenanceDueAt(now), now + TIMING.maintenanceMaxIntervalMs),
+        );
+      }
     }
   }
 
   /** Closes every session of this shard and its sockets (shutdown). */
   shutdown(reason: EndReason = "shutdown"): void {
     clearInterval(this.#timer);
-    clearInterval(this.#sweepTimer);
+    clearInterval(this.#maintenanceTimer);
     for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
     for (const p of this.ports) p.close();
     for (const s of this.#upstreams.values()) s.close();

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { DueSchedule } from "./due_schedule.ts";
+
+const T0 = 1_733_000_000_000; // a wall-clock time, as the media plane's clock gives
+
+Deno.test("DueSchedule: an item is taken once its time has come, never before", () => {
+  const s = new DueSchedule<string>(5);
+  s.schedule("a", T0 + 12);
+  s.schedule("b", T0 + 3);
+  assert.deepEqual(s.takeDue(T0), []);
+  assert.deepEqual(s.takeDue(T0 + 4), []); // b's slot ends at +5: rounded up, never early
+  assert.deepEqual(s.takeDue(T0 + 5), ["b"]);
+  assert.deepEqual(s.takeDue(T0 + 14), []);
+  assert.deepEqual(s.takeDue(T0 + 15), ["a"]);
+  assert.deepEqual(s.size, 0);
+  assert.deepEqual(s.takeDue(T0 + 1_000_000), []);
+});
+
+Deno.test("DueSchedule: re-filing moves an item, expedite only brings it forward, remove forgets it", () => {
+  const s = new DueSchedule<string>(5);
+  s.schedule("a", T0 + 100);
+  s.schedule("a", T0 + 50); // replaces
+  s.expedite("a", T0 + 80); // later: ignored
+  s.schedule("b", T0 + 100);
+  s.expedite("b", T0 + 20); // sooner: moved
+  s.schedule("c", T0 + 30);
+  s.remove("c");
+  assert.deepEqual(s.size, 2);
+  assert.deepEqual(s.takeDue(T0 + 40), ["b"]);
+  assert.deepEqual(s.takeDue(T0 + 99), ["a"]);
+  assert.deepEqual(s.takeDue(T0 + 200), []); // a's and b's stale filings at +100 are not taken again
+});
+
+Deno.test("DueSchedule: a take stops at its limit and the rest come first next time, earliest first", () => {
+  const s = new DueSchedule<number>(5);
+  for (let i = 0; i < 10; i++) s.schedule(i, T0 + (i < 6 ? 5 : 10));
+  assert.deepEqual(s.takeDue(T0 + 10, 4), [0, 1, 2, 3]);
+  s.schedule(99, T0 + 10); // filed meanwhile: after the overdue ones
+  s.remove(5);
+  assert.deepEqual(s.takeDue(T0 + 10, 4), [4, 6, 7, 8]);
+  assert.deepEqual(s.takeDue(T0 + 10), [9, 99]);
+});
+
+Deno.test("DueSchedule: an item filed in the past or in a slot already taken is due in the next slot", () => {
+  const s = new DueSchedule<string>(5);
+  s.schedule("a", T0);
+  assert.deepEqual(s.takeDue(T0 + 20), ["a"]);
+  s.schedule("b", T0 + 10); // its slot was passed by the take above
+  s.schedule("c", T0 - 1_000);
+  assert.deepEqual(s.takeDue(T0 + 20), []); // not again in a slot already taken: no loop within a take
+  assert.deepEqual(s.takeDue(T0 + 25), ["b", "c"]);
+});
+
+Deno.test("DueSchedule: a long gap is crossed without stepping through every empty slot", () => {
+  const s = new DueSchedule<string>(1);
+  s.schedule("a", T0);
+  assert.deepEqual(s.takeDue(T0), ["a"]);
+  // Ten billion empty slots each way: stepped one by one, these takes would not return.
+  s.schedule("b", T0 + 1e10);
+  s.schedule("c", T0 + 2e10);
+  assert.deepEqual(s.takeDue(T0 + 1.5e10), ["b"]);
+  assert.deepEqual(s.takeDue(T0 + 3e10), ["c"]);
+});
