@@ -67,6 +67,19 @@ export interface HeapResult {
   releaseMs: number;
 }
 
+/** bench/maintenance_cost.ts: keeping idle sessions alive, on a simulated clock. */
+export interface MaintenanceResult {
+  sessions: number;
+  live: number;
+  seconds: number;
+  maintainMsPerSecond: number;
+  tickUsP50: number;
+  tickUsP99: number;
+  tickUsMax: number;
+  stunToJanusPerSecond: number;
+  deliverMsPerSecond: number;
+}
+
 export interface RestoreResult {
   sessions: number;
   connected: number;
@@ -96,6 +109,7 @@ export interface Results {
   /** xRTC's threads with workers: 1 and 2 over the workers scenario's run (its last round). */
   threads: Record<number, ThreadUse[]>;
   heap?: HeapResult;
+  maintenance?: MaintenanceResult;
   restore?: RestoreResult;
 }
 
@@ -371,6 +385,19 @@ export function render(
         } KB, ` +
         `RSS ${f(h.rssKbPerSession, 1)} KB before and ${f(h.rssKbPerSessionAfterRelease, 1)} KB after ` +
         `returning free allocator memory (malloc_trim, ${f(h.releaseMs, 0)} ms off the event loop)`,
+    );
+  }
+  if (r.maintenance) {
+    const m = r.maintenance;
+    lines.push(
+      "",
+      `keeping ${m.live} of ${m.sessions} idle half-proxy sessions alive (in-process, socket-free, ` +
+        `${m.seconds} simulated s): maintenance ${f(m.maintainMsPerSecond, 2)} ms of CPU per second ` +
+        `(5 ms ticks: p50 ${f(m.tickUsP50, 1)} us, p99 ${f(m.tickUsP99, 1)} us, max ${
+          f(m.tickUsMax, 0)
+        } us), ` +
+        `${f(m.stunToJanusPerSecond, 0)} STUN datagrams a second to the Janus legs, ` +
+        `${f(m.deliverMsPerSecond, 2)} ms per second delivering them and any answers (test Janus included)`,
     );
   }
   return lines.join("\n");

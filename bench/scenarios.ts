@@ -480,6 +480,25 @@ const heapScenario: Scenario = {
   },
 };
 
+const maintenanceScenario: Scenario = {
+  id: "maintenance",
+  title: "keeping idle sessions alive (socket-free, simulated clock)",
+  async run(ctx) {
+    const n = ctx.settings.sessions.at(-1);
+    if (!n) return;
+    const out = await new Deno.Command(DENO, {
+      args: ["run", "-A", "bench/maintenance_cost.ts", String(n), "30"],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "null",
+      env: { XRTC_LOG: "error" },
+    }).output();
+    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("MAINT "));
+    if (!line) throw new Error("maintenance_cost printed no result");
+    ctx.results.maintenance = JSON.parse(line.slice(6));
+  },
+};
+
 export function scenarios(s: Settings): Scenario[] {
   const repeated = (x: Scenario): Scenario => ({ ...x, repeat: true });
   return [
@@ -494,5 +513,6 @@ export function scenarios(s: Settings): Scenario[] {
     repeated(cRelayScenario),
     ...s.backends.flatMap((b) => [...throughputScenarios(b).map(repeated), idleScenario(b)]),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
+    maintenanceScenario,
   ];
 }
