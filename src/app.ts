@@ -213,6 +213,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
         shards: workers,
         udpPorts: udpPortsOf(config),
         consentTimeoutMs: config.options.consentTimeoutMs,
+        janusKeepaliveMs: config.options.janusKeepaliveMs,
         claims,
         reusePorts,
         upstreamPorts,
@@ -564,6 +565,9 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     }
     if (n.consentTimeoutMs !== o.consentTimeoutMs) {
       notApplied.push("options.consent_timeout (the shards read it at start)");
+    }
+    if (n.janusKeepaliveMs !== o.janusKeepaliveMs) {
+      notApplied.push("options.janus_keepalive (the shards read it at start)");
     }
     if (n.stateDir !== o.stateDir) notApplied.push("options.state_dir (opened once)");
     if (JSON.stringify(next.cluster) !== JSON.stringify(config.cluster)) {

@@ -238,3 +238,14 @@ ${SEED}`);
   assert.match(errors[2], /cluster\.peer_url: expected this node's signalling URL/);
   assert.match(errors[3], /cluster\.node_ttl: at least 1s/);
 });
+
+Deno.test("options.janus_keepalive: Tr towards Janus, 15s by default, never under it (RFC 8445 §11)", () => {
+  assert.equal(loadConfigText(SEED, "r.yml").config.options.janusKeepaliveMs, 15_000);
+  const withTr = (tr: string) => `${SEED}options:\n  janus_keepalive: ${tr}\n`;
+  assert.equal(loadConfigText(withTr("2m"), "r.yml").config.options.janusKeepaliveMs, 120_000);
+  const problems = errorsOf(withTr("10s"));
+  assert.ok(
+    problems.some((p) => /options\.janus_keepalive: at least 15s/.test(p)),
+    problems.join("\n"),
+  );
+});

@@ -150,12 +150,17 @@ export interface JanusTimers {
   reclaimTimeoutMs: number;
 }
 
+/** RFC 8445 §11: Tr defaults to 15 s and is never configured under it. */
+export const DEFAULT_JANUS_KEEPALIVE_MS = 15_000;
+
 export interface XrtcOptions {
   ioBackend: IoBackendChoice;
   /** UDP GSO on the ffi backend (off by itself where the kernel refuses it). */
   udpGso: boolean;
   /** RFC 7675 consent: a session silent this long is torn down. */
   consentTimeoutMs: number;
+  /** Tr of xRTC's ICE agent towards Janus (RFC 8445 §11): an idle Janus leg's keepalive interval. */
+  janusKeepaliveMs: number;
   /** Largest number of live ICE sessions; more are refused at signalling time. */
   maxSessions: number;
   /** Shards serving the shared UDP ports: 1 is the main thread; more are that many worker threads

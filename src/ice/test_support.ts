@@ -23,6 +23,7 @@ import { ClaimBoard } from "./shards/claims.ts";
 import { MediaPlane } from "./shards/media_plane.ts";
 import type { FullSpec, HalfSpec } from "./negotiation/spec.ts";
 import type { EndReason } from "../telemetry/catalog.ts";
+import { DEFAULT_JANUS_KEEPALIVE_MS } from "../config/types.ts";
 
 export const XRTC_PUBLIC = "198.19.0.1";
 export const ICE_PORT = 6001;
@@ -185,6 +186,7 @@ export function planeHarness(
     shard: o.shard ?? 0,
     claims,
     consentTimeoutMs: o.consentTimeoutMs ?? 30_000,
+    janusKeepaliveMs: DEFAULT_JANUS_KEEPALIVE_MS,
     reusePort: false,
     onEnded: (id, reason) => ended.push({ id, reason }),
     handoff: o.handoff ?? (() => {}),

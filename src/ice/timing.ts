@@ -11,8 +11,6 @@ export const TIMING = {
   janusLegConnectTimeoutMs: 20_000,
   /** Consent checks while media flows (RFC 7675 §5.1: randomised around 5 s). */
   consentIntervalMs: 5_000,
-  /** A Binding indication on an idle Janus leg (RFC 8445 §11: Tr, 15 s by default and never less). */
-  keepaliveIntervalMs: 15_000,
   /** Janus-side consent lost after this long without a response while media flows (RFC 7675 §5.1: 30 s). */
   consentLossMs: 30_000,
   /** The negotiator's sweep of expired reservations. */

@@ -82,6 +82,7 @@ export class HalfSession implements MediaSession {
       remote: spec.janusRemote,
       controlling: opts.restore?.controlling ?? spec.janusControlling,
       tieBreaker: spec.tieBreaker,
+      keepaliveIntervalMs: host.janusKeepaliveMs,
       now: host.now,
       events: {
         onSelected: (remote) => {

@@ -66,6 +66,8 @@ export interface JanusLegOptions {
   remote: IceCredentials;
   controlling: boolean;
   tieBreaker: bigint;
+  /** Tr (RFC 8445 §11): an idle pair gets a keepalive this often (options.janus_keepalive). */
+  keepaliveIntervalMs: number;
   now: () => number;
   events: JanusLegEvents;
 }
@@ -78,6 +80,7 @@ export class JanusLeg {
   readonly #localKey: Uint8Array;
   readonly #remoteKey: Uint8Array;
   readonly #tieBreaker: bigint;
+  readonly #keepaliveIntervalMs: number;
   readonly #now: () => number;
   readonly events: JanusLegEvents;
   #controlling: boolean;
@@ -100,6 +103,7 @@ export class JanusLeg {
     this.remote = o.remote;
     this.#controlling = o.controlling;
     this.#tieBreaker = o.tieBreaker;
+    this.#keepaliveIntervalMs = o.keepaliveIntervalMs;
     this.#now = o.now;
     this.events = o.events;
     this.#localKey = UTF8.encode(o.local.pwd);
@@ -340,7 +344,7 @@ export class JanusLeg {
    * not send in step. */
   #schedule(now: number): void {
     this.#nextConsentAt = now + TIMING.consentIntervalMs * (0.8 + 0.4 * Math.random());
-    this.#nextKeepaliveAt = now + TIMING.keepaliveIntervalMs * (1 + 0.2 * Math.random());
+    this.#nextKeepaliveAt = now + this.#keepaliveIntervalMs * (1 + 0.2 * Math.random());
   }
 
   /** The leg stops, and says why once. */

@@ -21,11 +21,12 @@ import {
 import { buildCheck } from "../check.ts";
 import { randomCredentials } from "../credentials.ts";
 import { JanusLeg } from "./janus_leg.ts";
+import { DEFAULT_JANUS_KEEPALIVE_MS } from "../../config/types.ts";
 import { TIMING } from "../timing.ts";
 
 const UTF8 = new TextEncoder();
 
-function setup(o: { controlling: boolean; tieBreaker: bigint }) {
+function setup(o: { controlling: boolean; tieBreaker: bigint; keepaliveMs?: number }) {
   const net = new MemoryNetwork();
   const backend = net.backend();
   const clock = new ManualClock();
@@ -46,6 +47,7 @@ function setup(o: { controlling: boolean; tieBreaker: bigint }) {
     remote,
     controlling: o.controlling,
     tieBreaker: o.tieBreaker,
+    keepaliveIntervalMs: o.keepaliveMs ?? DEFAULT_JANUS_KEEPALIVE_MS,
     now: () => clock.now(),
     events: {
       onSelected: (r) => events.selected.push(r),
@@ -238,4 +240,22 @@ Deno.test("maintenance: none while connecting; idle, keepalive indications; medi
   s.clock.time = resumedAt + 30_001;
   s.leg.maintain(s.clock.now());
   assert.deepEqual(s.events.failed, ["janus leg: consent lost"]);
+});
+
+Deno.test("a longer Tr (options.janus_keepalive) spaces an idle leg's keepalives by it", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n, keepaliveMs: 120_000 });
+  const t0 = s.clock.now();
+  s.leg.tick(t0);
+  s.net.deliver();
+  s.respond(s.seen[0]);
+  s.net.deliver();
+  const first = s.leg.maintenanceDueAt(t0) - t0;
+  assert.ok(first >= 120_000 && first <= 144_000, `first keepalive in ${first} ms`);
+  s.clock.time = t0 + first;
+  s.leg.maintain(s.clock.now());
+  s.net.deliver();
+  assert.equal(s.seen.at(-1)!.type, BINDING_INDICATION);
+  const second = s.leg.maintenanceDueAt(s.clock.now()) - s.clock.now();
+  assert.ok(second >= 120_000 && second <= 144_000, `next keepalive in ${second} ms`);
+  assert.deepEqual(s.events.failed, [], "an idle leg does not lose consent however long Tr is");
 });

@@ -86,6 +86,8 @@ export interface LiveState {
 export interface SessionHost {
   shard: number;
   consentTimeoutMs: number;
+  /** Tr of the Janus leg (options.janus_keepalive). */
+  janusKeepaliveMs: number;
   now: () => number;
   /** Routes packets from a Janus address on the shared upstream socket to `s`; false when another live
    * session owns the address (never another client's data). */

@@ -43,6 +43,8 @@ export interface MediaPlaneOptions {
   shard: number;
   claims: ClaimBoard;
   consentTimeoutMs: number;
+  /** Tr of every Janus leg (options.janus_keepalive). */
+  janusKeepaliveMs: number;
   /** Bind the shared ports with SO_REUSEPORT (several shards on one port). */
   reusePort: boolean;
   /** A session this shard owned has ended on its own (consent, failure). */
@@ -265,6 +267,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     return {
       shard: this.opts.shard,
       consentTimeoutMs: this.opts.consentTimeoutMs,
+      janusKeepaliveMs: this.opts.janusKeepaliveMs,
       now: () => this.#clock.now(),
       routeUpstream: (addr, s) => this.table.routeUpstream(addr, s),
       retireUfrag: (_s, ufrag) => {

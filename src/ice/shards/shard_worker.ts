@@ -35,6 +35,7 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
       shard,
       claims: new ClaimBoard(m.claims),
       consentTimeoutMs: m.consentTimeoutMs,
+      janusKeepaliveMs: m.janusKeepaliveMs,
       reusePort: true,
       onEnded: (id, reason) => scope.postMessage({ t: "ended", id, reason }),
       handoff: (to, port, data, from) => {

@@ -41,6 +41,7 @@ export type ToShard =
     gso: boolean;
     udpPorts: UdpPortSpec[];
     consentTimeoutMs: number;
+    janusKeepaliveMs: number;
     claims: SharedArrayBuffer;
     upstreamPort: number;
     reuseUpstream: boolean;
@@ -80,6 +81,7 @@ export interface ShardSetOptions {
   shards: number;
   udpPorts: UdpPortSpec[];
   consentTimeoutMs: number;
+  janusKeepaliveMs: number;
   claims: ClaimBoard;
   onEnded: SessionEnded;
   /** Share the public ports with a process taking over (SO_REUSEPORT), besides between shards. */
@@ -140,6 +142,7 @@ export class ShardSet implements SpecSink {
       shard: 0,
       claims: opts.claims,
       consentTimeoutMs: opts.consentTimeoutMs,
+      janusKeepaliveMs: opts.janusKeepaliveMs,
       reusePort: opts.shards > 1 || (opts.reusePorts ?? false),
       onEnded: opts.onEnded,
       handoff: (shard, port, data, from) => this.#handoff(shard, port, data, from.host, from.port),
@@ -210,6 +213,7 @@ export class ShardSet implements SpecSink {
       gso: this.opts.backend.gso ?? false,
       udpPorts: this.opts.udpPorts,
       consentTimeoutMs: this.opts.consentTimeoutMs,
+      janusKeepaliveMs: this.opts.janusKeepaliveMs,
       claims: this.opts.claims.buffer,
       upstreamPort: this.opts.upstreamPorts?.[shard] ?? 0,
       reuseUpstream: this.opts.reuseUpstream ?? false,
