@@ -464,21 +464,29 @@ const heapScenario: Scenario = {
     if (!n) return;
     const peer = await startPeer();
     try {
-      const out = await new Deno.Command(DENO, {
-        args: ["run", "-A", "--v8-flags=--expose-gc", "bench/session_heap.ts", String(peer.http), String(n)],
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "null",
-        env: { XRTC_LOG: "error" },
-      }).output();
-      const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("HEAP "));
-      if (!line) throw new Error("session_heap printed no result");
-      ctx.results.heap = JSON.parse(line.slice(5));
+      ctx.results.heap = await printedResult(
+        ["--v8-flags=--expose-gc", "bench/session_heap.ts", String(peer.http), String(n)],
+        "HEAP",
+      );
     } finally {
       await peer.stop();
     }
   },
 };
+
+/** Runs `deno run -A <args>` to its end and parses the JSON of its stdout line "<tag> {…}". */
+async function printedResult<T>(args: string[], tag: string): Promise<T> {
+  const out = await new Deno.Command(DENO, {
+    args: ["run", "-A", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "null",
+    env: { XRTC_LOG: "error" },
+  }).output();
+  const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith(`${tag} `));
+  if (!line) throw new Error(`${args.find((a) => a.endsWith(".ts"))} printed no result`);
+  return JSON.parse(line.slice(tag.length + 1)) as T;
+}
 
 const maintenanceScenario: Scenario = {
   id: "maintenance",
@@ -486,16 +494,7 @@ const maintenanceScenario: Scenario = {
   async run(ctx) {
     const n = ctx.settings.sessions.at(-1);
     if (!n) return;
-    const out = await new Deno.Command(DENO, {
-      args: ["run", "-A", "bench/maintenance_cost.ts", String(n), "30"],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "null",
-      env: { XRTC_LOG: "error" },
-    }).output();
-    const line = new TextDecoder().decode(out.stdout).split("\n").find((l) => l.startsWith("MAINT "));
-    if (!line) throw new Error("maintenance_cost printed no result");
-    ctx.results.maintenance = JSON.parse(line.slice(6));
+    ctx.results.maintenance = await printedResult(["bench/maintenance_cost.ts", String(n), "30"], "MAINT");
   },
 };
 

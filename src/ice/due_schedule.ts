@@ -52,38 +52,45 @@ export class DueSchedule<T> {
     for (; i < overdue.length && out.length < max; i++) this.#take(overdue[i][0], overdue[i][1], out);
     this.#overdue = i < overdue.length ? overdue.slice(i) : [];
     const last = Math.floor(now / this.slotMs); // slots whose time has come
-    while (out.length < max) {
-      if (this.#slots.size === 0) {
-        this.#next = Math.max(this.#next, last + 1); // nothing filed: skip the empty stretch at once
-        break;
-      }
-      // A stretch longer than there are filed slots (the first take, a thread that was held): jump to the
-      // earliest filed slot instead of stepping through empty ones.
-      if (last - this.#next > this.#slots.size) this.#next = Math.max(this.#next, this.#earliestSlot());
-      if (this.#next > last) break;
-      const slot = this.#next++;
-      const items = this.#slots.get(slot);
-      if (!items) continue;
-      this.#slots.delete(slot);
-      let k = 0;
-      for (; k < items.length && out.length < max; k++) this.#take(items[k], slot, out);
-      for (; k < items.length; k++) {
-        if (this.#slotOf.get(items[k]) === slot) this.#overdue.push([items[k], slot]);
-      }
+    if (this.#slots.size === 0) {
+      this.#next = Math.max(this.#next, last + 1); // nothing filed: skip the empty stretch at once
+      return out;
     }
+    // A stretch longer than there are filed slots (the first take, a thread that was held, a sweep once a
+    // second over slots of a millisecond): visit the filed slots that are due, in order, instead of
+    // stepping through empty ones.
+    const due = last - this.#next > this.#slots.size
+      ? [...this.#slots.keys()].filter((slot) => slot <= last).sort((a, b) => a - b)
+      : undefined;
+    if (due) {
+      for (const slot of due) {
+        if (out.length >= max) return out; // the rest stay filed; #next is at the first of them
+        this.#next = slot + 1;
+        this.#takeSlot(slot, out, max);
+      }
+      this.#next = Math.max(this.#next, last + 1);
+      return out;
+    }
+    for (; this.#next <= last && out.length < max; this.#next++) this.#takeSlot(this.#next, out, max);
     return out;
+  }
+
+  /** Moves a slot's items out (up to `max` in all), the ones over the limit to the overdue list. */
+  #takeSlot(slot: number, out: T[], max: number): void {
+    const items = this.#slots.get(slot);
+    if (!items) return;
+    this.#slots.delete(slot);
+    let k = 0;
+    for (; k < items.length && out.length < max; k++) this.#take(items[k], slot, out);
+    for (; k < items.length; k++) {
+      if (this.#slotOf.get(items[k]) === slot) this.#overdue.push([items[k], slot]);
+    }
   }
 
   #take(item: T, slot: number, out: T[]): void {
     if (this.#slotOf.get(item) !== slot) return; // re-filed or removed since
     this.#slotOf.delete(item);
     out.push(item);
-  }
-
-  #earliestSlot(): number {
-    let min = Infinity;
-    for (const slot of this.#slots.keys()) if (slot < min) min = slot;
-    return min;
   }
 
   /** The slot an instant belongs to, rounded up: an item is never taken before its time. */

@@ -61,3 +61,19 @@ Deno.test("DueSchedule: a long gap is crossed without stepping through every emp
   assert.deepEqual(s.takeDue(T0 + 1.5e10), ["b"]);
   assert.deepEqual(s.takeDue(T0 + 3e10), ["c"]);
 });
+
+Deno.test("DueSchedule: a take across a stretch longer than the filed slots keeps time order and its limit", () => {
+  // Slots of 1 ms taken once a second (as the negotiator and the session registry do): 100 items at
+  // distinct times, fewer filed slots than the stretch, taken 30 at a time.
+  const s = new DueSchedule<number>(1);
+  const at = new Map(Array.from({ length: 100 }, (_, i) => [i, T0 + 1 + ((i * 37) % 100) * 9]));
+  for (const [i, t] of at) s.schedule(i, t);
+  const inTimeOrder = (ids: number[]) => ids.sort((a, b) => at.get(a)! - at.get(b)!);
+  const all = inTimeOrder([...at.keys()]);
+  assert.deepEqual(s.takeDue(T0 + 1_000, 30), all.slice(0, 30));
+  at.set(1_000, T0 + 500); // filed meanwhile, among the due ones
+  s.schedule(1_000, T0 + 500);
+  assert.deepEqual(s.takeDue(T0 + 1_000, 30), inTimeOrder([...all.slice(30), 1_000]).slice(0, 30));
+  assert.equal(s.takeDue(T0 + 1_000).length, 41, "the rest, each once");
+  assert.equal(s.size, 0);
+});
