@@ -24,7 +24,6 @@ import {
 } from "./types.ts";
 import { type Field, field, type Fields, Reader, readFields } from "./schema.ts";
 import { type EnvLookup, expandEnv, processEnv } from "./env.ts";
-import { formatDuration } from "./duration.ts";
 import { formatIp, parseCidr, parseHostPort } from "../io/address.ts";
 import { LEVELS } from "../telemetry/log.ts";
 
@@ -77,15 +76,10 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
   consent_timeout: field.duration("consentTimeoutMs", 30_000),
   // xRTC's Tr towards Janus: an idle leg's Binding indication. Never under 15 s (RFC 8445 §11); where no
   // NAT sits between xRTC and Janus it can be much longer.
-  janus_keepalive: {
-    read: (r, path, node, t) => {
-      t.janusKeepaliveMs = r.duration(path, node, DEFAULT_JANUS_KEEPALIVE_MS);
-      if (t.janusKeepaliveMs < DEFAULT_JANUS_KEEPALIVE_MS) {
-        r.error(path, node, "at least 15s (RFC 8445 §11: Tr is never configured under 15 seconds)");
-      }
-    },
-    show: (t) => formatDuration(t.janusKeepaliveMs),
-  },
+  janus_keepalive: field.duration("janusKeepaliveMs", DEFAULT_JANUS_KEEPALIVE_MS, {
+    ms: DEFAULT_JANUS_KEEPALIVE_MS,
+    why: "RFC 8445 §11: Tr is never configured under 15 seconds",
+  }),
   max_sessions: field.int("maxSessions", 50_000, 1, 10_000_000),
   // Shards on the shared UDP ports: a number, or "auto" for one per core (SO_REUSEPORT, FFI only).
   workers: {

@@ -119,9 +119,13 @@ export type Fields<T> = Record<string, Field<T>>;
 type KeysOf<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T];
 
 export const field = {
-  duration<T>(prop: KeysOf<T, number>, fallback: number): Field<T> {
+  /** A duration; with `min`, a shorter one is an error that says why (`min.why`). */
+  duration<T>(prop: KeysOf<T, number>, fallback: number, min?: { ms: number; why: string }): Field<T> {
     return {
-      read: (r, path, node, t) => (t[prop] as number) = r.duration(path, node, fallback),
+      read: (r, path, node, t) => {
+        const ms = (t[prop] as number) = r.duration(path, node, fallback);
+        if (min && ms < min.ms) r.error(path, node, `at least ${formatDuration(min.ms)} (${min.why})`);
+      },
       show: (t) => formatDuration(t[prop] as number),
     };
   },

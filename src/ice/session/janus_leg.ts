@@ -157,7 +157,7 @@ export class JanusLeg {
     this.socket.send(data, s.remote);
     const now = this.#now();
     // Media after a pause: consent checks are due again (RFC 7675 §5.1), not only keepalives.
-    if (now - this.#lastMediaSent >= MEDIA_PAUSE_MS) {
+    if (!this.#mediaFlowing(now)) {
       this.#mediaResumedAt = this.#nextConsentAt = now;
       this.events.onMaintenanceDue();
     }
@@ -299,7 +299,7 @@ export class JanusLeg {
    * it does not; driven by the media plane when maintenanceDueAt() comes. */
   maintain(now: number): void {
     if (this.#closed || !this.#selected) return;
-    const flowing = now - this.#lastMediaSent < MEDIA_PAUSE_MS;
+    const flowing = this.#mediaFlowing(now);
     if (now >= (flowing ? this.#nextConsentAt : this.#nextKeepaliveAt)) {
       this.#schedule(now);
       if (flowing) this.#check(this.#selected, now);
@@ -313,8 +313,13 @@ export class JanusLeg {
    * and media after a pause report onMaintenanceDue). */
   maintenanceDueAt(now: number): number {
     if (this.#closed || !this.#selected) return Infinity;
-    if (now - this.#lastMediaSent >= MEDIA_PAUSE_MS) return this.#nextKeepaliveAt;
+    if (!this.#mediaFlowing(now)) return this.#nextKeepaliveAt;
     return Math.min(this.#nextConsentAt, this.#consentSince() + TIMING.consentLossMs + 1);
+  }
+
+  /** Media sent within MEDIA_PAUSE_MS: consent checks then, keepalives otherwise. */
+  #mediaFlowing(now: number): boolean {
+    return now - this.#lastMediaSent < MEDIA_PAUSE_MS;
   }
 
   /** Consent counts from the last authentic response or request from Janus, or from when media resumed
