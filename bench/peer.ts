@@ -23,8 +23,8 @@ export const PEER_UFRAG = "peer";
 export const PEER_PWD = "benchpeerpasswordbenchpeer";
 const key = new TextEncoder().encode(PEER_PWD);
 
-// Like Janus (one datagram per send), whatever xRTC does: no GSO.
-const backend = FfiUdpBackend.open({ gso: false });
+// Like Janus (one datagram per send and per receive), whatever xRTC does: no GSO, no GRO.
+const backend = FfiUdpBackend.open({ gso: false, gro: false });
 const handler = (data: Uint8Array, from: PeerAddress, s: DatagramSocket) => {
   if (data[0] > 3) return s.send(data, from); // media: echo
   try {

@@ -8,8 +8,8 @@ import { type AddressKey, mustPeer } from "../src/io/address.ts";
 import { createBackend } from "../src/io/backend.ts";
 
 const [listenPort, peerPort] = Deno.args.slice(0, 2).map(Number);
-// The yardstick as it always was: batched sends without GSO, like the C relay.
-const { backend } = await createBackend(Deno.args[2] === "ffi" ? "ffi" : "deno", { gso: false });
+// The yardstick as it always was: batched sends without GSO, and receives without GRO, like the C relay.
+const { backend } = await createBackend(Deno.args[2] === "ffi" ? "ffi" : "deno", { gso: false, gro: false });
 const peer = mustPeer("127.0.0.1", peerPort);
 const upstreams = new Map<AddressKey, DatagramSocket>();
 const front = backend.bind(

@@ -17,6 +17,8 @@ export interface BenchXrtc {
   maxSessions?: number;
   /** options.udp_gso (on unless false). */
   gso?: boolean;
+  /** options.udp_gro (on unless false). */
+  gro?: boolean;
 }
 
 export function benchConfigYaml(o: BenchXrtc): string {
@@ -25,6 +27,7 @@ export function benchConfigYaml(o: BenchXrtc): string {
 options:
   io_backend: ${o.backend}
   udp_gso: ${o.gso ?? true}
+  udp_gro: ${o.gro ?? true}
   max_sessions: ${o.maxSessions ?? 50_000}
   workers: ${o.workers ?? 1}
   # Idle sessions are connected once, then silent for the rest of the run.

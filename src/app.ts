@@ -162,6 +162,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
   const workers = config.options.workers;
   const { backend, fallback } = await createBackend(opts.ioBackend ?? config.options.ioBackend, {
     gso: config.options.udpGso,
+    gro: config.options.udpGro,
   });
   if (fallback) announce(`xrtc: notice: io_backend auto: using the deno backend (${fallback})`);
   if (workers > 1 && backend.name !== "ffi") {

@@ -73,6 +73,9 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
   io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "auto"),
   // Datagrams of one size to one destination in a flush leave as one segmented send (ffi backend).
   udp_gso: field.bool("udpGso", true),
+  // One flow's datagrams that arrive together (NIC or veth GRO, a GSO sender on the host) are received
+  // as one and split by xRTC (ffi backend).
+  udp_gro: field.bool("udpGro", true),
   consent_timeout: field.duration("consentTimeoutMs", 30_000),
   // xRTC's Tr towards Janus: an idle leg's Binding indication. Never under 15 s (RFC 8445 §11); where no
   // NAT sits between xRTC and Janus it can be much longer.

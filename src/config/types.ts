@@ -157,6 +157,8 @@ export interface XrtcOptions {
   ioBackend: IoBackendChoice;
   /** UDP GSO on the ffi backend (off by itself where the kernel refuses it). */
   udpGso: boolean;
+  /** UDP GRO on the ffi backend: a flow's datagrams that arrive together are received as one. */
+  udpGro: boolean;
   /** RFC 7675 consent: a session silent this long is torn down. */
   consentTimeoutMs: number;
   /** Tr of xRTC's ICE agent towards Janus (RFC 8445 §11): an idle Janus leg's keepalive interval. */

@@ -4,7 +4,7 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop, udpSegmented } from "../telemetry/catalog.ts";
+import { drop, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
 import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
@@ -17,6 +17,7 @@ import {
 } from "./types.ts";
 
 const SEGMENTED = udpSegmented.with({});
+const COALESCED = udpCoalesced.with({});
 
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
@@ -43,6 +44,15 @@ const GSO_MAX_BYTES = 65_000;
 /** Datagrams larger than this go alone: a segment must fit the path MTU unfragmented (1,500 less the
  * IPv6 and UDP headers), or the kernel refuses the whole entry. WebRTC media stays well under it. */
 const GSO_MAX_SEGMENT = 1_400;
+/** UDP generic receive offload (Linux 5.0+): datagrams of one flow that arrive together (a NIC's or
+ * veth's GRO, or a GSO send on the same host) reach the socket as one buffer of equal segments, the last
+ * one possibly shorter; a cmsg (SOL_UDP, UDP_GRO, an int) gives the segment size. Without the option
+ * the kernel never coalesces UDP for a socket, and cuts a GSO send apart before queueing it. */
+const UDP_GRO = 104;
+/** CMSG_SPACE(sizeof(int)) on 64-bit Linux; the cmsg's data starts after its 16-byte header. */
+const GRO_CMSG_SPACE = 24, CMSG_DATA = 16;
+/** A coalesced receive is at most an IP datagram's payload (the kernel's GRO limit of 64 KiB). */
+const GRO_MAX_BYTES = 65_536;
 const MSG_TRUNC = 0x20;
 const EPOLLIN = 1;
 const EPOLL_CTL_ADD = 1;
@@ -54,11 +64,13 @@ const OFF_NAME = 0, OFF_NAMELEN = 8, OFF_IOV = 16, OFF_IOVLEN = 24, OFF_CONTROL 
 const OFF_FLAGS = 48, OFF_LEN = 56;
 const NAME = SOCKADDR_SLOT;
 const EPOLL_EVENT = 12; // packed struct epoll_event on x86_64
-/** Datagrams per recvmmsg call, and queued for sendmmsg; each slot holds the largest datagram xRTC
- * handles, plus one byte so a larger one shows as truncated. Both batches are shared by every socket of
- * the backend, so a socket costs a file descriptor and little else. */
+/** Datagrams per recvmmsg call, and queued for sendmmsg; each receive slot holds the largest datagram
+ * xRTC handles, plus room so a larger one shows as truncated (with GRO, the largest coalesced receive).
+ * Both batches are shared by every socket of the backend, so a socket costs a file descriptor and little
+ * else (the receive slots' pages are touched only as far as datagrams fill them). */
 export const BATCH = 64;
-export const SLOT = MAX_DATAGRAM + 256;
+const SLOT = MAX_DATAGRAM + 256;
+const GRO_SLOT = GRO_MAX_BYTES + 256;
 export const TX_BATCH = 256;
 export const TX_SLOT = MAX_DATAGRAM;
 const SOCKET_BUFFER = 8 * 1024 * 1024;
@@ -82,6 +94,8 @@ const TURN_WAIT_MS = 1;
 export interface FfiBackendOptions {
   /** UDP GSO on sends (default on). */
   gso?: boolean;
+  /** UDP GRO on receives (default on). */
+  gro?: boolean;
   /** The calling thread runs nothing but this backend's media (a shard worker), so it may wait for
    * datagrams itself. */
   ownThread?: boolean;
@@ -136,7 +150,7 @@ export class FfiUdpBackend implements DatagramBackend {
   #loopHolds = 0;
   #releasing?: Promise<void>;
   #flushScheduled = false;
-  readonly rx = new Batch(BATCH, SLOT);
+  readonly rx: Batch;
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
   /** The socket, destination and size of each queued datagram. */
   readonly #txFd = new Int32Array(TX_BATCH);
@@ -167,6 +181,8 @@ export class FfiUdpBackend implements DatagramBackend {
   readonly #gsoCtrlAddress = address(this.#gsoCtrl);
   /** Off when the kernel refused a segmented send (then never tried again). */
   gso: boolean;
+  /** Sockets ask for coalesced receives (a socket whose kernel refuses the option just never gets one). */
+  readonly gro: boolean;
 
   private constructor(
     readonly lib: Deno.DynamicLibrary<typeof SYMBOLS>,
@@ -175,6 +191,8 @@ export class FfiUdpBackend implements DatagramBackend {
     opts: FfiBackendOptions,
   ) {
     this.gso = opts.gso ?? true;
+    this.gro = opts.gro ?? true;
+    this.rx = new Batch(BATCH, this.gro ? GRO_SLOT : SLOT, this.gro ? GRO_CMSG_SPACE : 0);
     this.#turnRequests = opts.turnRequests;
     this.#slotsAddress = address(this.#tx.slots);
     this.#namesAddress = address(this.#tx.names);
@@ -235,6 +253,7 @@ export class FfiUdpBackend implements DatagramBackend {
     setopt(SOL_SOCKET, SO_RCVBUF, SOCKET_BUFFER);
     setopt(SOL_SOCKET, SO_SNDBUF, SOCKET_BUFFER);
     if (family === 6) setopt(IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    if (this.gro) setopt(SOL_UDP, UDP_GRO, 1);
     if (opts.reusePort) {
       setopt(SOL_SOCKET, SO_REUSEADDR, 1);
       setopt(SOL_SOCKET, SO_REUSEPORT, 1);
@@ -528,7 +547,8 @@ export class FfiUdpBackend implements DatagramBackend {
   }
 }
 
-/** Packet slots, addresses, iovecs and mmsghdrs for one recvmmsg or sendmmsg vector, kept referenced. */
+/** Packet slots, addresses, iovecs and mmsghdrs for one recvmmsg or sendmmsg vector, kept referenced;
+ * for receives with GRO, a control buffer per slot for the segment size. */
 class Batch {
   readonly slots: Uint8Array;
   readonly names: Uint8Array;
@@ -536,9 +556,17 @@ class Batch {
   readonly iov: BigUint64Array;
   readonly msgs: Uint8Array;
   readonly msgsView: DataView;
+  readonly control: Uint8Array;
+  readonly controlView: DataView;
+  /** Receives: the slots the last recvmmsg filled (the kernel wrote their lengths and flags). */
+  #filled: number;
 
-  constructor(readonly count: number, readonly slot: number) {
+  constructor(readonly count: number, readonly slot: number, readonly controlSpace = 0) {
+    this.#filled = count;
     this.slots = new Uint8Array(count * slot);
+    this.control = new Uint8Array(Math.max(256, count * controlSpace));
+    this.controlView = new DataView(this.control.buffer);
+    const control = address(this.control);
     this.names = new Uint8Array(Math.max(256, count * NAME));
     this.namesView = new DataView(this.names.buffer);
     this.iov = new BigUint64Array(Math.max(32, count * 2));
@@ -553,7 +581,39 @@ class Batch {
       this.msgsView.setUint32(o + OFF_NAMELEN, NAME, true);
       this.msgsView.setBigUint64(o + OFF_IOV, iov + BigInt(i * 16), true);
       this.msgsView.setBigUint64(o + OFF_IOVLEN, 1n, true);
+      if (controlSpace > 0) {
+        this.msgsView.setBigUint64(o + OFF_CONTROL, control + BigInt(i * controlSpace), true);
+      }
     }
+  }
+
+  /** Before a recvmmsg: the address and control lengths of the slots the last one filled back to their
+   * full size (the kernel writes the lengths it used). */
+  resetForReceive(): void {
+    for (let i = 0; i < this.#filled; i++) {
+      const o = i * MMSG;
+      this.msgsView.setUint32(o + OFF_NAMELEN, NAME, true);
+      this.msgsView.setUint32(o + OFF_FLAGS, 0, true);
+      // msg_controllen is a size_t; its high half stays 0.
+      if (this.controlSpace > 0) this.msgsView.setUint32(o + OFF_CONTROLLEN, this.controlSpace, true);
+    }
+  }
+
+  /** After a recvmmsg that filled `n` slots (0 when it failed). */
+  received(n: number): void {
+    this.#filled = n;
+  }
+
+  /** After a recvmmsg: slot i's GRO segment size, or 0 when it holds one datagram. The only cmsg a UDP
+   * socket gets unasked is UDP_GRO's (IP_PKTINFO and the like are not enabled). */
+  groSegmentSize(i: number): number {
+    if (this.controlSpace === 0) return 0;
+    const used = Number(this.msgsView.getBigUint64(i * MMSG + OFF_CONTROLLEN, true));
+    if (used < GRO_CMSG_SPACE - 4) return 0;
+    const c = i * this.controlSpace;
+    const v = this.controlView;
+    if (v.getInt32(c + 8, true) !== SOL_UDP || v.getInt32(c + 12, true) !== UDP_GRO) return 0;
+    return v.getInt32(c + CMSG_DATA, true);
   }
 }
 
@@ -572,16 +632,16 @@ class FfiSocket implements DatagramSocket {
   drain(): void {
     const rx = this.backend.rx;
     for (let round = 0; round < MAX_BATCHES_PER_WAKEUP && !this.#closed; round++) {
-      for (let i = 0; i < BATCH; i++) {
-        rx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, NAME, true);
-        rx.msgsView.setUint32(i * MMSG + OFF_FLAGS, 0, true);
-      }
+      rx.resetForReceive();
       const n = this.backend.libc.recvmmsg(this.fd, rx.msgs, BATCH, MSG_DONTWAIT, null);
+      rx.received(Math.max(0, n));
       if (n <= 0) return;
       for (let i = 0; i < n; i++) {
         const o = i * MMSG;
         const len = rx.msgsView.getUint32(o + OFF_LEN, true);
-        if (len > MAX_DATAGRAM || rx.msgsView.getUint32(o + OFF_FLAGS, true) & MSG_TRUNC) {
+        const gro = rx.groSegmentSize(i);
+        const segment = gro > 0 && gro < len ? gro : len;
+        if (segment > MAX_DATAGRAM || rx.msgsView.getUint32(o + OFF_FLAGS, true) & MSG_TRUNC) {
           drop.truncated_datagram.inc();
           continue;
         }
@@ -590,12 +650,19 @@ class FfiSocket implements DatagramSocket {
           drop.unsupported_family.inc();
           continue;
         }
-        try {
-          this.onPacket(rx.slots.subarray(i * SLOT, i * SLOT + len), from, this);
-        } catch (e) {
-          drop.handler_error.inc();
-          log("error", "packet_handler_error", { local: this.localAddress.text, error: e });
-        }
+        const start = i * rx.slot;
+        if (segment < len) COALESCED.inc(Math.ceil(len / segment));
+        // Each segment is a datagram as its sender sent it (GRO keeps the boundaries).
+        let at = 0;
+        do {
+          try {
+            this.onPacket(rx.slots.subarray(start + at, start + Math.min(at + segment, len)), from, this);
+          } catch (e) {
+            drop.handler_error.inc();
+            log("error", "packet_handler_error", { local: this.localAddress.text, error: e });
+          }
+          at += segment;
+        } while (at < len);
       }
       if (n < BATCH) return;
     }

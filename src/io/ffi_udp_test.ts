@@ -5,13 +5,15 @@ import { FfiUdpBackend, OWN_THREAD_SLICE_MS } from "./ffi_udp.ts";
 import type { PeerAddress } from "./address.ts";
 import { registry } from "../telemetry/catalog.ts";
 
-function segmentedTotal(): number {
-  const m = registry.snapshot().find((s) => s.name === "xrtc_udp_gso_datagrams_total");
+function counterTotal(name: string): number {
+  const m = registry.snapshot().find((s) => s.name === name);
   return m?.series.reduce((n, s) => n + s.value, 0) ?? 0;
 }
+const segmentedTotal = () => counterTotal("xrtc_udp_gso_datagrams_total");
+const coalescedTotal = () => counterTotal("xrtc_udp_gro_datagrams_total");
 
-async function exchange(gso: boolean, ownThread = false) {
-  const backend = FfiUdpBackend.open({ gso, ownThread });
+async function exchange(gso: boolean, ownThread = false, gro = true) {
+  const backend = FfiUdpBackend.open({ gso, ownThread, gro });
   const got = new Map<string, string[]>();
   const sinks = [0, 1].map(() =>
     backend.bind({ host: "127.0.0.1", port: 0 }, (data, _from, socket) => {
@@ -22,7 +24,7 @@ async function exchange(gso: boolean, ownThread = false) {
     })
   );
   const source = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
-  const before = segmentedTotal();
+  const before = segmentedTotal(), coalescedBefore = coalescedTotal();
   // One flush: 40 datagrams of 1,200 bytes interleaved to two sinks, then a shorter last one to the
   // first, then a large one that goes alone.
   const sent = new Map<string, string[]>();
@@ -41,22 +43,32 @@ async function exchange(gso: boolean, ownThread = false) {
   const deadline = Date.now() + 3000;
   const total = () => [...got.values()].reduce((n, l) => n + l.length, 0);
   while (total() < 43 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  const segmented = segmentedTotal() - before;
+  const segmented = segmentedTotal() - before, coalesced = coalescedTotal() - coalescedBefore;
   for (const s of [...sinks, source]) s.close();
   await backend.close();
-  return { sent, got, segmented };
+  return { sent, got, segmented, coalesced };
 }
 
-Deno.test("ffi backend: batched datagrams arrive whole, in order per destination, with UDP GSO", async () => {
+Deno.test("ffi backend: batched datagrams arrive whole, in order per destination, with UDP GSO and GRO", async () => {
   const r = await exchange(true);
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
   assert.ok(r.segmented >= 40, `datagrams sent as GSO segments: ${r.segmented}`);
+  // On loopback a GSO send reaches a GRO socket uncut: the receiving side splits it.
+  assert.ok(r.coalesced >= 40, `datagrams received as GRO segments: ${r.coalesced}`);
+});
+
+Deno.test("ffi backend: GSO sends to sockets without GRO arrive cut apart by the kernel (options.udp_gro: false)", async () => {
+  const r = await exchange(true, false, false);
+  for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
+  assert.ok(r.segmented >= 40, `datagrams sent as GSO segments: ${r.segmented}`);
+  assert.equal(r.coalesced, 0);
 });
 
 Deno.test("ffi backend: the same without GSO (options.udp_gso: false)", async () => {
   const r = await exchange(false);
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
   assert.equal(r.segmented, 0);
+  assert.equal(r.coalesced, 0, "loopback coalesces nothing a plain sender sends");
 });
 
 Deno.test("ffi backend on a thread of its own: the same datagrams whole and in order", async () => {

@@ -27,6 +27,8 @@ export interface DatagramBackend {
   readonly name: IoBackendName;
   /** UDP GSO in use (ffi backend): datagrams of one size to one destination leave as one send. */
   readonly gso?: boolean;
+  /** UDP GRO in use (ffi backend): a flow's datagrams that arrive together are received as one. */
+  readonly gro?: boolean;
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket;
   /** Something on this thread waits on Deno's event loop for its I/O (a TCP connection); call the
    * result when it no longer does. A backend that waits for datagrams on its own thread (ffi, in a shard

@@ -573,3 +573,11 @@ export const udpSegmented = registry.counter({
   help: "Datagrams sent as segments of one UDP GSO send (ffi backend): same destination, one size.",
   labels: [],
 });
+
+export const udpCoalesced = registry.counter({
+  name: "xrtc_udp_gro_datagrams_total",
+  help:
+    "Datagrams received as segments of one coalesced receive (UDP GRO, ffi backend): one flow's datagrams " +
+    "that arrived together.",
+  labels: [],
+});

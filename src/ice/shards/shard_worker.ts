@@ -28,7 +28,12 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
     // A worker carries only media: its backend waits for datagrams on this thread, and the main thread
     // raises turnRequests after each message it posts, so that no message waits for a slice to end.
     const turnRequests = new Int32Array(new SharedArrayBuffer(4));
-    backend = (await createBackend(m.ioBackend, { gso: m.gso, ownThread: true, turnRequests })).backend;
+    backend = (await createBackend(m.ioBackend, {
+      gso: m.gso,
+      gro: m.gro,
+      ownThread: true,
+      turnRequests,
+    })).backend;
     const shard = m.shard;
     plane = new MediaPlane({
       backend,

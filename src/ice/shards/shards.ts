@@ -37,8 +37,9 @@ export type ToShard =
     t: "init";
     shard: number;
     ioBackend: IoBackendName;
-    /** The main thread's backend's GSO setting. */
+    /** The main thread's backend's GSO and GRO settings. */
     gso: boolean;
+    gro: boolean;
     udpPorts: UdpPortSpec[];
     consentTimeoutMs: number;
     janusKeepaliveMs: number;
@@ -211,6 +212,7 @@ export class ShardSet implements SpecSink {
       shard,
       ioBackend: this.opts.backend.name,
       gso: this.opts.backend.gso ?? false,
+      gro: this.opts.backend.gro ?? false,
       udpPorts: this.opts.udpPorts,
       consentTimeoutMs: this.opts.consentTimeoutMs,
       janusKeepaliveMs: this.opts.janusKeepaliveMs,
