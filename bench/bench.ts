@@ -26,6 +26,7 @@ const settings: Settings = {
   latencyRate: 20_000,
   latencyStepMs: Number(env("BENCH_LATENCY_STEP_MS", "6000")),
   heldStepMs: 20_000,
+  heldWindowMs: 1_000,
   rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),
 };
 const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);

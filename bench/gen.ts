@@ -32,11 +32,23 @@ export interface GenOptions {
   tag?: string;
   /** Mode "gap": how long to send at rates[0]. */
   durationMs?: number;
+  /** Consecutive packets to one client before the next (1 by default: round robin), as a video frame's
+   * packets leave a sender back to back. */
+  burst?: number;
+  /** Each client's burst leaves as one UDP GSO send (a sender on the host that uses GSO). */
+  gso?: boolean;
+  /** Mode "xrtc": as many clients again send straight to this port (the echo peer), in windows of
+   * `pairedWindowMs` alternating with the clients through xRTC, so that each step's added latency is read
+   * against a direct path measured in the same seconds rather than minutes before. */
+  pairedDirectPort?: number;
+  pairedWindowMs?: number;
 }
 
 const o: GenOptions = JSON.parse(Deno.args[0]);
-// The generator is the same tool in every run: plain batched sends, no GSO.
-const backend = FfiUdpBackend.open({ gso: false });
+// The generator is the same tool in every run: plain batched sends, no GSO (unless a scenario asks for
+// it), and no GRO, as a browser has none.
+const backend = FfiUdpBackend.open({ gso: o.gso ?? false, gro: false });
+const burst = Math.max(1, o.burst ?? 1);
 
 const signal = (i: number) => signalOffer(o.http!, `${o.tag ?? "c"}${i}x`);
 
@@ -45,12 +57,65 @@ interface Client {
   socket: DatagramSocket;
   target: PeerAddress;
   lastSeq: number;
+  samples: Samples;
 }
 
-const MAX_SAMPLES = 4_000_000;
-const rtts = new Float64Array(MAX_SAMPLES);
-let received = 0, reordered = 0, foreign = 0;
+/** Echoes received by one set of clients in a step: round trips (the first MAX_SAMPLES), reordering and
+ * cross-talk. */
+class Samples {
+  static readonly MAX = 4_000_000;
+  readonly rtts = new Float64Array(Samples.MAX);
+  received = 0;
+  reordered = 0;
+  foreign = 0;
+
+  reset(): void {
+    this.received = this.reordered = this.foreign = 0;
+  }
+
+  add(rtt: number): void {
+    if (this.received < Samples.MAX) this.rtts[this.received] = rtt;
+    this.received++;
+  }
+
+  percentiles(): { rttP50: number; rttP99: number; rttP999: number } {
+    const n = Math.min(this.received, Samples.MAX);
+    const sorted = this.rtts.subarray(0, n).slice().sort();
+    const pct = (p: number) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
+    return { rttP50: pct(0.5), rttP99: pct(0.99), rttP999: pct(0.999) };
+  }
+}
+
 const result: Record<string, unknown> = { mode: o.mode, steps: [] };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+let seq = 0;
+const packet = new Uint8Array(o.size);
+const packetView = new DataView(packet.buffer);
+packet[0] = 0x80;
+
+/** Sends to `set` at `rate` for `ms` (bursts of `burst` packets per client, round robin); the count sent. */
+function sendAt(set: Client[], rate: number, ms: number): Promise<number> {
+  let sent = 0;
+  const t0 = performance.now();
+  return new Promise((done) => {
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - t0;
+      const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((ms * rate) / 1000));
+      while (sent < due) {
+        const c = set[Math.floor(sent / burst) % set.length];
+        packet[1] = c.index;
+        packetView.setUint32(2, ++seq);
+        packetView.setFloat64(8, performance.now());
+        c.socket.send(packet, c.target);
+        sent++;
+      }
+      if (elapsed >= ms) {
+        clearInterval(timer);
+        done(sent);
+      }
+    }, 1);
+  });
+}
 
 async function main() {
   if (o.mode === "sessions") return await sessions();
@@ -59,9 +124,10 @@ async function main() {
   const validated: boolean[] = [];
   const gaps = o.mode === "gap" ? o.clients : 0;
   const lastEcho = new Float64Array(gaps), longestGap = new Float64Array(gaps);
-  for (let i = 0; i < o.clients; i++) {
-    const index = i;
-    const socket = backend.bind({ host: "127.0.0.1", port: 0 }, (data, from, sock) => {
+  const through = new Samples();
+  const client = (index: number, samples: Samples, port: number): Client => {
+    const c: Client = { index, socket: undefined!, target: mustPeer("127.0.0.1", port), lastSeq: 0, samples };
+    c.socket = backend.bind({ host: "127.0.0.1", port: 0 }, (data, from, sock) => {
       if (data[0] <= 3) {
         const what = clientStun(data, from, sock);
         if (what === "success") connected[index] = true;
@@ -76,18 +142,21 @@ async function main() {
       }
       const dv = new DataView(data.buffer, data.byteOffset, 16);
       if (data[1] !== index) {
-        foreign++;
+        samples.foreign++;
         return;
       }
-      const seq = dv.getUint32(2);
-      const c = clients[index];
-      if (seq < c.lastSeq) reordered++;
-      else c.lastSeq = seq;
-      if (received < MAX_SAMPLES) rtts[received] = performance.now() - dv.getFloat64(8);
-      received++;
+      const echoed = dv.getUint32(2);
+      if (echoed < c.lastSeq) samples.reordered++;
+      else c.lastSeq = echoed;
+      samples.add(performance.now() - dv.getFloat64(8));
     });
-    clients.push({ index, socket, target: mustPeer("127.0.0.1", o.port), lastSeq: 0 });
-  }
+    return c;
+  };
+  for (let i = 0; i < o.clients; i++) clients.push(client(i, through, o.port));
+  const direct = new Samples();
+  const directClients = o.mode === "xrtc" && o.pairedDirectPort !== undefined
+    ? Array.from({ length: o.clients }, (_, i) => client(i, direct, o.pairedDirectPort!))
+    : [];
   if (o.mode === "xrtc" || o.mode === "gap") {
     for (const c of clients) {
       const s = await signal(c.index);
@@ -102,55 +171,46 @@ async function main() {
     // The Janus leg (or relay target) needs a moment after the client's check.
     await new Promise((r) => setTimeout(r, 500));
   }
-  if (o.mode === "gap") return await gap(clients, lastEcho, longestGap);
-  const packet = new Uint8Array(o.size);
-  const view = new DataView(packet.buffer);
-  packet[0] = 0x80;
-  let seq = 0;
+  if (o.mode === "gap") return await gap(clients, through, lastEcho, longestGap);
+  const pids = o.pids ?? [];
   for (const rate of o.rates) {
-    received = 0;
-    reordered = 0;
-    foreign = 0;
-    for (const c of clients) c.lastSeq = 0;
-    let sent = 0;
-    const cpu0 = cpuMs(o.pids ?? []);
+    through.reset();
+    direct.reset();
+    for (const c of [...clients, ...directClients]) c.lastSeq = 0;
     const stepMs = rate === o.longStep?.rate ? o.longStep.ms : o.stepMs;
-    const t0 = performance.now();
-    await new Promise<void>((done) => {
-      const timer = setInterval(() => {
-        const elapsed = performance.now() - t0;
-        const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((stepMs * rate) / 1000));
-        while (sent < due) {
-          const c = clients[sent % clients.length];
-          packet[1] = c.index;
-          view.setUint32(2, ++seq);
-          view.setFloat64(8, performance.now());
-          c.socket.send(packet, c.target);
-          sent++;
-        }
-        if (elapsed >= stepMs) {
-          clearInterval(timer);
-          done();
-        }
-      }, 1);
-    });
-    await new Promise((r) => setTimeout(r, 400)); // drain
-    const cpu = cpuMs(o.pids ?? []) - cpu0;
-    const n = Math.min(received, MAX_SAMPLES);
-    const sorted = rtts.subarray(0, n).slice().sort();
-    const pct = (p: number) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
-    const loss = sent ? Math.max(0, 1 - received / sent) : 1;
+    let sent = 0, directSent = 0, cpu = 0;
+    if (!directClients.length) {
+      const cpu0 = cpuMs(pids);
+      sent = await sendAt(clients, rate, stepMs);
+      await sleep(400); // drain
+      cpu = cpuMs(pids) - cpu0;
+    } else {
+      // Direct and through xRTC in alternate windows, stepMs each in all; the processes' CPU is counted
+      // in the windows through xRTC only (and the echoes' return after each).
+      const windows = Math.max(1, Math.round(stepMs / o.pairedWindowMs!));
+      for (let w = 0; w < windows; w++) {
+        directSent += await sendAt(directClients, rate, stepMs / windows);
+        await sleep(20);
+        const cpu0 = cpuMs(pids);
+        sent += await sendAt(clients, rate, stepMs / windows);
+        await sleep(20);
+        cpu += cpuMs(pids) - cpu0;
+      }
+      await sleep(400); // drain
+    }
+    const loss = sent ? Math.max(0, 1 - through.received / sent) : 1;
     const step = {
       rate,
       sent,
-      received,
+      received: through.received,
       loss,
-      reordered,
-      foreign,
+      reordered: through.reordered,
+      foreign: through.foreign,
       cpuMs: cpu,
-      rttP50: pct(0.5),
-      rttP99: pct(0.99),
-      rttP999: pct(0.999),
+      ...through.percentiles(),
+      ...(directClients.length
+        ? { baseline: { sent: directSent, received: direct.received, ...direct.percentiles() } }
+        : {}),
     };
     (result.steps as unknown[]).push(step);
     if (loss > o.maxLoss) break;
@@ -159,12 +219,9 @@ async function main() {
 
 /** A steady rate for durationMs while the bench restarts xRTC: per client, the longest silence between two
  * echoes, and what was lost. */
-async function gap(clients: Client[], lastEcho: Float64Array, longestGap: Float64Array) {
+async function gap(clients: Client[], through: Samples, lastEcho: Float64Array, longestGap: Float64Array) {
   console.log("CONNECTED");
   const rate = o.rates[0];
-  const packet = new Uint8Array(o.size);
-  const view = new DataView(packet.buffer);
-  packet[0] = 0x80;
   let sent = 0;
   const t0 = performance.now();
   await new Promise<void>((done) => {
@@ -174,8 +231,8 @@ async function gap(clients: Client[], lastEcho: Float64Array, longestGap: Float6
       while (sent < due) {
         const c = clients[sent % clients.length];
         packet[1] = c.index;
-        view.setUint32(2, sent + 1);
-        view.setFloat64(8, performance.now());
+        packetView.setUint32(2, sent + 1);
+        packetView.setFloat64(8, performance.now());
         c.socket.send(packet, c.target);
         sent++;
       }
@@ -193,8 +250,8 @@ async function gap(clients: Client[], lastEcho: Float64Array, longestGap: Float6
   Object.assign(result, {
     rate,
     sent,
-    received,
-    lost: sent - received,
+    received: through.received,
+    lost: sent - through.received,
     longestGapMs: gapsMs.at(-1),
     medianGapMs: gapsMs[Math.floor(gapsMs.length / 2)],
     resumed: clients.filter((c) => end - 400 - lastEcho[c.index] < 1000).length,

@@ -14,6 +14,17 @@ export interface Step {
   rttP50: number;
   rttP99: number;
   rttP999: number;
+  /** The direct path measured in windows alternating with this step's (the held-sessions step): the
+   * step's added latency is read against it instead of the direct scenario's. */
+  baseline?: Baseline;
+}
+
+export interface Baseline {
+  sent: number;
+  received: number;
+  rttP50: number;
+  rttP99: number;
+  rttP999: number;
 }
 
 export interface GenResult {
@@ -148,7 +159,7 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
     const rates = [...new Set(same.flatMap((x) => x.steps.map((t) => t.rate)))];
     const steps = rates.map((rate) => {
       const at = same.map((x) => x.steps.find((t) => t.rate === rate)).filter((t) => t !== undefined);
-      const m = (k: keyof Step) => median(at.map((t) => t[k]));
+      const m = (k: Exclude<keyof Step, "baseline">) => median(at.map((t) => t[k]));
       return {
         rate,
         sent: m("sent"),
@@ -160,10 +171,22 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
         rttP50: m("rttP50"),
         rttP99: m("rttP99"),
         rttP999: m("rttP999"),
+        ...(at.every((t) => t.baseline) ? { baseline: mergeBaselines(at.map((t) => t.baseline!)) } : {}),
       };
     });
     return { id: same[0].id, label: same[0].label, backend: same[0].backend, steps, rounds: same.length };
   });
+}
+
+function mergeBaselines(all: Baseline[]): Baseline {
+  const m = (k: keyof Baseline) => median(all.map((b) => b[k]));
+  return {
+    sent: m("sent"),
+    received: m("received"),
+    rttP50: m("rttP50"),
+    rttP99: m("rttP99"),
+    rttP999: m("rttP999"),
+  };
 }
 
 export interface RatioSpread {
@@ -261,10 +284,14 @@ export function render(
     );
     for (const row of rows) {
       const a = at(row);
+      // Against the direct path of the same seconds where the step has one, else the direct scenario's.
+      const base = a?.baseline ?? d;
       const added = row.id === "direct"
         ? `0 (RTT ${f(a?.rttP50)}/${f(a?.rttP99)}/${f(a?.rttP999)})`
-        : a && d
-        ? `${f((a.rttP50 - d.rttP50) / 2)}/${f((a.rttP99 - d.rttP99) / 2)}/${f((a.rttP999 - d.rttP999) / 2)}`
+        : a && base
+        ? `${f((a.rttP50 - base.rttP50) / 2)}/${f((a.rttP99 - base.rttP99) / 2)}/${
+          f((a.rttP999 - base.rttP999) / 2)
+        }${a.baseline ? ` (direct RTT ${f(base.rttP50)}/${f(base.rttP99)}/${f(base.rttP999)})` : ""}`
         : "-";
       const cpu = f(cpuPerThousand(row, s), 3);
       const steps = row.steps.length > 1;

@@ -1,7 +1,15 @@
 // The bench's arithmetic: rounds merged by median, ratios to the C relay within each round, growth of one
-// row over another within each round.
+// row over another within each round, added latency against the direct path of the same seconds.
 import assert from "node:assert/strict";
-import { cpuGrowth, cpuPerThousand, cpuRatios, emptyResults, mergeRounds, type Step } from "./report.ts";
+import {
+  cpuGrowth,
+  cpuPerThousand,
+  cpuRatios,
+  emptyResults,
+  mergeRounds,
+  render,
+  type Step,
+} from "./report.ts";
 import type { Settings } from "./scenarios.ts";
 
 const settings = { latencyRate: 20_000 } as Settings;
@@ -81,4 +89,24 @@ Deno.test("growth of one row over another pairs rows of the same round", () => {
   near(g.max, 1.5);
   near(g.median, 1.35);
   assert.deepEqual(cpuGrowth(r, settings, "workers-2:ffi", "absent"), undefined);
+});
+
+Deno.test("a step measured against the direct path in alternate windows reads its added latency against it", () => {
+  const r = emptyResults();
+  r.throughput.push(row("direct", "-", undefined, NaN, { rttP50: 0.1, rttP99: 0.5, rttP999: 0.9 }));
+  r.throughput.push(row("half:ffi", "ffi", undefined, 4, { rttP50: 0.1, rttP99: 0.9, rttP999: 1.3 }));
+  const baseline = { sent: 1, received: 1, rttP50: 0.2, rttP99: 0.8, rttP999: 1.6 };
+  r.throughput.push(
+    row("idle-held:ffi", "ffi", undefined, 4, { rttP50: 0.3, rttP99: 1.0, rttP999: 2.0, baseline }),
+  );
+  const text = render(
+    r,
+    { ...settings, rates: [20_000], maxLoss: 0.001, rounds: 1, backends: ["ffi"] } as Settings,
+  );
+  const line = (id: string) => text.split("\n").find((l) => l.startsWith(`| ${id} |`)) ?? "";
+  assert.ok(line("half:ffi").includes("| 0.00/0.20/0.20 |"), line("half:ffi"));
+  assert.ok(
+    line("idle-held:ffi").includes("| 0.05/0.10/0.20 (direct RTT 0.20/0.80/1.60) |"),
+    line("idle-held:ffi"),
+  );
 });

@@ -29,7 +29,11 @@ export interface Settings {
   /** How long the step at latencyRate lasts: longer than the others, since CPU per packet is read there
    * and a 2 s step moves by 10-20 % from run to run on this machine. */
   latencyStepMs: number;
+  /** The held-sessions step: this long through xRTC, in windows of heldWindowMs alternating with as long
+   * on the direct path (one build's added p99 spread by ±0.1 ms when read against a direct path measured
+   * minutes before). */
   heldStepMs: number;
+  heldWindowMs: number;
   /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
    * ratio to the C relay is taken within a round (the machine's drift between rounds cancels). */
   rounds: number;
@@ -266,6 +270,34 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
         }
       },
     }, {
+      id: "half-gro:ffi",
+      title: "xRTC half proxy, clients sending bursts of 8 with UDP GSO, udp_gro on and off (20k step), ffi",
+      async run(ctx: Context) {
+        // Where GRO pays: a sender on the host that uses GSO (on the wire, a NIC's GRO does the same
+        // for bursts that arrive together; loopback and veth coalesce only what left as one GSO send).
+        for (const gro of [true, false]) {
+          const x: BenchXrtc = { backend: "ffi", gro, ...xrtcPorts(ctx.peer.http) };
+          const proc = await startXrtc(x);
+          try {
+            const r = await throughXrtc(ctx, x, proc, {
+              rates: [ctx.settings.latencyRate],
+              burst: 8,
+              gso: true,
+            });
+            const id = gro ? "half-gso-bursts:ffi" : "half-gso-bursts-nogro:ffi";
+            addRow(
+              ctx,
+              id,
+              `xRTC half proxy, clients send GSO bursts of 8, GRO ${gro ? "on" : "off"}`,
+              "ffi",
+              r.steps,
+            );
+          } finally {
+            await proc.stop();
+          }
+        }
+      },
+    }, {
       id: "half-journal:ffi",
       title: "xRTC half proxy with the state journal on, ffi",
       async run(ctx: Context) {
@@ -346,11 +378,15 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
         rates: [ctx.settings.latencyRate],
         stepMs: ctx.settings.heldStepMs,
         longStep: undefined,
+        pairedDirectPort: peer.udp,
+        pairedWindowMs: ctx.settings.heldWindowMs,
       });
       addRow(
         ctx,
         `idle-held:${backend}`,
-        `xRTC half proxy, ${made} idle sessions held (${ctx.settings.heldStepMs / 1000} s)`,
+        `xRTC half proxy, ${made} idle sessions held (${
+          ctx.settings.heldStepMs / 1000
+        } s, against the direct path in alternate ${ctx.settings.heldWindowMs / 1000} s windows)`,
         backend,
         r.steps,
       );
