@@ -37,7 +37,7 @@ export interface GenOptions {
   burst?: number;
   /** Each client's burst leaves as one UDP GSO send (a sender on the host that uses GSO). */
   gso?: boolean;
-  /** Mode "xrtc": as many clients again send straight to this port (the echo peer), in windows of
+  /** Modes "xrtc" and "raw": as many clients again send straight to this port (the echo peer), in windows of
    * `pairedWindowMs` alternating with the clients through xRTC, so that each step's added latency is read
    * against a direct path measured in the same seconds rather than minutes before. */
   pairedDirectPort?: number;
@@ -154,7 +154,7 @@ async function main() {
   };
   for (let i = 0; i < o.clients; i++) clients.push(client(i, through, o.port));
   const direct = new Samples();
-  const directClients = o.mode === "xrtc" && o.pairedDirectPort !== undefined
+  const directClients = (o.mode === "xrtc" || o.mode === "raw") && o.pairedDirectPort !== undefined
     ? Array.from({ length: o.clients }, (_, i) => client(i, direct, o.pairedDirectPort!))
     : [];
   if (o.mode === "xrtc" || o.mode === "gap") {

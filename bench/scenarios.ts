@@ -133,7 +133,7 @@ async function measureRelays(
   ctx: Context,
   row: { id: string; label: string; backend: string },
   start: (port: number) => Promise<Proc>,
-  o: { processes?: number; clients?: number } = {},
+  o: { processes?: number; clients?: number; gen?: Record<string, unknown> } = {},
 ): Promise<void> {
   const port = freePort();
   const relays: Proc[] = [];
@@ -146,6 +146,7 @@ async function measureRelays(
       port,
       rates: ctx.settings.rates,
       pids: relays.map((p) => p.pid),
+      ...o.gen,
     });
     addRow(ctx, row.id, row.label, row.backend, r.steps);
   } finally {
@@ -340,7 +341,8 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
 ];
 
 /** Idle sessions in batches: RSS, set-up rate, the admin endpoints' cost at each size, then latency with
- * them all held. */
+ * them all held, read against the direct path in alternate windows; and the C relay measured the same way
+ * just before, while xRTC holds them (the ceiling under the same method and the same machine state). */
 const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
   id: `idle:${backend}`,
   title: `idle sessions, ${backend}`,
@@ -374,19 +376,32 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
         const status = await adminCost(proc.pid, `http://127.0.0.1:${x.adminPort}/status`);
         ctx.results.admin.push({ backend, sessions: n, metrics, status });
       }
-      const r = await throughXrtc(ctx, x, proc, {
+      const paired = {
         rates: [ctx.settings.latencyRate],
         stepMs: ctx.settings.heldStepMs,
         longStep: undefined,
         pairedDirectPort: peer.udp,
         pairedWindowMs: ctx.settings.heldWindowMs,
-      });
+      };
+      const alternate = `${ctx.settings.heldStepMs / 1000} s, against the direct path in alternate ${
+        ctx.settings.heldWindowMs / 1000
+      } s windows`;
+      const command = await buildCRelay();
+      await measureRelays(
+        ctx,
+        {
+          id: `idle-held-c:${backend}`,
+          label: `bare relay in C, while xRTC (${backend}) holds ${made} idle sessions (${alternate})`,
+          backend: "C",
+        },
+        (port) => spawn([String(port), String(peer.udp)], /^RELAY/, { command }),
+        { gen: paired },
+      );
+      const r = await throughXrtc(ctx, x, proc, paired);
       addRow(
         ctx,
         `idle-held:${backend}`,
-        `xRTC half proxy, ${made} idle sessions held (${
-          ctx.settings.heldStepMs / 1000
-        } s, against the direct path in alternate ${ctx.settings.heldWindowMs / 1000} s windows)`,
+        `xRTC half proxy, ${made} idle sessions held (${alternate})`,
         backend,
         r.steps,
       );
