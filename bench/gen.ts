@@ -222,27 +222,8 @@ async function main() {
 async function gap(clients: Client[], through: Samples, lastEcho: Float64Array, longestGap: Float64Array) {
   console.log("CONNECTED");
   const rate = o.rates[0];
-  let sent = 0;
-  const t0 = performance.now();
-  await new Promise<void>((done) => {
-    const timer = setInterval(() => {
-      const elapsed = performance.now() - t0;
-      const due = Math.floor((Math.min(elapsed, o.durationMs!) * rate) / 1000);
-      while (sent < due) {
-        const c = clients[sent % clients.length];
-        packet[1] = c.index;
-        packetView.setUint32(2, sent + 1);
-        packetView.setFloat64(8, performance.now());
-        c.socket.send(packet, c.target);
-        sent++;
-      }
-      if (elapsed >= o.durationMs!) {
-        clearInterval(timer);
-        done();
-      }
-    }, 1);
-  });
-  await new Promise((r) => setTimeout(r, 400)); // drain
+  const sent = await sendAt(clients, rate, o.durationMs!);
+  await sleep(400); // drain
   const end = performance.now();
   // A client whose echoes never came back after the restart has been silent until the end.
   for (let i = 0; i < clients.length; i++) longestGap[i] = Math.max(longestGap[i], end - 400 - lastEcho[i]);

@@ -608,7 +608,9 @@ class Batch {
    * socket gets unasked is UDP_GRO's (IP_PKTINFO and the like are not enabled). */
   groSegmentSize(i: number): number {
     if (this.controlSpace === 0) return 0;
-    const used = Number(this.msgsView.getBigUint64(i * MMSG + OFF_CONTROLLEN, true));
+    // msg_controllen (a size_t) as written back by the kernel: its low half is enough, and reading it so
+    // allocates no BigInt per datagram.
+    const used = this.msgsView.getUint32(i * MMSG + OFF_CONTROLLEN, true);
     if (used < GRO_CMSG_SPACE - 4) return 0;
     const c = i * this.controlSpace;
     const v = this.controlView;
