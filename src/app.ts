@@ -570,6 +570,8 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     if (n.janusKeepaliveMs !== o.janusKeepaliveMs) {
       notApplied.push("options.janus_keepalive (the shards read it at start)");
     }
+    if (n.udpGso !== o.udpGso) notApplied.push("options.udp_gso (set on the sockets when they open)");
+    if (n.udpGro !== o.udpGro) notApplied.push("options.udp_gro (set on the sockets when they open)");
     if (n.stateDir !== o.stateDir) notApplied.push("options.state_dir (opened once)");
     if (JSON.stringify(next.cluster) !== JSON.stringify(config.cluster)) {
       notApplied.push("cluster (the node joins its cluster once)");

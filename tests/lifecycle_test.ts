@@ -559,7 +559,9 @@ Deno.test(
       });
       const original = await Deno.readTextFile(lab.config);
       // A second candidate address, the upstream placed by least sessions with faster probes, a new route.
+      // And an option a running process cannot change, which is reported as not applied.
       const changed = original
+        .replace("  consent_timeout: 30s\n", "  consent_timeout: 30s\n  udp_gro: false\n")
         .replace(
           `candidate_ips: [${lab.topo.xrtcPublic}]\n  ice_tcp:`,
           `candidate_ips: [${lab.topo.xrtcPublic}, 198.19.0.3]\n  ice_tcp:`,
@@ -575,6 +577,12 @@ Deno.test(
       await waitFor(
         "reloaded",
         () => x.lines.some((l) => /event=reloaded generation=2/.test(l)) || undefined,
+        5_000,
+        100,
+      );
+      await waitFor(
+        "udp_gro reported as not applied",
+        () => x.lines.some((l) => /event=reload_not_applied what="options\.udp_gro/.test(l)) || undefined,
         5_000,
         100,
       );
