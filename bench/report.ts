@@ -19,13 +19,8 @@ export interface Step {
   baseline?: Baseline;
 }
 
-export interface Baseline {
-  sent: number;
-  received: number;
-  rttP50: number;
-  rttP99: number;
-  rttP999: number;
-}
+const BASELINE_FIELDS = ["sent", "received", "rttP50", "rttP99", "rttP999"] as const;
+export type Baseline = Pick<Step, typeof BASELINE_FIELDS[number]>;
 
 export interface GenResult {
   steps: Step[];
@@ -178,15 +173,9 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
   });
 }
 
+/** Each field the median over the rounds, as for the step itself. */
 function mergeBaselines(all: Baseline[]): Baseline {
-  const m = (k: keyof Baseline) => median(all.map((b) => b[k]));
-  return {
-    sent: m("sent"),
-    received: m("received"),
-    rttP50: m("rttP50"),
-    rttP99: m("rttP99"),
-    rttP999: m("rttP999"),
-  };
+  return Object.fromEntries(BASELINE_FIELDS.map((k) => [k, median(all.map((b) => b[k]))])) as Baseline;
 }
 
 export interface RatioSpread {

@@ -180,16 +180,23 @@ export async function buildCRelay(): Promise<string> {
   return cRelay = out;
 }
 
+/** A starter for the C relay (built once) on a given port, forwarding to `peerUdp`; with `reusePort`, one
+ * of several processes on that port. */
+async function cRelayTo(peerUdp: number, reusePort = false): Promise<(port: number) => Promise<Proc>> {
+  const command = await buildCRelay();
+  return (port) =>
+    spawn([String(port), String(peerUdp), ...(reusePort ? ["reuseport"] : [])], /^RELAY/, { command });
+}
+
 /** The ceiling every xRTC figure is read against: a bare recvmmsg/sendmmsg relay in C. */
 const cRelayScenario: Scenario = {
   id: "relay-c",
   title: "bare relay in C (recvmmsg/sendmmsg, epoll), the ceiling",
   async run(ctx) {
-    const command = await buildCRelay();
     await measureRelays(
       ctx,
       { id: "relay-c", label: "bare relay in C", backend: "C" },
-      (port) => spawn([String(port), String(ctx.peer.udp)], /^RELAY/, { command }),
+      await cRelayTo(ctx.peer.udp),
     );
   },
 };
@@ -213,7 +220,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
       async run(ctx: Context) {
         // Every core on one port, the ceiling: 1 and 2 C relay processes on one SO_REUSEPORT port, with
         // the client count of the workers scenario.
-        const command = await buildCRelay();
+        const start = await cRelayTo(ctx.peer.udp, true);
         for (const processes of [1, 2]) {
           await measureRelays(
             ctx,
@@ -222,7 +229,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
               label: `bare relay in C x${processes} (SO_REUSEPORT, 16 clients)`,
               backend: "C",
             },
-            (port) => spawn([String(port), String(ctx.peer.udp), "reuseport"], /^RELAY/, { command }),
+            start,
             { processes, clients: 16 },
           );
         }
@@ -386,7 +393,6 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
       const alternate = `${ctx.settings.heldStepMs / 1000} s, against the direct path in alternate ${
         ctx.settings.heldWindowMs / 1000
       } s windows`;
-      const command = await buildCRelay();
       await measureRelays(
         ctx,
         {
@@ -394,7 +400,7 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
           label: `bare relay in C, while xRTC (${backend}) holds ${made} idle sessions (${alternate})`,
           backend: "C",
         },
-        (port) => spawn([String(port), String(peer.udp)], /^RELAY/, { command }),
+        await cRelayTo(peer.udp),
         { gen: paired },
       );
       const r = await throughXrtc(ctx, x, proc, paired);
