@@ -40,14 +40,22 @@ export function attrName(line: string): string | undefined {
   return (colon < 0 ? line.slice(2) : line.slice(2, colon)).toLowerCase();
 }
 
-/** The value of the first "a=name:value" (or "" for a flag "a=name") in lines, or undefined. */
+/** The value of the first "a=name:value" (or "" for a flag "a=name") in lines, or undefined. The value
+ * is a string of its own: sessions keep their ice-pwd and fingerprint for their lifetime, and a slice of
+ * the SDP text would keep the whole text (an offer of several kilobytes) alive with it. */
 export function getAttr(lines: readonly string[], name: string): string | undefined {
   for (const l of lines) {
     if (attrName(l) !== name) continue;
     const colon = l.indexOf(":");
-    return colon < 0 ? "" : l.slice(colon + 1);
+    return colon < 0 ? "" : detached(l.slice(colon + 1));
   }
   return undefined;
+}
+
+/** A copy of `s` that shares no storage with the text it was cut from. V8 keeps a substring of 13
+ * characters or more as a view of its whole parent string; a JSON round trip builds a fresh one. */
+function detached(s: string): string {
+  return JSON.parse(JSON.stringify(s));
 }
 
 export interface IceView {

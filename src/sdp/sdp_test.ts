@@ -133,3 +133,29 @@ Deno.test("ICE attributes are matched in any letter case: none of the client's s
   const stripped = serializeSdp(stripCandidates(sdp, false));
   assert.doesNotMatch(stripped, /198\.18\.200/);
 });
+
+Deno.test("the ICE credentials and fingerprint read from an offer do not keep the offer's text alive", async () => {
+  // Sessions keep these for their lifetime. Measured in a process of its own, where the collector can be
+  // run: 2,000 offers of about 5.5 KB (Chromium's) parsed, only their credentials and fingerprint kept.
+  const code = `
+    import { iceView, parseSdp } from ${JSON.stringify(new URL("./sdp.ts", import.meta.url).href)};
+    const offer = Deno.readTextFileSync(${
+    JSON.stringify(new URL("../../tests/fixtures/chromium-offer.sdp", import.meta.url).pathname)
+  });
+    const heap = () => { gc(); gc(); return Deno.memoryUsage().heapUsed; };
+    const before = heap();
+    const kept = [];
+    for (let i = 0; i < 2000; i++) {
+      const v = iceView(parseSdp(offer.replaceAll("a=ice-pwd:", "a=ice-pwd:" + i + "x")))[0];
+      kept.push([v.ufrag, v.pwd, v.fingerprint]);
+    }
+    console.log((heap() - before) / kept.length);`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", code],
+    stderr: "inherit",
+  }).output();
+  assert.ok(out.success);
+  const bytesPerOffer = Number(new TextDecoder().decode(out.stdout));
+  // The three strings and their array take a few hundred bytes; the offer's text would add 5,500.
+  assert.ok(bytesPerOffer > 0 && bytesPerOffer < 1_000, `${bytesPerOffer} bytes kept per offer`);
+});
