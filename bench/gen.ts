@@ -42,6 +42,10 @@ export interface GenOptions {
    * against a direct path measured in the same seconds rather than minutes before. */
   pairedDirectPort?: number;
   pairedWindowMs?: number;
+  /** Mode "xrtc" with `pairedDirectPort`: as many clients again send through this relay (the C relay, to
+   * the same echo peer) in a third window of each rotation, so xRTC and the ceiling are measured in the same
+   * seconds; the relay's CPU is that of `pids`, in its own windows. Reported as the step's `relay`. */
+  pairedRelay?: { port: number; pids: number[] };
 }
 
 const o: GenOptions = JSON.parse(Deno.args[0]);
@@ -157,6 +161,10 @@ async function main() {
   const directClients = (o.mode === "xrtc" || o.mode === "raw") && o.pairedDirectPort !== undefined
     ? Array.from({ length: o.clients }, (_, i) => client(i, direct, o.pairedDirectPort!))
     : [];
+  const relayed = new Samples();
+  const relayClients = directClients.length && o.pairedRelay
+    ? Array.from({ length: o.clients }, (_, i) => client(i, relayed, o.pairedRelay!.port))
+    : [];
   if (o.mode === "xrtc" || o.mode === "gap") {
     for (const c of clients) {
       const s = await signal(c.index);
@@ -174,47 +182,60 @@ async function main() {
   if (o.mode === "gap") return await gap(clients, through, lastEcho, longestGap);
   const pids = o.pids ?? [];
   for (const rate of o.rates) {
-    through.reset();
-    direct.reset();
-    for (const c of [...clients, ...directClients]) c.lastSeq = 0;
+    for (const set of [through, direct, relayed]) set.reset();
+    for (const c of [...clients, ...directClients, ...relayClients]) c.lastSeq = 0;
     const stepMs = rate === o.longStep?.rate ? o.longStep.ms : o.stepMs;
-    let sent = 0, directSent = 0, cpu = 0;
+    let sent = 0, directSent = 0, relaySent = 0, cpu = 0, relayCpu = 0;
     if (!directClients.length) {
       const cpu0 = cpuMs(pids);
       sent = await sendAt(clients, rate, stepMs);
       await sleep(400); // drain
       cpu = cpuMs(pids) - cpu0;
     } else {
-      // Direct and through xRTC in alternate windows, stepMs each in all; the processes' CPU is counted
-      // in the windows through xRTC only (and the echoes' return after each).
+      // Direct, through the relay (if any) and through xRTC in rotating windows, stepMs each in all; each
+      // proxy's CPU is counted in its own windows only (and the echoes' return after each).
       const windows = Math.max(1, Math.round(stepMs / o.pairedWindowMs!));
+      const windowMs = stepMs / windows;
       for (let w = 0; w < windows; w++) {
-        directSent += await sendAt(directClients, rate, stepMs / windows);
+        directSent += await sendAt(directClients, rate, windowMs);
         await sleep(20);
+        if (relayClients.length) {
+          const relayCpu0 = cpuMs(o.pairedRelay!.pids);
+          relaySent += await sendAt(relayClients, rate, windowMs);
+          await sleep(20);
+          relayCpu += cpuMs(o.pairedRelay!.pids) - relayCpu0;
+        }
         const cpu0 = cpuMs(pids);
-        sent += await sendAt(clients, rate, stepMs / windows);
+        sent += await sendAt(clients, rate, windowMs);
         await sleep(20);
         cpu += cpuMs(pids) - cpu0;
       }
       await sleep(400); // drain
     }
-    const loss = sent ? Math.max(0, 1 - through.received / sent) : 1;
-    const step = {
-      rate,
-      sent,
-      received: through.received,
-      loss,
-      reordered: through.reordered,
-      foreign: through.foreign,
-      cpuMs: cpu,
-      ...through.percentiles(),
-      ...(directClients.length
-        ? { baseline: { sent: directSent, received: direct.received, ...direct.percentiles() } }
-        : {}),
-    };
+    const baseline = directClients.length
+      ? { baseline: { sent: directSent, received: direct.received, ...direct.percentiles() } }
+      : {};
+    const step = { rate, ...measured(through, sent, cpu), ...baseline };
+    if (relayClients.length) {
+      Object.assign(step, { relay: { rate, ...measured(relayed, relaySent, relayCpu), ...baseline } });
+    }
     (result.steps as unknown[]).push(step);
+    const loss = step.loss;
     if (loss > o.maxLoss) break;
   }
+}
+
+/** One step's figures for one set of clients: what came back of what was sent, and the proxy's CPU. */
+function measured(samples: Samples, sent: number, cpuMs: number) {
+  return {
+    sent,
+    received: samples.received,
+    loss: sent ? Math.max(0, 1 - samples.received / sent) : 1,
+    reordered: samples.reordered,
+    foreign: samples.foreign,
+    cpuMs,
+    ...samples.percentiles(),
+  };
 }
 
 /** A steady rate for durationMs while the bench restarts xRTC: per client, the longest silence between two

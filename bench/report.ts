@@ -17,6 +17,9 @@ export interface Step {
   /** The direct path measured in windows alternating with this step's (the held-sessions step): the
    * step's added latency is read against it instead of the direct scenario's. */
   baseline?: Baseline;
+  /** The C relay measured in a third window of the same rotation (the held-sessions step): split off into
+   * its own row by the scenario. */
+  relay?: Step;
 }
 
 const BASELINE_FIELDS = ["sent", "received", "rttP50", "rttP99", "rttP999"] as const;
@@ -154,7 +157,7 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
     const rates = [...new Set(same.flatMap((x) => x.steps.map((t) => t.rate)))];
     const steps = rates.map((rate) => {
       const at = same.map((x) => x.steps.find((t) => t.rate === rate)).filter((t) => t !== undefined);
-      const m = (k: Exclude<keyof Step, "baseline">) => median(at.map((t) => t[k]));
+      const m = (k: Exclude<keyof Step, "baseline" | "relay">) => median(at.map((t) => t[k]));
       return {
         rate,
         sent: m("sent"),

@@ -29,9 +29,9 @@ export interface Settings {
   /** How long the step at latencyRate lasts: longer than the others, since CPU per packet is read there
    * and a 2 s step moves by 10-20 % from run to run on this machine. */
   latencyStepMs: number;
-  /** The held-sessions step: this long through xRTC, in windows of heldWindowMs alternating with as long
-   * on the direct path (one build's added p99 spread by ±0.1 ms when read against a direct path measured
-   * minutes before). */
+  /** The held-sessions step: this long through xRTC, as long through the C relay and as long on the direct
+   * path, in windows of heldWindowMs rotating among the three (one build's added p99 spread by ±0.1 ms when
+   * read against a direct path measured minutes before, and the C relay's moved as much). */
   heldStepMs: number;
   heldWindowMs: number;
   /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
@@ -383,33 +383,39 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
         const status = await adminCost(proc.pid, `http://127.0.0.1:${x.adminPort}/status`);
         ctx.results.admin.push({ backend, sessions: n, metrics, status });
       }
-      const paired = {
-        rates: [ctx.settings.latencyRate],
-        stepMs: ctx.settings.heldStepMs,
-        longStep: undefined,
-        pairedDirectPort: peer.udp,
-        pairedWindowMs: ctx.settings.heldWindowMs,
-      };
-      const alternate = `${ctx.settings.heldStepMs / 1000} s, against the direct path in alternate ${
+      // The direct path, the C relay and xRTC in rotating windows of the same step: the held sessions'
+      // latency is read against the direct path of the same seconds, beside the ceiling of the same seconds.
+      const relayPort = freePort();
+      const relay = await (await cRelayTo(peer.udp))(relayPort);
+      let r;
+      try {
+        r = await throughXrtc(ctx, x, proc, {
+          rates: [ctx.settings.latencyRate],
+          stepMs: ctx.settings.heldStepMs,
+          longStep: undefined,
+          pairedDirectPort: peer.udp,
+          pairedWindowMs: ctx.settings.heldWindowMs,
+          pairedRelay: { port: relayPort, pids: [relay.pid] },
+        });
+      } finally {
+        await relay.stop();
+      }
+      const rotation = `${ctx.settings.heldStepMs / 1000} s each, in ${
         ctx.settings.heldWindowMs / 1000
-      } s windows`;
-      await measureRelays(
+      } s windows rotating with the direct path and the other`;
+      addRow(
         ctx,
-        {
-          id: `idle-held-c:${backend}`,
-          label: `bare relay in C, while xRTC (${backend}) holds ${made} idle sessions (${alternate})`,
-          backend: "C",
-        },
-        await cRelayTo(peer.udp),
-        { gen: paired },
+        `idle-held-c:${backend}`,
+        `bare relay in C, while xRTC (${backend}) holds ${made} idle sessions (${rotation})`,
+        "C",
+        r.steps.flatMap((s) => s.relay ? [s.relay] : []),
       );
-      const r = await throughXrtc(ctx, x, proc, paired);
       addRow(
         ctx,
         `idle-held:${backend}`,
-        `xRTC half proxy, ${made} idle sessions held (${alternate})`,
+        `xRTC half proxy, ${made} idle sessions held (${rotation})`,
         backend,
-        r.steps,
+        r.steps.map(({ relay: _, ...s }) => s),
       );
     } finally {
       await proc.stop();
