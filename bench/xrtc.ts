@@ -1,6 +1,6 @@
 // xRTC as the bench runs it: its routes.yml (every per-client limit opened up, since all the bench's
 // clients come from 127.0.0.1) and the process, on ports picked free for each run.
-import { type Proc, spawn } from "./procs.ts";
+import { type Proc, ROOT, spawn } from "./procs.ts";
 
 export interface BenchXrtc {
   backend: "deno" | "ffi";
@@ -54,6 +54,10 @@ services:
 ${o.adminPort ? `  admin: { proto: admin, net: { addr: 127.0.0.1:${o.adminPort} } }\n` : ""}`;
 }
 
+/** The V8 flags `deno task start` runs xRTC with (deno.json): the bench measures what operators run. */
+const START_V8_FLAGS = (JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.start as string)
+  .split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+
 /** Writes the configuration and starts main.ts on it, as operators do; ready at "xrtc: ready". With
  * `log`, xRTC's info events are kept in the process's lines (the restore scenarios read them). */
 export async function startXrtc(
@@ -62,7 +66,15 @@ export async function startXrtc(
 ): Promise<Proc & { configFile: string }> {
   const configFile = run.configFile ?? await Deno.makeTempFile({ prefix: "xrtc-bench-", suffix: ".yml" });
   await Deno.writeTextFile(configFile, benchConfigYaml(o));
-  const args = ["run", "-A", "main.ts", "--config", configFile, ...(run.takeover ? ["--takeover"] : [])];
+  const args = [
+    "run",
+    "-A",
+    ...START_V8_FLAGS,
+    "main.ts",
+    "--config",
+    configFile,
+    ...(run.takeover ? ["--takeover"] : []),
+  ];
   const p = await spawn(args, /^xrtc: ready/, {
     stderr: run.log,
     env: { XRTC_LOG: run.log ? "info" : "error" },

@@ -184,3 +184,11 @@ services:
     await Deno.remove(file);
   }
 });
+
+Deno.test("the binary runs with the V8 flags `deno task start` runs with", () => {
+  // The container's binary is built by the compile task, which embeds the V8 flags it is given.
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
+  const v8Flags = (task: string) => tasks[task].split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
+  assert.deepEqual(v8Flags("compile"), v8Flags("start"));
+  assert.ok(v8Flags("start").some((f) => f.includes("--no-memory-reducer")));
+});
