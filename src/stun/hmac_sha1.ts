@@ -52,9 +52,10 @@ function compress(h: Int32Array, b: Uint8Array, o: number): void {
   h[4] = (h[4] + e) | 0;
 }
 
-/** Starts a hash from a saved state that has already consumed `consumed` bytes (whole blocks). */
-function begin(from: Int32Array, consumed: number): void {
-  state.set(from);
+/** Starts a hash from a saved state (the 5 words at from[at..at+5]) that has already consumed `consumed`
+ * bytes (whole blocks). */
+function begin(from: Int32Array, consumed: number, at = 0): void {
+  for (let i = 0; i < 5; i++) state[i] = from[at + i];
   pendingLength = 0;
   totalLength = consumed;
 }
@@ -107,15 +108,12 @@ function finish(out: Uint8Array, offset: number): void {
   }
 }
 
-interface KeyPads {
-  inner: Int32Array;
-  outer: Int32Array;
-}
+/** The states after the key's ipad block (words 0-4) and its opad block (words 5-9), computed once per key
+ * object: one array per key, since every session keeps a few keys for its lifetime. */
+const padsByKey = new WeakMap<Uint8Array, Int32Array>();
+const OUTER = 5;
 
-/** The states after the key's ipad and opad blocks, computed once per key object. */
-const padsByKey = new WeakMap<Uint8Array, KeyPads>();
-
-function padsFor(key: Uint8Array): KeyPads {
+function padsFor(key: Uint8Array): Int32Array {
   let pads = padsByKey.get(key);
   if (pads) return pads;
   let k = key;
@@ -127,13 +125,15 @@ function padsFor(key: Uint8Array): KeyPads {
     finish(k, 0);
   }
   const block = new Uint8Array(BLOCK);
-  const inner = new Int32Array(INITIAL);
-  const outer = new Int32Array(INITIAL);
+  pads = new Int32Array(2 * OUTER);
   for (let i = 0; i < BLOCK; i++) block[i] = (k[i] ?? 0) ^ 0x36;
-  compress(inner, block, 0);
+  begin(INITIAL, 0);
+  compress(state, block, 0);
+  pads.set(state, 0);
   for (let i = 0; i < BLOCK; i++) block[i] = (k[i] ?? 0) ^ 0x5c;
-  compress(outer, block, 0);
-  pads = { inner, outer };
+  begin(INITIAL, 0);
+  compress(state, block, 0);
+  pads.set(state, OUTER);
   padsByKey.set(key, pads);
   return pads;
 }
@@ -142,10 +142,10 @@ function padsFor(key: Uint8Array): KeyPads {
  * for as long as the key object lives, so pass the same Uint8Array for the same password. */
 export function hmacSha1Into(key: Uint8Array, parts: Uint8Array[], out: Uint8Array, offset = 0): void {
   const pads = padsFor(key);
-  begin(pads.inner, BLOCK);
+  begin(pads, BLOCK, 0);
   for (const p of parts) update(p);
   finish(innerDigest, 0);
-  begin(pads.outer, BLOCK);
+  begin(pads, BLOCK, OUTER);
   update(innerDigest);
   finish(out, offset);
 }
