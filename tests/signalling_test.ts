@@ -49,15 +49,11 @@ Deno.test("Janus signalling through xRTC over HTTP and WebSocket", opts, async (
           );
           assert.ok(seen[0].lite);
           const rec = xrtc.signalling.sessions.handle(String(sid), String(hid));
-          assert.equal(rec?.offer?.from, "client");
-          assert.equal(rec?.offer?.ice[0].setup, "actpass");
-          assert.equal(rec?.answer?.from, "janus");
           assert.equal(
-            rec?.answer?.ice[0].candidates[0].address,
+            rec?.ice.spec?.janusCandidates[0]?.address,
             topo.janusAddr,
-            "the registry holds Janus's real candidates",
+            "the session holds Janus's real candidates",
           );
-          assert.ok(rec?.answer?.ice[0].fingerprint?.startsWith("sha-256"));
           // Janus's own error replies pass through.
           const bad = await post(`/${sid}`, {
             janus: "attach",
@@ -121,7 +117,7 @@ Deno.test("Janus signalling through xRTC over HTTP and WebSocket", opts, async (
         );
         assert.equal((await wait((m) => m.transaction === "w4")).janus, "ack");
         assert.equal(
-          xrtc.signalling.sessions.handle(String(sid), String(hid))?.answer?.ice[0].candidates[0].address,
+          xrtc.signalling.sessions.handle(String(sid), String(hid))?.ice.spec?.janusCandidates[0]?.address,
           topo.janusAddr,
         );
         ws.send(JSON.stringify({ janus: "destroy", transaction: "w5", session_id: sid }));

@@ -5,7 +5,7 @@
 // this node) is refused here with Janus's own error code, and nothing is kept for it. Messages are changed
 // in place only where xRTC must (jsep SDP, trickles); a message that was not changed is forwarded as its
 // original text, so unknown fields and large ids survive byte for byte.
-import { attrName, iceView, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
+import { attrName, parseSdp, SdpError, serializeSdp, stripCandidates } from "../sdp/sdp.ts";
 import { CandidateError, parseCandidate } from "../sdp/candidate.ts";
 import {
   type Negotiator,
@@ -13,7 +13,6 @@ import {
   SdpRejected,
   SessionLimitError,
 } from "../ice/negotiation/negotiator.ts";
-import { MAX_JANUS_CANDIDATES } from "../ice/timing.ts";
 import {
   idField,
   idJson,
@@ -34,7 +33,6 @@ import {
   type JanusSessionEntry,
   JanusSessions,
   type RegistryChange,
-  type SdpRecord,
 } from "./sessions.ts";
 import type { JanusTimers, Limits } from "../config/types.ts";
 import type { Clock } from "../io/clock.ts";
@@ -180,10 +178,6 @@ export interface SignallingOptions {
   tellJanus?: (backend: BackendState, path: string, request: "hangup" | "destroy") => void;
   onChange?: (c: RegistryChange) => void;
 }
-
-/** Most media sections kept in a recorded SDP view, and the longest text of any field. */
-const MAX_RECORDED_SECTIONS = 64;
-const MAX_RECORDED_TEXT = 256;
 
 export class JanusSignalling {
   readonly sessions: JanusSessions;
@@ -350,7 +344,6 @@ export class JanusSignalling {
       } else {
         jsep.sdp = serializeSdp(this.negotiator.clientAnswer(handle.ice, sdp));
       }
-      recordSdp(handle, type, "client", sdp);
       if (jsep.trickle === true) jsep.trickle = false; // Janus must not wait for client trickles
       return forward(true);
     } catch (e) {
@@ -454,7 +447,6 @@ export class JanusSignalling {
     try {
       const sdp = parseSdp(jsep.sdp);
       if (!type) throw new SdpRejected(`a jsep of type ${JSON.stringify(jsep.type)?.slice(0, 40)}`);
-      recordSdp(handle, type, "janus", sdp);
       if (!this.negotiator) {
         jsep.sdp = serializeSdp(stripCandidates(sdp, false));
         return "changed";
@@ -503,32 +495,6 @@ export class JanusSignalling {
     const h = this.sessions.byKey(id);
     if (h) this.sessions.iceSessionEnded(h);
   }
-}
-
-/** The ICE view of an SDP, kept on its handle for the status page and tests: bounded, so a large SDP
- * costs little to keep. */
-function recordSdp(
-  handle: HandleEntry,
-  type: string,
-  from: "client" | "janus",
-  sdp: ReturnType<typeof parseSdp>,
-): void {
-  const short = (t: string | undefined) => t?.slice(0, MAX_RECORDED_TEXT);
-  const ice = iceView(sdp).slice(0, MAX_RECORDED_SECTIONS).map((v) => ({
-    ...v,
-    ufrag: short(v.ufrag),
-    pwd: short(v.pwd),
-    options: short(v.options),
-    fingerprint: short(v.fingerprint),
-    setup: short(v.setup),
-    mid: short(v.mid),
-    candidates: v.candidates.slice(0, MAX_JANUS_CANDIDATES),
-  }));
-  const rec: SdpRecord = { type, from, ice, at: Date.now() };
-  if (type === "offer") {
-    handle.offer = rec;
-    handle.answer = undefined;
-  } else handle.answer = rec;
 }
 
 function safeStrip(text: string): string {

@@ -101,7 +101,7 @@ Deno.test("client trickles are answered with the ack Janus would send and never 
   });
 });
 
-Deno.test("offers and answers are recorded per handle; candidates never cross; jsep without ids is stripped", () => {
+Deno.test("candidates never cross; jsep without ids is stripped", () => {
   const sig = signalling();
   open(sig, 5, 6);
   const offer: JsonObject = {
@@ -118,11 +118,6 @@ Deno.test("offers and answers are recorded per handle; candidates never cross; j
   const ev: JsonObject = { janus: "event", session_id: 5, sender: 6, jsep: { type: "answer", sdp: ANSWER } };
   assert.equal(sig.fromJanus(ev, {}), "changed");
   assert.ok(!((ev.jsep as JsonObject).sdp as string).includes("198.18.0.2"));
-  const rec = sig.sessions.handle("5", "6")!;
-  assert.equal(rec.offer?.from, "client");
-  assert.equal(rec.answer?.from, "janus");
-  assert.equal(rec.answer?.ice[0].candidates[0].address, "198.18.0.2");
-  assert.ok(rec.answer?.ice[0].fingerprint);
   const orphan: JsonObject = { janus: "event", jsep: { type: "answer", sdp: ANSWER } };
   assert.equal(sig.fromJanus(orphan, {}), "changed");
   assert.ok(!((orphan.jsep as JsonObject).sdp as string).includes("a=candidate"));

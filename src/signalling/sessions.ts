@@ -5,7 +5,6 @@
 // than Janus's session timeout, or the backend going down. Per-client-address limits are kept here too,
 // in maps that hold an address only while it has sessions (or a recent create).
 import type { JanusTimers, Limits } from "../config/types.ts";
-import type { IceView } from "../sdp/sdp.ts";
 import { HandleIce, type Negotiator, type RouteMode } from "../ice/negotiation/negotiator.ts";
 import type { IceCredentials } from "../ice/credentials.ts";
 import { type Clock, systemClock } from "../io/clock.ts";
@@ -20,13 +19,6 @@ import {
 } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 
-export interface SdpRecord {
-  type: string;
-  from: "client" | "janus";
-  ice: IceView[];
-  at: number;
-}
-
 export type SessionEndReason =
   | "destroyed"
   | "timeout"
@@ -40,8 +32,6 @@ export type ConnectionToken = object;
 
 export class HandleEntry {
   readonly ice: HandleIce;
-  offer?: SdpRecord;
-  answer?: SdpRecord;
   constructor(
     readonly session: JanusSessionEntry,
     readonly id: string,
