@@ -220,8 +220,7 @@ async function main() {
       Object.assign(step, { relay: { rate, ...measured(relayed, relaySent, relayCpu), ...baseline } });
     }
     (result.steps as unknown[]).push(step);
-    const loss = step.loss;
-    if (loss > o.maxLoss) break;
+    if (step.loss > o.maxLoss) break;
   }
 }
 

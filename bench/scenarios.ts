@@ -387,19 +387,14 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
       // latency is read against the direct path of the same seconds, beside the ceiling of the same seconds.
       const relayPort = freePort();
       const relay = await (await cRelayTo(peer.udp))(relayPort);
-      let r;
-      try {
-        r = await throughXrtc(ctx, x, proc, {
-          rates: [ctx.settings.latencyRate],
-          stepMs: ctx.settings.heldStepMs,
-          longStep: undefined,
-          pairedDirectPort: peer.udp,
-          pairedWindowMs: ctx.settings.heldWindowMs,
-          pairedRelay: { port: relayPort, pids: [relay.pid] },
-        });
-      } finally {
-        await relay.stop();
-      }
+      const r = await throughXrtc(ctx, x, proc, {
+        rates: [ctx.settings.latencyRate],
+        stepMs: ctx.settings.heldStepMs,
+        longStep: undefined,
+        pairedDirectPort: peer.udp,
+        pairedWindowMs: ctx.settings.heldWindowMs,
+        pairedRelay: { port: relayPort, pids: [relay.pid] },
+      }).finally(() => relay.stop());
       const rotation = `${ctx.settings.heldStepMs / 1000} s each, in ${
         ctx.settings.heldWindowMs / 1000
       } s windows rotating with the direct path and the other`;
