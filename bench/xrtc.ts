@@ -54,9 +54,14 @@ services:
 ${o.adminPort ? `  admin: { proto: admin, net: { addr: 127.0.0.1:${o.adminPort} } }\n` : ""}`;
 }
 
-/** The V8 flags `deno task start` runs xRTC with (deno.json): the bench measures what operators run. */
-const START_V8_FLAGS = (JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks.start as string)
-  .split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+/** The V8 flags a task of deno.json runs Deno with. */
+export function taskV8Flags(task: string): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
+  return tasks[task].split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+}
+
+/** The V8 flags `deno task start` runs xRTC with: the bench measures what operators run. */
+const START_V8_FLAGS = taskV8Flags("start");
 
 /** Writes the configuration and starts main.ts on it, as operators do; ready at "xrtc: ready". With
  * `log`, xRTC's info events are kept in the process's lines (the restore scenarios read them). */

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { ROOT } from "./lib/xrtc.ts";
 import { sleep, waitFor } from "./lib/run.ts";
+import { taskV8Flags } from "../bench/xrtc.ts";
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
 const PERMS = ["--allow-net", "--allow-read", "--allow-env", "--allow-sys", "--allow-run"];
@@ -187,8 +188,6 @@ services:
 
 Deno.test("the binary runs with the V8 flags `deno task start` runs with", () => {
   // The container's binary is built by the compile task, which embeds the V8 flags it is given.
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
-  const v8Flags = (task: string) => tasks[task].split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
-  assert.deepEqual(v8Flags("compile"), v8Flags("start"));
-  assert.ok(v8Flags("start").some((f) => f.includes("--no-memory-reducer")));
+  assert.deepEqual(taskV8Flags("compile"), taskV8Flags("start"));
+  assert.ok(taskV8Flags("start").some((f) => f.includes("--no-memory-reducer")));
 });
