@@ -9,8 +9,8 @@ import type { Xrtc } from "../src/app.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-/** werift in the client namespace on IPv6 only: the call must go over xRTC's IPv6 candidate. */
-async function ipv6Echo(topo: Topology, base: string, tag: string) {
+/** werift in the client namespace on one family only: the call must go over xRTC's candidate of it. */
+async function echoOver(family: 4 | 6, topo: Topology, base: string, tag: string) {
   const r = await runWeriftClient(topo, {
     signal: "http",
     base,
@@ -18,7 +18,7 @@ async function ipv6Echo(topo: Topology, base: string, tag: string) {
     tag,
     messages: 5,
     rtp: 30,
-    ipv6: true,
+    ipv6: family === 6,
   });
   assert.deepEqual(r.errors, [], JSON.stringify(r));
   assert.equal(r.dcEchoes, 5, "every data-channel message echoed");
@@ -34,7 +34,12 @@ async function ipv6Echo(topo: Topology, base: string, tag: string) {
     answer.every((c) => c.includes(` ${topo.xrtcPublic} `) || c.includes(` ${topo.xrtcPublic6} `)),
     "only xRTC's candidates reach the client",
   );
-  assert.equal(r.selectedRemote, `udp:${topo.xrtcPublic6}:${PORTS.udp}`, "the pair is IPv6 to xRTC's port");
+  const xrtcAddress = family === 6 ? topo.xrtcPublic6 : topo.xrtcPublic;
+  assert.equal(
+    r.selectedRemote,
+    `udp:${xrtcAddress}:${PORTS.udp}`,
+    `the pair is IPv${family} to xRTC's port`,
+  );
   return r;
 }
 
@@ -57,7 +62,7 @@ Deno.test(
         if (now.some(Boolean)) seen = now;
       }, 200);
       try {
-        await ipv6Echo(topo, base, "v6-to-v4");
+        await echoOver(6, topo, base, "v6-to-v4");
       } finally {
         clearInterval(poll);
       }
@@ -65,6 +70,16 @@ Deno.test(
         seen.length > 0 && seen.every((a) => a.startsWith(`${topo.janusAddr}:`)),
         `Janus leg on IPv4: ${seen}`,
       );
+    });
+  },
+);
+
+Deno.test(
+  'dual-stack: a client on IPv4 through the same port ("::", v4-mapped) to a Janus on IPv4 (half proxy)',
+  opts,
+  async () => {
+    await withStack({ xrtc: { dualStack: true, ioBackend: "ffi" } }, async ({ topo, base }) => {
+      await echoOver(4, topo, base, "v4-dual");
     });
   },
 );
@@ -83,7 +98,7 @@ for (const icedirect of [false, true]) {
             if (now.some(Boolean)) seen = now;
           }, 200);
           try {
-            await ipv6Echo(topo, base, icedirect ? "v6-full" : "v6-half");
+            await echoOver(6, topo, base, icedirect ? "v6-full" : "v6-half");
           } finally {
             clearInterval(poll);
           }

@@ -2,7 +2,7 @@
 // destination, with UDP GSO grouping and without it, and with the backend waiting on its own thread.
 import assert from "node:assert/strict";
 import { FfiUdpBackend, OWN_THREAD_SLICE_MS } from "./ffi_udp.ts";
-import type { PeerAddress } from "./address.ts";
+import { mustPeer, type PeerAddress } from "./address.ts";
 import { registry } from "../telemetry/catalog.ts";
 
 function counterTotal(name: string): number {
@@ -178,4 +178,19 @@ Deno.test("ffi backend on a thread of its own: a message from another thread end
     rung < OWN_THREAD_SLICE_MS / 4 && rung * 2 < silent,
     `median wait ${rung.toFixed(2)} ms with a turn request, ${silent.toFixed(2)} ms without`,
   );
+});
+
+Deno.test('ffi backend: a dual-stack socket ("::") answers an IPv4 peer at its v4-mapped address', async () => {
+  const backend = FfiUdpBackend.open({});
+  const echo = backend.bind({ host: "::", port: 0 }, (data, from, socket) => socket.send(data, from));
+  const got: Array<{ text: string; from: string }> = [];
+  const client = backend.bind({ host: "127.0.0.1", port: 0 }, (data, from) => {
+    got.push({ text: new TextDecoder().decode(data), from: from.text });
+  });
+  client.send(new TextEncoder().encode("over v4"), mustPeer("127.0.0.1", echo.localAddress.port));
+  const deadline = Date.now() + 2000;
+  while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  for (const s of [echo, client]) s.close();
+  await backend.close();
+  assert.deepEqual(got, [{ text: "over v4", from: `127.0.0.1:${echo.localAddress.port}` }]);
 });

@@ -35,9 +35,11 @@ export function writeSockaddr(view: DataView, offset: number, socketFamily: Fami
   view.setUint16(offset + 2, to.port, false);
   view.setUint32(offset + 4, 0); // flowinfo
   if (to.ipv4 !== undefined) {
+    // An IPv4 peer of a dual-stack socket: ::ffff:a.b.c.d (RFC 4291 §2.5.5.2), ten zero bytes first.
     view.setUint32(offset + 8, 0);
-    view.setUint32(offset + 12, 0xffff, false);
-    view.setUint32(offset + 16, to.ipv4, false);
+    view.setUint32(offset + 12, 0);
+    view.setUint32(offset + 16, 0xffff, false);
+    view.setUint32(offset + 20, to.ipv4, false);
   } else {
     const bytes = ipv6Bytes(to);
     for (let i = 0; i < 16; i++) view.setUint8(offset + 8 + i, bytes[i]);
