@@ -130,8 +130,10 @@ export function parseHostPort(text: string, allowZero = false): { host: string; 
 }
 
 /** A value key for a transport address: equal keys for equal addresses, whatever object carries them.
- * IPv4: the 32-bit address times 65536 plus the port (exact in a double). IPv6: its text. */
-export type AddressKey = number | string;
+ * Its canonical text ("host:port", "[host]:port"): a string the address already holds, so a lookup on
+ * the packet path loads a pointer, where a number key past 2^30 (IPv4 and port in a double) made V8
+ * allocate a heap number per lookup. */
+export type AddressKey = string;
 
 /** A remote transport address. Compare with `key`, never by identity: backends may hand out several
  * objects for one address. */
@@ -151,13 +153,10 @@ export function ipv4Number(bytes: Uint8Array): number {
   return ((bytes[0] << 24) >>> 0) + (bytes[1] << 16) + (bytes[2] << 8) + bytes[3];
 }
 
-export function ipv4Key(ip: number, port: number): number {
-  return ip * 65536 + port;
-}
-
 export function peerFromIpv4(ip: number, port: number): PeerAddress {
   const host = formatIpv4Number(ip);
-  return { family: 4, host, port, key: ipv4Key(ip, port), text: `${host}:${port}`, ipv4: ip };
+  const text = `${host}:${port}`;
+  return { family: 4, host, port, key: text, text, ipv4: ip };
 }
 
 export function peerFromBytes(bytes: Uint8Array, port: number): PeerAddress {

@@ -44,6 +44,9 @@ const GSO_MAX_BYTES = 65_000;
 /** Datagrams larger than this go alone: a segment must fit the path MTU unfragmented (1,500 less the
  * IPv6 and UDP headers), or the kernel refuses the whole entry. WebRTC media stays well under it. */
 const GSO_MAX_SEGMENT = 1_400;
+/** Destinations a flush groups at a time: the groups started last (a batch's repeats are a few busy
+ * flows; a destination seen longer ago starts a new group). */
+const GSO_OPEN_GROUPS = 8;
 /** UDP generic receive offload (Linux 5.0+): datagrams of one flow that arrive together (a NIC's or
  * veth's GRO, or a GSO send on the same host) reach the socket as one buffer of equal segments, the last
  * one possibly shorter; a cmsg (SOL_UDP, UDP_GRO, an int) gives the segment size. Without the option
@@ -63,6 +66,8 @@ const MMSG = 64;
 const OFF_NAME = 0, OFF_NAMELEN = 8, OFF_IOV = 16, OFF_IOVLEN = 24, OFF_CONTROL = 32, OFF_CONTROLLEN = 40;
 const OFF_FLAGS = 48, OFF_LEN = 56;
 const NAME = SOCKADDR_SLOT;
+/** sizeof(struct iovec) and the offset of its iov_len. */
+const IOVEC = 16, IOV_LEN = 8;
 const EPOLL_EVENT = 12; // packed struct epoll_event on x86_64
 /** Datagrams per recvmmsg call, and queued for sendmmsg; each receive slot holds the largest datagram
  * xRTC handles, plus room so a larger one shows as truncated (with GRO, the largest coalesced receive).
@@ -131,8 +136,16 @@ export class FfiUnavailable extends Error {
   override name = "FfiUnavailable";
 }
 
-function address(buf: ArrayBufferView): bigint {
-  return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
+function address(buf: ArrayBufferView): number {
+  return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf as Uint8Array<ArrayBuffer>)));
+}
+
+/** Writes a 64-bit little-endian size_t or pointer from a Number, as two 32-bit halves: a BigInt per
+ * write would be an allocation per datagram on the send path. Addresses and sizes here are far below
+ * 2^53, where a Number is exact. */
+function setU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value >>> 0, true);
+  view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
 }
 
 export class FfiUdpBackend implements DatagramBackend {
@@ -150,6 +163,9 @@ export class FfiUdpBackend implements DatagramBackend {
   #loopHolds = 0;
   #releasing?: Promise<void>;
   #flushScheduled = false;
+  /** Within #serve, which flushes when its sockets are drained: sends queued meanwhile need no task. */
+  #serving = false;
+  readonly #flushTask = () => this.flush();
   readonly rx: Batch;
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
   /** The socket, destination and size of each queued datagram. */
@@ -161,22 +177,25 @@ export class FfiUdpBackend implements DatagramBackend {
    * iovec run of its group), their iovecs and cmsgs. */
   readonly #gsoMsgs = new Uint8Array(TX_BATCH * MMSG);
   readonly #gsoMsgsView = new DataView(this.#gsoMsgs.buffer);
-  readonly #gsoIov = new BigUint64Array(TX_BATCH * 2);
+  readonly #gsoIov = new Uint8Array(TX_BATCH * IOVEC);
+  readonly #gsoIovView = new DataView(this.#gsoIov.buffer);
+  /** The GSO entries from each index on (sendmmsg's vector argument), made once. */
+  readonly #gsoMsgsFrom = vectorsFrom(this.#gsoMsgs, TX_BATCH);
   readonly #gsoCtrl = new Uint8Array(Math.max(256, TX_BATCH * GSO_CMSG_SPACE));
   readonly #gsoCtrlView = new DataView(this.#gsoCtrl.buffer);
-  /** Per queued datagram, the next one to its destination (-1: none); the last one per destination,
-   * and the first ones in queue order (the grouping of #sendSegmented). */
+  /** Per queued datagram, the next one in its group (-1: none); the first ones of the groups in queue
+   * order; the last ones of the most recently started groups (the grouping of #sendSegmented). */
   readonly #gsoNext = new Int16Array(TX_BATCH);
-  readonly #gsoTails = new Map<PeerAddress, number>();
   readonly #gsoHeads = new Uint16Array(TX_BATCH);
+  readonly #gsoTails = new Uint16Array(GSO_OPEN_GROUPS);
   #entries = 0;
   #iovAt = 0;
   /** Per entry its datagrams' count and first iovec; per iovec its queued datagram. */
   readonly #gsoCount = new Uint16Array(TX_BATCH);
   readonly #gsoFirst = new Uint16Array(TX_BATCH);
   readonly #gsoMember = new Uint16Array(TX_BATCH);
-  readonly #slotsAddress: bigint;
-  readonly #namesAddress: bigint;
+  readonly #slotsAddress: number;
+  readonly #namesAddress: number;
   readonly #gsoIovAddress = address(this.#gsoIov);
   readonly #gsoCtrlAddress = address(this.#gsoCtrl);
   /** Off when the kernel refused a segmented send (then never tried again). */
@@ -198,7 +217,7 @@ export class FfiUdpBackend implements DatagramBackend {
     this.#namesAddress = address(this.#tx.names);
     for (let i = 0; i < TX_BATCH; i++) {
       const c = i * GSO_CMSG_SPACE;
-      this.#gsoCtrlView.setBigUint64(c, BigInt(GSO_CMSG_LEN), true);
+      setU64(this.#gsoCtrlView, c, GSO_CMSG_LEN);
       this.#gsoCtrlView.setInt32(c + 8, SOL_UDP, true);
       this.#gsoCtrlView.setInt32(c + 12, UDP_SEGMENT, true);
     }
@@ -274,7 +293,7 @@ export class FfiUdpBackend implements DatagramBackend {
     this.#sockets.set(fd, socket);
     const ev = new DataView(this.#epollEvent.buffer);
     ev.setUint32(0, EPOLLIN, true);
-    ev.setBigUint64(4, BigInt(fd), true);
+    setU64(ev, 4, fd);
     if (c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, fd, this.#epollEvent) !== 0) {
       throw new Error("epoll_ctl failed");
     }
@@ -297,14 +316,14 @@ export class FfiUdpBackend implements DatagramBackend {
     }
     this.#txCount++;
     tx.slots.set(data, i * TX_SLOT);
-    tx.iov[2 * i + 1] = BigInt(data.length);
+    setU64(tx.iovView, i * IOVEC + IOV_LEN, data.length);
     tx.msgsView.setUint32(i * MMSG + OFF_NAMELEN, nameLength, true);
     this.#txFd[i] = fd;
     this.#txTo[i] = to;
     this.#txLen[i] = data.length;
-    if (i === 0 && !this.#flushScheduled) {
+    if (i === 0 && !this.#flushScheduled && !this.#serving) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.flush());
+      queueMicrotask(this.#flushTask);
     }
   }
 
@@ -330,7 +349,7 @@ export class FfiUdpBackend implements DatagramBackend {
   #sendEach(fd: number, start: number, end: number): void {
     let off = start;
     while (off < end) {
-      const sent = this.libc.sendmmsg(fd, this.#tx.msgs.subarray(off * MMSG), end - off, MSG_DONTWAIT);
+      const sent = this.libc.sendmmsg(fd, this.#tx.msgsFrom[off], end - off, MSG_DONTWAIT);
       if (sent <= 0) {
         // Socket buffer full (EAGAIN) or an error: UDP semantics, the rest of this run is dropped.
         drop.send_failed.inc(end - off);
@@ -344,17 +363,20 @@ export class FfiUdpBackend implements DatagramBackend {
    * groups: the caller sends the run one entry per datagram. */
   #sendSegmented(fd: number, start: number, end: number): boolean {
     const to = this.#txTo, len = this.#txLen, next = this.#gsoNext, tails = this.#gsoTails;
-    // One pass: each datagram is chained after the previous one to its destination (received
-    // addresses are interned, and a session keeps its own, so one peer is one object). When no
-    // destination repeats there is nothing to group.
-    tails.clear();
+    // One pass: each datagram is chained after the previous one to its destination among the groups
+    // started last (received addresses are interned, and a session keeps its own, so one peer is one
+    // object); a destination not among them starts a group of its own, sent after the groups before
+    // it, so each destination's order holds. No table per flush: a Map cleared each time made garbage
+    // on every flush. When no destination repeats there is nothing to group.
     let heads = 0;
     for (let i = start; i < end; i++) {
       next[i] = -1;
-      const tail = tails.get(to[i]);
-      if (tail === undefined) this.#gsoHeads[heads++] = i;
-      else next[tail] = i;
-      tails.set(to[i], i);
+      const open = heads < GSO_OPEN_GROUPS ? heads : GSO_OPEN_GROUPS;
+      let g = 0;
+      while (g < open && to[tails[g]] !== to[i]) g++;
+      if (g < open) next[tails[g]] = i;
+      else this.#gsoHeads[heads++] = i;
+      tails[g < open ? g : (heads - 1) % GSO_OPEN_GROUPS] = i;
     }
     if (heads === end - start) return false;
     let grouped = false, segmented = 0;
@@ -391,7 +413,7 @@ export class FfiUdpBackend implements DatagramBackend {
     SEGMENTED.inc(segmented);
     let off = 0;
     while (off < entries) {
-      const sent = this.libc.sendmmsg(fd, this.#gsoMsgs.subarray(off * MMSG), entries - off, MSG_DONTWAIT);
+      const sent = this.libc.sendmmsg(fd, this.#gsoMsgsFrom[off], entries - off, MSG_DONTWAIT);
       if (sent > 0) {
         off += sent;
         continue;
@@ -405,7 +427,7 @@ export class FfiUdpBackend implements DatagramBackend {
         for (let e = off; e < entries; e++) {
           for (let k = 0; k < this.#gsoCount[e]; k++) {
             const q = this.#gsoMember[this.#gsoFirst[e] + k];
-            if (this.libc.sendmmsg(fd, this.#tx.msgs.subarray(q * MMSG), 1, MSG_DONTWAIT) !== 1) {
+            if (this.libc.sendmmsg(fd, this.#tx.msgsFrom[q], 1, MSG_DONTWAIT) !== 1) {
               drop.send_failed.inc();
             }
           }
@@ -423,8 +445,8 @@ export class FfiUdpBackend implements DatagramBackend {
   /** The next iovec of the entry being built: datagram `q` of the queue. */
   #addSegment(q: number): void {
     const at = this.#iovAt++;
-    this.#gsoIov[2 * at] = this.#slotsAddress + BigInt(q * TX_SLOT);
-    this.#gsoIov[2 * at + 1] = BigInt(this.#txLen[q]);
+    setU64(this.#gsoIovView, at * IOVEC, this.#slotsAddress + q * TX_SLOT);
+    setU64(this.#gsoIovView, at * IOVEC + IOV_LEN, this.#txLen[q]);
     this.#gsoMember[at] = q;
   }
 
@@ -432,18 +454,18 @@ export class FfiUdpBackend implements DatagramBackend {
   #addEntry(q: number, first: number, count: number, size: number): void {
     const e = this.#entries++;
     const view = this.#gsoMsgsView, o = e * MMSG;
-    view.setBigUint64(o + OFF_NAME, this.#namesAddress + BigInt(q * NAME), true);
+    setU64(view, o + OFF_NAME, this.#namesAddress + q * NAME);
     view.setUint32(o + OFF_NAMELEN, this.#tx.msgsView.getUint32(q * MMSG + OFF_NAMELEN, true), true);
-    view.setBigUint64(o + OFF_IOV, this.#gsoIovAddress + BigInt(first * 16), true);
-    view.setBigUint64(o + OFF_IOVLEN, BigInt(count), true);
+    setU64(view, o + OFF_IOV, this.#gsoIovAddress + first * IOVEC);
+    setU64(view, o + OFF_IOVLEN, count);
     if (count > 1) {
       const c = e * GSO_CMSG_SPACE;
       this.#gsoCtrlView.setUint16(c + 16, size, true);
-      view.setBigUint64(o + OFF_CONTROL, this.#gsoCtrlAddress + BigInt(c), true);
-      view.setBigUint64(o + OFF_CONTROLLEN, BigInt(GSO_CMSG_SPACE), true);
+      setU64(view, o + OFF_CONTROL, this.#gsoCtrlAddress + c);
+      setU64(view, o + OFF_CONTROLLEN, GSO_CMSG_SPACE);
     } else {
-      view.setBigUint64(o + OFF_CONTROL, 0n, true);
-      view.setBigUint64(o + OFF_CONTROLLEN, 0n, true);
+      setU64(view, o + OFF_CONTROL, 0);
+      setU64(view, o + OFF_CONTROLLEN, 0);
     }
     view.setUint32(o + OFF_FLAGS, 0, true);
     this.#gsoCount[e] = count;
@@ -515,11 +537,21 @@ export class FfiUdpBackend implements DatagramBackend {
 
   /** Drains the sockets epoll reported and sends what their packets queued. */
   #serve(events: number): void {
-    for (let i = 0; i < events; i++) {
-      const fd = Number(this.#eventsView.getBigUint64(i * EPOLL_EVENT + 4, true));
-      this.#sockets.get(fd)?.drain();
+    this.#serving = true;
+    try {
+      this.#drainReady(events);
+    } finally {
+      this.#serving = false;
     }
     this.flush();
+  }
+
+  #drainReady(events: number): void {
+    for (let i = 0; i < events; i++) {
+      // epoll_data as registered: the fd in its low half (a BigInt read would allocate per event).
+      const fd = this.#eventsView.getUint32(i * EPOLL_EVENT + 4, true);
+      this.#sockets.get(fd)?.drain();
+    }
   }
 
   /** glibc keeps memory freed after a burst (session set-up churn) in its arenas; give it back. */
@@ -547,19 +579,29 @@ export class FfiUdpBackend implements DatagramBackend {
   }
 }
 
+/** Views of `vector` from each of its first `count` mmsghdrs on. */
+function vectorsFrom(vector: Uint8Array, count: number): Uint8Array[] {
+  return Array.from({ length: count }, (_, i) => vector.subarray(i * MMSG));
+}
+
 /** Packet slots, addresses, iovecs and mmsghdrs for one recvmmsg or sendmmsg vector, kept referenced;
  * for receives with GRO, a control buffer per slot for the segment size. */
 class Batch {
   readonly slots: Uint8Array;
   readonly names: Uint8Array;
   readonly namesView: DataView;
-  readonly iov: BigUint64Array;
+  readonly iov: Uint8Array;
+  readonly iovView: DataView;
   readonly msgs: Uint8Array;
   readonly msgsView: DataView;
+  /** The mmsghdrs from each index on (sendmmsg's vector argument), made once. */
+  readonly msgsFrom: Uint8Array[];
   readonly control: Uint8Array;
   readonly controlView: DataView;
   /** Receives: the slots the last recvmmsg filled (the kernel wrote their lengths and flags). */
   #filled: number;
+  /** Receives: per slot and GRO segment, the view last handed out (see datagram()). */
+  readonly #views: Uint8Array[] = [];
 
   constructor(readonly count: number, readonly slot: number, readonly controlSpace = 0) {
     this.#filled = count;
@@ -569,22 +611,36 @@ class Batch {
     const control = address(this.control);
     this.names = new Uint8Array(Math.max(256, count * NAME));
     this.namesView = new DataView(this.names.buffer);
-    this.iov = new BigUint64Array(Math.max(32, count * 2));
+    this.iov = new Uint8Array(Math.max(256, count * IOVEC));
+    this.iovView = new DataView(this.iov.buffer);
     this.msgs = new Uint8Array(count * MMSG);
     this.msgsView = new DataView(this.msgs.buffer);
+    this.msgsFrom = vectorsFrom(this.msgs, count);
     const slots = address(this.slots), names = address(this.names), iov = address(this.iov);
     for (let i = 0; i < count; i++) {
-      this.iov[2 * i] = slots + BigInt(i * slot);
-      this.iov[2 * i + 1] = BigInt(slot);
+      setU64(this.iovView, i * IOVEC, slots + i * slot);
+      setU64(this.iovView, i * IOVEC + IOV_LEN, slot);
       const o = i * MMSG;
-      this.msgsView.setBigUint64(o + OFF_NAME, names + BigInt(i * NAME), true);
+      setU64(this.msgsView, o + OFF_NAME, names + i * NAME);
       this.msgsView.setUint32(o + OFF_NAMELEN, NAME, true);
-      this.msgsView.setBigUint64(o + OFF_IOV, iov + BigInt(i * 16), true);
-      this.msgsView.setBigUint64(o + OFF_IOVLEN, 1n, true);
-      if (controlSpace > 0) {
-        this.msgsView.setBigUint64(o + OFF_CONTROL, control + BigInt(i * controlSpace), true);
-      }
+      setU64(this.msgsView, o + OFF_IOV, iov + i * IOVEC);
+      setU64(this.msgsView, o + OFF_IOVLEN, 1);
+      if (controlSpace > 0) setU64(this.msgsView, o + OFF_CONTROL, control + i * controlSpace);
     }
+  }
+
+  /** Receives: bytes `from` to `to` of slot `i`, its GRO segment `segment` (0 without GRO), as a view:
+   * the same object as last time when the range is the same (steady media is one size per slot), since
+   * handlers read a datagram during the call and copy what they keep (DatagramHandler), and a view per
+   * datagram would only be garbage, ~100 bytes a packet. */
+  datagram(i: number, segment: number, from: number, to: number): Uint8Array {
+    const start = i * this.slot + from;
+    // A GRO receive holds at most as many segments as a GSO send (the kernel's UDP_MAX_SEGMENTS).
+    if (segment >= GSO_MAX_SEGMENTS) return this.slots.subarray(start, start + to - from);
+    const k = i * GSO_MAX_SEGMENTS + segment;
+    const last = this.#views[k];
+    if (last !== undefined && last.byteOffset === start && last.length === to - from) return last;
+    return this.#views[k] = this.slots.subarray(start, start + to - from);
   }
 
   /** Before a recvmmsg: the address and control lengths of the slots the last one filled back to their
@@ -652,13 +708,12 @@ class FfiSocket implements DatagramSocket {
           drop.unsupported_family.inc();
           continue;
         }
-        const start = i * rx.slot;
         if (segment < len) COALESCED.inc(Math.ceil(len / segment));
         // Each segment is a datagram as its sender sent it (GRO keeps the boundaries).
-        let at = 0;
+        let at = 0, k = 0;
         do {
           try {
-            this.onPacket(rx.slots.subarray(start + at, start + Math.min(at + segment, len)), from, this);
+            this.onPacket(rx.datagram(i, k++, at, Math.min(at + segment, len)), from, this);
           } catch (e) {
             drop.handler_error.inc();
             log("error", "packet_handler_error", { local: this.localAddress.text, error: e });

@@ -1,15 +1,7 @@
 // struct sockaddr_in and sockaddr_in6 (Linux, x86_64 layout) for the FFI backend: written for sends
-// and binds, read for receives. Peers read from the kernel are cached by value (IPv4 by number), so the
-// receive path of a known peer allocates nothing.
-import {
-  type Family,
-  formatIp,
-  ipv4Key,
-  parseIp,
-  type PeerAddress,
-  peerFromBytes,
-  peerFromIpv4,
-} from "./address.ts";
+// and binds, read for receives. Peers read from the kernel are cached (PeerReader), so the receive path
+// of a known peer allocates nothing.
+import { type Family, parseIp, type PeerAddress, peerFromBytes, peerFromIpv4 } from "./address.ts";
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -59,10 +51,19 @@ function ipv6Bytes(a: PeerAddress): Uint8Array {
   return b;
 }
 
-/** Reads the peer at `offset`; undefined for a family that is neither. */
+/** An IPv6 peer as cached: its address bytes, to check a hash hit against. */
+interface V6Entry {
+  peer: PeerAddress;
+  bytes: Uint8Array;
+}
+
+/** Reads the peer at `offset`; undefined for a family that is neither. Peers are cached by a 30-bit hash
+ * of address and port, checked against the entry found: a small integer key, where the exact value is a
+ * heap number (IPv4: 48 bits) or a string (IPv6) made per lookup, on every datagram. A rare collision
+ * only makes a fresh object in place of the other address's (addresses compare by key, not identity). */
 export class PeerReader {
   readonly #v4 = new Map<number, PeerAddress>();
-  readonly #v6 = new Map<string, PeerAddress>();
+  readonly #v6 = new Map<number, V6Entry>();
   constructor(readonly cacheSize = 65_536) {}
 
   read(view: DataView, offset: number): PeerAddress | undefined {
@@ -74,25 +75,43 @@ export class PeerReader {
     let mapped = view.getUint16(offset + 18, false) === 0xffff;
     for (let i = 8; mapped && i < 18; i += 2) mapped = view.getUint16(offset + i, false) === 0;
     if (mapped) return this.#ipv4(view.getUint32(offset + 20, false), port);
-    const bytes = new Uint8Array(view.buffer, view.byteOffset + offset + 8, 16);
-    const k = `${formatIp(bytes)}|${port}`;
-    let p = this.#v6.get(k);
-    if (p === undefined) {
-      p = peerFromBytes(bytes.slice(), port);
-      if (this.#v6.size >= this.cacheSize) this.#v6.clear();
-      this.#v6.set(k, p);
+    return this.#ipv6(view, offset + 8, port);
+  }
+
+  #ipv4(ip: number, port: number): PeerAddress {
+    const h = (Math.imul(ip, HASH_MULTIPLIER) ^ port) & HASH_MASK;
+    let p = this.#v4.get(h);
+    if (p === undefined || p.ipv4 !== ip || p.port !== port) {
+      p = peerFromIpv4(ip, port);
+      if (this.#v4.size >= this.cacheSize) this.#v4.clear();
+      this.#v4.set(h, p);
     }
     return p;
   }
 
-  #ipv4(ip: number, port: number): PeerAddress {
-    const k = ipv4Key(ip, port);
-    let p = this.#v4.get(k);
-    if (p === undefined) {
-      p = peerFromIpv4(ip, port);
-      if (this.#v4.size >= this.cacheSize) this.#v4.clear();
-      this.#v4.set(k, p);
-    }
-    return p;
+  /** The 16 address bytes at `at`. */
+  #ipv6(view: DataView, at: number, port: number): PeerAddress {
+    let h = port;
+    for (let i = 0; i < 16; i += 4) h = Math.imul(h ^ view.getUint32(at + i, false), HASH_MULTIPLIER);
+    h = (h ^ (h >>> 15)) & HASH_MASK;
+    const e = this.#v6.get(h);
+    if (e !== undefined && e.peer.port === port && sameBytes(e.bytes, view, at)) return e.peer;
+    const bytes = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) bytes[i] = view.getUint8(at + i);
+    const peer = peerFromBytes(bytes, port);
+    v6BytesCache.set(peer, bytes); // a send to it writes these bytes without parsing its text
+    if (this.#v6.size >= this.cacheSize) this.#v6.clear();
+    this.#v6.set(h, { peer, bytes });
+    return peer;
   }
+}
+
+/** Fibonacci hashing's odd multiplier (2^32 over the golden ratio), and the small-integer range V8 keeps
+ * unboxed (31-bit with pointer compression). */
+const HASH_MULTIPLIER = 0x9e3779b1;
+const HASH_MASK = 0x3fffffff;
+
+function sameBytes(bytes: Uint8Array, view: DataView, at: number): boolean {
+  for (let i = 0; i < 16; i++) if (bytes[i] !== view.getUint8(at + i)) return false;
+  return true;
 }

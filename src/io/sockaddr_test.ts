@@ -1,5 +1,5 @@
-// PeerReader and writeSockaddr: the peer a received sockaddr names, and a v4-mapped address written for
-// an IPv4 peer of a dual-stack socket.
+// PeerReader and writeSockaddr: the peer a received sockaddr names (cached without allocating per
+// datagram, and right when two addresses share a cache slot), and the v4-mapped address of an IPv4 peer.
 import assert from "node:assert/strict";
 import { PeerReader, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
 import { mustPeer, type PeerAddress } from "./address.ts";
@@ -29,4 +29,29 @@ Deno.test("PeerReader: a v4-mapped IPv6 sockaddr is the IPv4 peer", () => {
   const reader = new PeerReader();
   const peer = mustPeer("198.18.0.7", 4000);
   assert.equal(reader.read(sockaddr(peer, 6), 0), reader.read(sockaddr(peer, 4), 0));
+});
+
+Deno.test("PeerReader: addresses whose hashes collide are each read as themselves", () => {
+  // The IPv4 hash keeps 30 bits of address times an odd multiplier: addresses that differ only in the
+  // top two bits collide.
+  const reader = new PeerReader();
+  const a = mustPeer("10.0.0.1", 5000), b = mustPeer("74.0.0.1", 5000);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(reader.read(sockaddr(a), 0)!.key, a.key);
+    assert.equal(reader.read(sockaddr(b), 0)!.key, b.key);
+  }
+});
+
+Deno.test("PeerReader: IPv6 addresses that differ in any byte are told apart", () => {
+  const reader = new PeerReader();
+  const base = "fd00:0198:0018:0000:0000:0000:0000:0001".split(":");
+  for (let group = 0; group < 8; group++) {
+    const other = [...base];
+    other[group] = (parseInt(other[group], 16) ^ 0x100).toString(16);
+    const a = mustPeer(base.join(":"), 443), b = mustPeer(other.join(":"), 443);
+    assert.notEqual(a.key, b.key);
+    assert.equal(reader.read(sockaddr(a), 0)!.key, a.key);
+    assert.equal(reader.read(sockaddr(b), 0)!.key, b.key, `group ${group}`);
+    assert.equal(reader.read(sockaddr(a), 0)!.key, a.key);
+  }
 });

@@ -5,7 +5,8 @@ import type { PeerAddress } from "./address.ts";
 
 export type IoBackendName = "deno" | "ffi" | "memory";
 
-/** Called for each datagram; `data` is only valid during the call (the buffer is reused). */
+/** Called for each datagram; `data` is only valid during the call (the buffer is reused, and the view
+ * object may be handed out again for a later datagram): copy what is kept. */
 export type DatagramHandler = (data: Uint8Array, from: PeerAddress, socket: DatagramSocket) => void;
 
 export interface DatagramSocket {
