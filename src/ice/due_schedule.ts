@@ -14,6 +14,11 @@ export class DueSchedule<T> {
   #overdue: Array<[T, number]> = [];
   /** The first slot not yet taken: nothing is filed before it. */
   #next = -Infinity;
+  /** Slots are counted from here (a multiple of the slot width, the first time seen): small integers,
+   * which V8 keeps unboxed, where a slot number of a wall-clock time is a heap number made per filing
+   * (and kept as long as the filing). Past 2^30 slots (12 days of 1 ms slots) they are heap numbers
+   * again, still exact. */
+  #origin = NaN;
 
   constructor(readonly slotMs: number) {}
 
@@ -51,7 +56,7 @@ export class DueSchedule<T> {
     let i = 0;
     for (; i < overdue.length && out.length < max; i++) this.#take(overdue[i][0], overdue[i][1], out);
     this.#overdue = i < overdue.length ? overdue.slice(i) : [];
-    const last = Math.floor(now / this.slotMs); // slots whose time has come
+    const last = Math.floor((now - this.#originFor(now)) / this.slotMs); // slots whose time has come
     if (this.#slots.size === 0) {
       this.#next = Math.max(this.#next, last + 1); // nothing filed: skip the empty stretch at once
       return out;
@@ -95,6 +100,11 @@ export class DueSchedule<T> {
 
   /** The slot an instant belongs to, rounded up: an item is never taken before its time. */
   #slotFor(at: number): number {
-    return Math.ceil(at / this.slotMs);
+    return Math.ceil((at - this.#originFor(at)) / this.slotMs);
+  }
+
+  #originFor(time: number): number {
+    if (Number.isNaN(this.#origin)) this.#origin = Math.floor(time / this.slotMs) * this.slotMs;
+    return this.#origin;
   }
 }

@@ -299,6 +299,31 @@ export function encodeErrorCode(code: number, reason: string): Uint8Array {
   return out;
 }
 
+/** Binding indications carrying only a FINGERPRINT (the keepalive of RFC 8445 §11), each with a fresh
+ * random transaction ID (RFC 8489 §6), written into one buffer of this object's: next() returns it,
+ * valid until the next call, for a socket to send at once (sockets copy what they send). Keeping 10,000
+ * idle legs alive is 600 of these a second; built with buildStun each was ~650 bytes of garbage. */
+export class KeepaliveIndications {
+  readonly #out = new Uint8Array(HEADER_LENGTH + 8);
+  readonly #transactionId = this.#out.subarray(8, HEADER_LENGTH);
+  readonly #view = new DataView(this.#out.buffer);
+
+  constructor() {
+    const v = this.#view;
+    v.setUint16(0, BINDING_INDICATION);
+    v.setUint16(2, 8);
+    v.setUint32(4, MAGIC_COOKIE);
+    v.setUint16(HEADER_LENGTH, Attr.FINGERPRINT);
+    v.setUint16(HEADER_LENGTH + 2, 4);
+  }
+
+  next(): Uint8Array {
+    crypto.getRandomValues(this.#transactionId);
+    this.#view.setUint32(HEADER_LENGTH + 4, (crc32(this.#out, HEADER_LENGTH) ^ FINGERPRINT_XOR) >>> 0);
+    return this.#out;
+  }
+}
+
 export function randomTransactionId(): Uint8Array {
   return crypto.getRandomValues(new Uint8Array(12));
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   Attr,
+  BINDING_INDICATION,
   BINDING_REQUEST,
   BINDING_SUCCESS,
   buildStun,
@@ -13,6 +14,7 @@ import {
   getTieBreaker,
   getUsername,
   getXorMappedAddress,
+  KeepaliveIndications,
   parseStun,
   plainAttributes,
   StunError,
@@ -168,4 +170,26 @@ Deno.test("RFC 7983 classifier", () => {
   assert.equal(classifyPacket(0xbf), "rtp");
   assert.equal(classifyPacket(70), "other");
   assert.equal(classifyPacket(255), "other");
+});
+
+Deno.test("keepalive indications: what buildStun makes of a Binding indication with a FINGERPRINT, a fresh transaction each", () => {
+  const keepalives = new KeepaliveIndications();
+  const seen = new Set<string>();
+  for (let i = 0; i < 50; i++) {
+    const bytes = keepalives.next().slice();
+    const msg = parseStun(bytes);
+    assert.equal(msg.type, BINDING_INDICATION);
+    assert.ok(verifyFingerprint(msg));
+    assert.deepEqual(
+      bytes,
+      buildStun({
+        type: BINDING_INDICATION,
+        transactionId: msg.transactionId,
+        attributes: [],
+        fingerprint: true,
+      }),
+    );
+    seen.add(String(msg.transactionId));
+  }
+  assert.equal(seen.size, 50);
 });

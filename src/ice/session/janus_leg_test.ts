@@ -259,3 +259,49 @@ Deno.test("a longer Tr (options.janus_keepalive) spaces an idle leg's keepalives
   assert.ok(second >= 120_000 && second <= 144_000, `next keepalive in ${second} ms`);
   assert.deepEqual(s.events.failed, [], "an idle leg does not lose consent however long Tr is");
 });
+
+Deno.test("media that stops: consent checks end, keepalives take over, and the next packet resumes consent at once", () => {
+  const s = setup({ controlling: true, tieBreaker: 10n });
+  s.leg.tick(s.clock.now());
+  s.net.deliver();
+  s.respond(s.seen[0]);
+  s.net.deliver();
+  // Media for 20 s, the plane calling maintain() when the leg says it is due (Janus answers consent).
+  const run = (ms: number, sending: boolean) => {
+    const end = s.clock.now() + ms;
+    while (s.clock.now() < end) {
+      s.clock.advance(100);
+      if (sending) s.leg.send(new Uint8Array([0x80, 0]));
+      if (s.leg.maintenanceDueAt(s.clock.now()) <= s.clock.now()) {
+        const before = s.seen.length;
+        s.leg.maintain(s.clock.now());
+        s.net.deliver();
+        for (const m of s.seen.slice(before)) if (m.type === BINDING_REQUEST) s.respond(m);
+        s.net.deliver();
+      }
+    }
+  };
+  run(20_000, true);
+  const due = s.events.maintenanceDue;
+  const stoppedAt = s.clock.now(), sentBefore = s.seen.length;
+  run(60_000, false);
+  const after = s.seen.slice(sentBefore);
+  const lastCheck = after.findLastIndex((m) => m.type === BINDING_REQUEST);
+  const checksAfterStop = after.slice(0, lastCheck + 1).length;
+  // Media counts as flowing for 10 s after the last packet, dated by maintain() up to one consent
+  // interval late: at most three more checks, then keepalive indications only.
+  assert.ok(checksAfterStop <= 3, `consent checks after media stopped: ${checksAfterStop}`);
+  assert.ok(after.slice(lastCheck + 1).length >= 2, "keepalives follow");
+  assert.ok(after.slice(lastCheck + 1).every((m) => m.type === BINDING_INDICATION));
+  assert.deepEqual(s.events.failed, []);
+  assert.ok(s.clock.now() - stoppedAt >= 60_000);
+  // The next packet: maintenance is due at once, and it is a consent check.
+  s.leg.send(new Uint8Array([0x80, 0]));
+  assert.equal(s.events.maintenanceDue, due + 1, "media after a pause reports it once");
+  s.leg.send(new Uint8Array([0x80, 0]));
+  assert.equal(s.events.maintenanceDue, due + 1);
+  assert.ok(s.leg.maintenanceDueAt(s.clock.now()) <= s.clock.now());
+  s.leg.maintain(s.clock.now());
+  s.net.deliver();
+  assert.equal(s.seen.at(-1)!.type, BINDING_REQUEST);
+});
