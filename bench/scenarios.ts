@@ -349,26 +349,29 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
 
 /** Idle sessions in batches: RSS, set-up rate, the admin endpoints' cost at each size, then latency with
  * them all held, read against the direct path in alternate windows; and the C relay measured the same way
- * just before, while xRTC holds them (the ceiling under the same method and the same machine state). */
-const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
-  id: `idle:${backend}`,
-  title: `idle sessions, ${backend}`,
+ * just before, while xRTC holds them (the ceiling under the same method and the same machine state).
+ * With `workers`, the held step only, media on that many worker threads (memory and admin rows are the
+ * one-shard scenario's). */
+const idleScenario = (backend: "deno" | "ffi", workers = 1): Scenario => ({
+  id: workers > 1 ? `idle-w${workers}:${backend}` : `idle:${backend}`,
+  title: `idle sessions, ${backend}${workers > 1 ? `, workers: ${workers}` : ""}`,
   async run(ctx) {
     const { sessions } = ctx.settings;
     if (!sessions.length) return;
     const peer = await startPeer();
-    const x: BenchXrtc = { backend, adminPort: freePort(), ...xrtcPorts(peer.http) };
+    const x: BenchXrtc = { backend, workers, adminPort: freePort(), ...xrtcPorts(peer.http) };
     const proc = await startXrtc(x);
     try {
       await sleep(1000);
       const base = rssKb(proc.pid);
       let made = 0, connected = 0;
-      for (const n of sessions) {
+      for (const n of workers > 1 ? sessions.slice(-1) : sessions) {
         const g = await idleSessions(ctx, x, n - made);
         made = n;
         connected += g.connected ?? 0;
         // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
         await sleep(11_000);
+        if (workers > 1) continue; // the held step only
         const rss = rssKb(proc.pid);
         ctx.results.memory.push({
           backend,
@@ -398,17 +401,19 @@ const idleScenario = (backend: "deno" | "ffi"): Scenario => ({
       const rotation = `${ctx.settings.heldStepMs / 1000} s each, in ${
         ctx.settings.heldWindowMs / 1000
       } s windows rotating with the direct path and the other`;
+      const shards = workers > 1 ? `, workers: ${workers}` : "";
+      const suffix = workers > 1 ? `-w${workers}` : "";
       addRow(
         ctx,
-        `idle-held-c:${backend}`,
-        `bare relay in C, while xRTC (${backend}) holds ${made} idle sessions (${rotation})`,
+        `idle-held-c:${backend}${suffix}`,
+        `bare relay in C, while xRTC (${backend}${shards}) holds ${made} idle sessions (${rotation})`,
         "C",
         r.steps.flatMap((s) => s.relay ? [s.relay] : []),
       );
       addRow(
         ctx,
-        `idle-held:${backend}`,
-        `xRTC half proxy, ${made} idle sessions held (${rotation})`,
+        `idle-held:${backend}${suffix}`,
+        `xRTC half proxy${shards}, ${made} idle sessions held (${rotation})`,
         backend,
         r.steps.map(({ relay: _, ...s }) => s),
       );
@@ -569,6 +574,9 @@ export function scenarios(s: Settings): Scenario[] {
     }),
     repeated(cRelayScenario),
     ...s.backends.flatMap((b) => [...throughputScenarios(b).map(repeated), idleScenario(b)]),
+    // The held step again with media on worker threads, each waiting for datagrams on its own thread
+    // (one thread switch per wakeup) and out of the main isolate's collections (shards.ts).
+    ...(s.backends.includes("ffi") ? [idleScenario("ffi", 2)] : []),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
     maintenanceScenario,
   ];
