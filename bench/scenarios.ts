@@ -350,28 +350,33 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
 /** Idle sessions in batches: RSS, set-up rate, the admin endpoints' cost at each size, then latency with
  * them all held, read against the direct path in alternate windows; and the C relay measured the same way
  * just before, while xRTC holds them (the ceiling under the same method and the same machine state).
- * With `workers`, the held step only, media on that many worker threads (memory and admin rows are the
- * one-shard scenario's). */
-const idleScenario = (backend: "deno" | "ffi", workers = 1): Scenario => ({
-  id: workers > 1 ? `idle-w${workers}:${backend}` : `idle:${backend}`,
-  title: `idle sessions, ${backend}${workers > 1 ? `, workers: ${workers}` : ""}`,
+ * With `onWorker`, the held step only, the one shard's media on a worker thread (media_thread: worker;
+ * memory and admin rows are the main-thread scenario's). */
+const idleScenario = (backend: "deno" | "ffi", onWorker = false): Scenario => ({
+  id: onWorker ? `idle-worker:${backend}` : `idle:${backend}`,
+  title: `idle sessions, ${backend}${onWorker ? ", media_thread: worker" : ""}`,
   async run(ctx) {
     const { sessions } = ctx.settings;
     if (!sessions.length) return;
     const peer = await startPeer();
-    const x: BenchXrtc = { backend, workers, adminPort: freePort(), ...xrtcPorts(peer.http) };
+    const x: BenchXrtc = {
+      backend,
+      mediaThread: onWorker ? "worker" : "main",
+      adminPort: freePort(),
+      ...xrtcPorts(peer.http),
+    };
     const proc = await startXrtc(x);
     try {
       await sleep(1000);
       const base = rssKb(proc.pid);
       let made = 0, connected = 0;
-      for (const n of workers > 1 ? sessions.slice(-1) : sessions) {
+      for (const n of onWorker ? sessions.slice(-1) : sessions) {
         const g = await idleSessions(ctx, x, n - made);
         made = n;
         connected += g.connected ?? 0;
         // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
         await sleep(11_000);
-        if (workers > 1) continue; // the held step only
+        if (onWorker) continue; // the held step only
         const rss = rssKb(proc.pid);
         ctx.results.memory.push({
           backend,
@@ -401,8 +406,8 @@ const idleScenario = (backend: "deno" | "ffi", workers = 1): Scenario => ({
       const rotation = `${ctx.settings.heldStepMs / 1000} s each, in ${
         ctx.settings.heldWindowMs / 1000
       } s windows rotating with the direct path and the other`;
-      const shards = workers > 1 ? `, workers: ${workers}` : "";
-      const suffix = workers > 1 ? `-w${workers}` : "";
+      const shards = onWorker ? ", media_thread: worker" : "";
+      const suffix = onWorker ? "-worker" : "";
       addRow(
         ctx,
         `idle-held-c:${backend}${suffix}`,
@@ -574,9 +579,9 @@ export function scenarios(s: Settings): Scenario[] {
     }),
     repeated(cRelayScenario),
     ...s.backends.flatMap((b) => [...throughputScenarios(b).map(repeated), idleScenario(b)]),
-    // The held step again with media on worker threads, each waiting for datagrams on its own thread
-    // (one thread switch per wakeup) and out of the main isolate's collections (shards.ts).
-    ...(s.backends.includes("ffi") ? [idleScenario("ffi", 2)] : []),
+    // The held step again with the shard's media on a worker thread, which waits for datagrams on its own
+    // thread (one thread switch per wakeup) and is out of the main isolate's collections (shards.ts).
+    ...(s.backends.includes("ffi") ? [idleScenario("ffi", true)] : []),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
     maintenanceScenario,
   ];

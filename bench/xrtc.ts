@@ -6,6 +6,8 @@ export interface BenchXrtc {
   backend: "deno" | "ffi";
   icedirect?: boolean;
   workers?: number;
+  /** options.media_thread (main unless told). */
+  mediaThread?: "main" | "worker";
   /** The echo peer's HTTP API (standing where Janus stands). */
   peerHttp: number;
   udpPort: number;
@@ -30,6 +32,7 @@ options:
   udp_gro: ${o.gro ?? true}
   max_sessions: ${o.maxSessions ?? 50_000}
   workers: ${o.workers ?? 1}
+  media_thread: ${o.mediaThread ?? "main"}
   # Idle sessions are connected once, then silent for the rest of the run.
   consent_timeout: 10m
 ${

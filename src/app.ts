@@ -169,6 +169,11 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     await backend.close();
     throw new Error(`options.workers: ${workers} needs the ffi backend (SO_REUSEPORT), not ${backend.name}`);
   }
+  const mediaOnWorkers = config.options.mediaThread === "worker";
+  if (mediaOnWorkers && backend.name !== "ffi") {
+    await backend.close();
+    throw new Error(`options.media_thread: worker needs the ffi backend, not ${backend.name}`);
+  }
   installProcessCollectors();
   const stopLag = startLagMonitor();
   const iceServices = await iceServicesOf(config);
@@ -212,6 +217,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
       shards = await ShardSet.start({
         backend,
         shards: workers,
+        mediaOnWorkers,
         udpPorts: udpPortsOf(config),
         consentTimeoutMs: config.options.consentTimeoutMs,
         janusKeepaliveMs: config.options.janusKeepaliveMs,
@@ -416,7 +422,11 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     const where = formatHostPort(l.net.addr.host || "0.0.0.0", l.net.addr.port);
     if (l.proto === "udp") {
       if (!plane || !l.net.enableIce) return;
-      const sharded = workers > 1 ? `, ${workers} worker threads` : "";
+      const sharded = workers > 1
+        ? `, ${workers} worker threads`
+        : mediaOnWorkers
+        ? ", on a worker thread"
+        : "";
       announce(`xrtc: ${l.name} listening on udp://${where} (ice, ${backend.name} backend${sharded})`);
     } else if (l.proto === "tcp") {
       const handler = l.enableHttp ? makeHttpHandler(l, depsOf(c)) : undefined;
@@ -561,6 +571,9 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     // Fixed for the life of the process.
     if (n.ioBackend !== o.ioBackend) notApplied.push("options.io_backend (the sockets are opened once)");
     if (n.workers !== o.workers) notApplied.push("options.workers (the shards are started once)");
+    if (n.mediaThread !== o.mediaThread) {
+      notApplied.push("options.media_thread (the shards are started once)");
+    }
     if (n.maxSessions !== o.maxSessions) {
       notApplied.push("options.max_sessions (the claim board is sized once)");
     }

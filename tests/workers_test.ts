@@ -78,6 +78,36 @@ Deno.test("two worker shards on one UDP port: werift echotests end to end on bot
 });
 
 Deno.test(
+  "one shard on a worker thread (media_thread: worker): werift echotests, the main thread serves no UDP port",
+  opts,
+  async () => {
+    const ONE_WORKER = {
+      options: "  consent_timeout: 30s\n  io_backend: ffi\n  media_thread: worker",
+      ioBackend: "ffi" as const,
+    };
+    await withStack({ xrtc: ONE_WORKER }, async ({ topo, xrtc, base }) => {
+      assert.equal(xrtc.shards!.count, 2, "the main thread's shard and one worker");
+      assert.equal(xrtc.shards!.mainServesUdp, false);
+      const before = await shardStats(xrtc);
+      const claimedSince = (s: ShardStats) =>
+        s.get(CLAIMED) - (before.find((b) => b.shard === s.shard)?.get(CLAIMED) ?? 0);
+      const batch = await Promise.all([0, 1, 2].map((i) => runEchotest(topo, base, `w${i}`)));
+      for (const r of batch) assertEcho(topo, r);
+      const stats = await shardStats(xrtc);
+      assert.deepEqual(
+        stats.map((s) => [s.shard, claimedSince(s)]),
+        [[0, 0], [1, 3]],
+        "every session on the worker",
+      );
+      await waitFor("sessions released", async () => {
+        const now = await shardStats(xrtc);
+        return now.every((s) => s.sessions === 0 && s.specs === 0) || undefined;
+      }, 10_000);
+    });
+  },
+);
+
+Deno.test(
   "two worker shards, full proxy with the Janus leg over ICE-TCP: echotests relayed by the workers",
   opts,
   async () => {

@@ -68,6 +68,8 @@ export const LIMIT_FIELDS: Fields<Limits> = {
   },
 };
 
+const MEDIA_THREAD = field.oneOf<XrtcOptions, "main" | "worker">("mediaThread", ["main", "worker"], "main");
+
 export const OPTION_FIELDS: Fields<XrtcOptions> = {
   // The batched libc backend where it loads (Linux, FFI permitted), else the portable one with a notice.
   io_backend: field.oneOf("ioBackend", ["auto", "deno", "ffi"] as const, "auto"),
@@ -95,6 +97,16 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
       }
     },
     show: (t) => t.workers,
+  },
+  // With one shard, its media on the main thread or on a worker thread of its own (FFI only).
+  media_thread: {
+    read: (r, path, node, t) => {
+      MEDIA_THREAD.read(r, path, node, t);
+      if (t.mediaThread === "worker" && t.ioBackend === "deno") {
+        r.error(path, node, "media on a worker thread needs io_backend: ffi or auto");
+      }
+    },
+    show: (t) => t.mediaThread,
   },
   log_level: field.oneOf("logLevel", LEVELS, "info"),
   state_dir: {

@@ -203,6 +203,21 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
   assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 63"))[0], /from 1 to 62/);
 });
 
+Deno.test("options.media_thread: main by default, worker on the FFI backend (or auto), refused with deno", () => {
+  const withOptions = (o: string) => `options:\n${o}\n${SEED}`;
+  assert.equal(loadConfigText(SEED, "r.yml").config.options.mediaThread, "main");
+  assert.equal(
+    loadConfigText(withOptions("  media_thread: worker"), "r.yml").config.options.mediaThread,
+    "worker",
+  );
+  const [deno] = errorsOf(withOptions("  io_backend: deno\n  media_thread: worker"));
+  assert.match(deno, /r\.yml:3: options\.media_thread: media on a worker thread needs io_backend: ffi/);
+  assert.match(
+    errorsOf(withOptions("  media_thread: core"))[0],
+    /options\.media_thread: expected one of "main", "worker"/,
+  );
+});
+
 Deno.test("cluster: absent is a single node; present, every key read, checked, and the password never shown", () => {
   assert.equal(loadConfigText(SEED, "r.yml").config.cluster, undefined);
   const { config } = loadConfigText(

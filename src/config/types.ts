@@ -168,6 +168,9 @@ export interface XrtcOptions {
   /** Shards serving the shared UDP ports: 1 is the main thread; more are that many worker threads
    * (FFI backend), and the main thread then serves only signalling, HTTP and the TCP ports. */
   workers: number;
+  /** Where a single shard's media runs: "main" (the main thread, beside signalling and HTTP) or "worker"
+   * (a worker thread of its own, FFI backend, as every shard does with workers above 1). */
+  mediaThread: "main" | "worker";
   logLevel: Level;
   limits: Limits;
   janus: JanusTimers;

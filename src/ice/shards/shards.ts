@@ -78,8 +78,11 @@ const REPORT_TIMEOUT_MS = 2_000;
 export interface ShardSetOptions {
   /** The main thread's backend (shard 0). */
   backend: DatagramBackend;
-  /** Shards on the shared UDP ports: 1 is the main thread; N > 1 are N workers. */
+  /** Shards on the shared UDP ports: 1 is the main thread (or one worker, with mediaOnWorkers); N > 1
+   * are N workers. */
   shards: number;
+  /** A single shard is a worker thread too (options.media_thread: worker), not the main thread. */
+  mediaOnWorkers?: boolean;
   udpPorts: UdpPortSpec[];
   consentTimeoutMs: number;
   janusKeepaliveMs: number;
@@ -133,11 +136,11 @@ export class ShardSet implements SpecSink {
   readonly #last = new Map<number, ShardReport>();
   #nextId = 1;
 
-  /** Whether the main thread serves the shared UDP ports (only when it is the one shard). */
+  /** Whether the main thread serves the shared UDP ports (only when it is the one shard, by default). */
   readonly mainServesUdp: boolean;
 
   private constructor(readonly opts: ShardSetOptions) {
-    this.mainServesUdp = opts.shards <= 1;
+    this.mainServesUdp = opts.shards <= 1 && !opts.mediaOnWorkers;
     this.local = new MediaPlane({
       backend: opts.backend,
       shard: 0,
