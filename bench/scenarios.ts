@@ -278,6 +278,24 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
         }
       },
     }, {
+      id: "half-worker:ffi",
+      title: "xRTC half proxy with the shard's media on a worker thread (media_thread: worker), ffi",
+      async run(ctx: Context) {
+        const x: BenchXrtc = { backend: "ffi", mediaThread: "worker", ...xrtcPorts(ctx.peer.http) };
+        const proc = await startXrtc(x);
+        try {
+          addRow(
+            ctx,
+            "half-worker:ffi",
+            "xRTC half proxy, media_thread: worker",
+            "ffi",
+            (await throughXrtc(ctx, x, proc)).steps,
+          );
+        } finally {
+          await proc.stop();
+        }
+      },
+    }, {
       id: "half-gro:ffi",
       title: "xRTC half proxy, clients sending bursts of 8 with UDP GSO, udp_gro on and off (20k step), ffi",
       async run(ctx: Context) {
