@@ -201,6 +201,28 @@ const cRelayScenario: Scenario = {
   },
 };
 
+/** xRTC with these options (its ports added) through the stepped rates, as one row of the table. */
+function proxyScenario(
+  id: string,
+  title: string,
+  label: string,
+  options: Omit<BenchXrtc, keyof ReturnType<typeof xrtcPorts>>,
+): Scenario {
+  return {
+    id,
+    title,
+    async run(ctx) {
+      const x: BenchXrtc = { ...options, ...xrtcPorts(ctx.peer.http) };
+      const proc = await startXrtc(x);
+      try {
+        addRow(ctx, id, label, options.backend, (await throughXrtc(ctx, x, proc)).steps);
+      } finally {
+        await proc.stop();
+      }
+    },
+  };
+}
+
 const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
   {
     id: `relay:${backend}`,
@@ -236,132 +258,98 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
       },
     }]
     : []),
-  ...[false, true].map((icedirect): Scenario => {
+  ...[false, true].map((icedirect) => {
     const mode = icedirect ? "full" : "half";
-    return {
-      id: `${mode}:${backend}`,
-      title: `xRTC ${mode} proxy, ${backend}`,
-      async run(ctx) {
-        const x: BenchXrtc = { backend, icedirect, ...xrtcPorts(ctx.peer.http) };
-        const proc = await startXrtc(x);
-        try {
-          addRow(
-            ctx,
-            `${mode}:${backend}`,
-            `xRTC ${mode} proxy`,
-            backend,
-            (await throughXrtc(ctx, x, proc)).steps,
-          );
-        } finally {
-          await proc.stop();
-        }
-      },
-    };
+    return proxyScenario(`${mode}:${backend}`, `xRTC ${mode} proxy, ${backend}`, `xRTC ${mode} proxy`, {
+      backend,
+      icedirect,
+    });
   }),
   ...(backend === "ffi"
-    ? [{
-      id: "half-nogso:ffi",
-      title: "xRTC half proxy without UDP GSO (udp_gso: false), ffi",
-      async run(ctx: Context) {
-        const x: BenchXrtc = { backend: "ffi", gso: false, ...xrtcPorts(ctx.peer.http) };
-        const proc = await startXrtc(x);
-        try {
-          addRow(
-            ctx,
-            "half-nogso:ffi",
-            "xRTC half proxy, GSO off",
-            "ffi",
-            (await throughXrtc(ctx, x, proc)).steps,
-          );
-        } finally {
-          await proc.stop();
-        }
+    ? [
+      proxyScenario(
+        "half-nogso:ffi",
+        "xRTC half proxy without UDP GSO (udp_gso: false), ffi",
+        "xRTC half proxy, GSO off",
+        { backend: "ffi", gso: false },
+      ),
+      proxyScenario(
+        "half-worker:ffi",
+        "xRTC half proxy with the shard's media on a worker thread (media_thread: worker), ffi",
+        "xRTC half proxy, media_thread: worker",
+        { backend: "ffi", mediaThread: "worker" },
+      ),
+      {
+        id: "half-gro:ffi",
+        title:
+          "xRTC half proxy, clients sending bursts of 8 with UDP GSO, udp_gro on and off (20k step), ffi",
+        async run(ctx: Context) {
+          // Where GRO pays: a sender on the host that uses GSO (on the wire, a NIC's GRO does the same
+          // for bursts that arrive together; loopback and veth coalesce only what left as one GSO send).
+          for (const gro of [true, false]) {
+            const x: BenchXrtc = { backend: "ffi", gro, ...xrtcPorts(ctx.peer.http) };
+            const proc = await startXrtc(x);
+            try {
+              const r = await throughXrtc(ctx, x, proc, {
+                rates: [ctx.settings.latencyRate],
+                burst: 8,
+                gso: true,
+              });
+              const id = gro ? "half-gso-bursts:ffi" : "half-gso-bursts-nogro:ffi";
+              addRow(
+                ctx,
+                id,
+                `xRTC half proxy, clients send GSO bursts of 8, GRO ${gro ? "on" : "off"}`,
+                "ffi",
+                r.steps,
+              );
+            } finally {
+              await proc.stop();
+            }
+          }
+        },
       },
-    }, {
-      id: "half-worker:ffi",
-      title: "xRTC half proxy with the shard's media on a worker thread (media_thread: worker), ffi",
-      async run(ctx: Context) {
-        const x: BenchXrtc = { backend: "ffi", mediaThread: "worker", ...xrtcPorts(ctx.peer.http) };
-        const proc = await startXrtc(x);
-        try {
-          addRow(
-            ctx,
-            "half-worker:ffi",
-            "xRTC half proxy, media_thread: worker",
-            "ffi",
-            (await throughXrtc(ctx, x, proc)).steps,
-          );
-        } finally {
-          await proc.stop();
-        }
-      },
-    }, {
-      id: "half-gro:ffi",
-      title: "xRTC half proxy, clients sending bursts of 8 with UDP GSO, udp_gro on and off (20k step), ffi",
-      async run(ctx: Context) {
-        // Where GRO pays: a sender on the host that uses GSO (on the wire, a NIC's GRO does the same
-        // for bursts that arrive together; loopback and veth coalesce only what left as one GSO send).
-        for (const gro of [true, false]) {
-          const x: BenchXrtc = { backend: "ffi", gro, ...xrtcPorts(ctx.peer.http) };
+      {
+        id: "half-journal:ffi",
+        title: "xRTC half proxy with the state journal on, ffi",
+        async run(ctx: Context) {
+          const stateDir = await Deno.makeTempDir({ prefix: "xrtc-bench-state-" });
+          const x: BenchXrtc = { backend: "ffi", stateDir, ...xrtcPorts(ctx.peer.http) };
           const proc = await startXrtc(x);
           try {
-            const r = await throughXrtc(ctx, x, proc, {
-              rates: [ctx.settings.latencyRate],
-              burst: 8,
-              gso: true,
-            });
-            const id = gro ? "half-gso-bursts:ffi" : "half-gso-bursts-nogro:ffi";
-            addRow(
-              ctx,
-              id,
-              `xRTC half proxy, clients send GSO bursts of 8, GRO ${gro ? "on" : "off"}`,
-              "ffi",
-              r.steps,
-            );
+            const r = await throughXrtc(ctx, x, proc);
+            addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps);
           } finally {
             await proc.stop();
+            await Deno.remove(stateDir, { recursive: true });
           }
-        }
+        },
       },
-    }, {
-      id: "half-journal:ffi",
-      title: "xRTC half proxy with the state journal on, ffi",
-      async run(ctx: Context) {
-        const stateDir = await Deno.makeTempDir({ prefix: "xrtc-bench-state-" });
-        const x: BenchXrtc = { backend: "ffi", stateDir, ...xrtcPorts(ctx.peer.http) };
-        const proc = await startXrtc(x);
-        try {
-          const r = await throughXrtc(ctx, x, proc);
-          addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps);
-        } finally {
-          await proc.stop();
-          await Deno.remove(stateDir, { recursive: true });
-        }
-      },
-    }, {
-      id: "workers:ffi",
-      title: "xRTC half proxy with workers: 1 and 2, 16 clients, ffi",
-      async run(ctx: Context) {
-        for (const workers of [1, 2]) {
-          const x: BenchXrtc = { backend: "ffi", workers, ...xrtcPorts(ctx.peer.http) };
-          const proc = await startXrtc(x);
-          try {
-            const threads0 = threadSamples(proc.pid);
-            const r = await throughXrtc(ctx, x, proc, { clients: 16 });
-            addRow(
-              ctx,
-              `workers-${workers}:ffi`,
-              `xRTC half proxy, workers: ${workers} (16 clients)`,
-              "ffi",
-              r.steps,
-            );
-            ctx.results.threads[workers] = threadUse(threads0, threadSamples(proc.pid));
-          } finally {
-            await proc.stop();
+      {
+        id: "workers:ffi",
+        title: "xRTC half proxy with workers: 1 and 2, 16 clients, ffi",
+        async run(ctx: Context) {
+          for (const workers of [1, 2]) {
+            const x: BenchXrtc = { backend: "ffi", workers, ...xrtcPorts(ctx.peer.http) };
+            const proc = await startXrtc(x);
+            try {
+              const threads0 = threadSamples(proc.pid);
+              const r = await throughXrtc(ctx, x, proc, { clients: 16 });
+              addRow(
+                ctx,
+                `workers-${workers}:ffi`,
+                `xRTC half proxy, workers: ${workers} (16 clients)`,
+                "ffi",
+                r.steps,
+              );
+              ctx.results.threads[workers] = threadUse(threads0, threadSamples(proc.pid));
+            } finally {
+              await proc.stop();
+            }
           }
-        }
+        },
       },
-    }]
+    ]
     : []),
 ];
 

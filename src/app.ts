@@ -165,14 +165,12 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     gro: config.options.udpGro,
   });
   if (fallback) announce(`xrtc: notice: io_backend auto: using the deno backend (${fallback})`);
-  if (workers > 1 && backend.name !== "ffi") {
-    await backend.close();
-    throw new Error(`options.workers: ${workers} needs the ffi backend (SO_REUSEPORT), not ${backend.name}`);
-  }
   const mediaOnWorkers = config.options.mediaThread === "worker";
-  if (mediaOnWorkers && backend.name !== "ffi") {
+  // Worker shards each open their own FFI backend and bind the public ports with SO_REUSEPORT.
+  if ((workers > 1 || mediaOnWorkers) && backend.name !== "ffi") {
     await backend.close();
-    throw new Error(`options.media_thread: worker needs the ffi backend, not ${backend.name}`);
+    const asked = workers > 1 ? `options.workers: ${workers}` : "options.media_thread: worker";
+    throw new Error(`${asked} needs the ffi backend (SO_REUSEPORT), not ${backend.name}`);
   }
   installProcessCollectors();
   const stopLag = startLagMonitor();

@@ -93,7 +93,14 @@ function setup(o: { controlling: boolean; tieBreaker: bigint; keepaliveMs?: numb
       }),
       xrtcSocket.localAddress,
     );
-  return { net, clock, leg, seen, events, respond, janusCheck };
+  /** The leg's first check goes out and Janus answers it: the pair is selected. */
+  const selectPair = () => {
+    leg.tick(clock.now());
+    net.deliver();
+    respond(seen[0]);
+    net.deliver();
+  };
+  return { net, clock, leg, seen, events, respond, janusCheck, selectPair };
 }
 
 Deno.test("controlling: checks carry USE-CANDIDATE; the first success selects the pair", () => {
@@ -164,10 +171,7 @@ Deno.test("controlled: Janus's nomination selects the pair once xRTC's own check
 
 Deno.test("consent (RFC 7675): checks on the selected pair every ~5 s while media flows; lost after 30 s unanswered", () => {
   const s = setup({ controlling: true, tieBreaker: 10n });
-  s.leg.tick(s.clock.now());
-  s.net.deliver();
-  s.respond(s.seen[0]);
-  s.net.deliver();
+  s.selectPair();
   const sentBefore = s.seen.length;
   for (let t = 0; t < 20_000; t += 1_000) {
     s.clock.advance(1_000);
@@ -190,10 +194,7 @@ Deno.test("maintenance: none while connecting; idle, keepalive indications; medi
   const s = setup({ controlling: true, tieBreaker: 10n });
   const t0 = s.clock.now();
   assert.equal(s.leg.maintenanceDueAt(t0), Infinity); // tick() drives the checks until a pair is selected
-  s.leg.tick(t0);
-  s.net.deliver();
-  s.respond(s.seen[0]);
-  s.net.deliver();
+  s.selectPair();
   assert.equal(s.events.maintenanceDue, 1, "selection reports that maintenance is due");
   const keepaliveAt = s.leg.maintenanceDueAt(t0);
   // RFC 8445 §11: Tr is never under 15 s; spread up to a fifth above it.
@@ -245,10 +246,7 @@ Deno.test("maintenance: none while connecting; idle, keepalive indications; medi
 Deno.test("a longer Tr (options.janus_keepalive) spaces an idle leg's keepalives by it", () => {
   const s = setup({ controlling: true, tieBreaker: 10n, keepaliveMs: 120_000 });
   const t0 = s.clock.now();
-  s.leg.tick(t0);
-  s.net.deliver();
-  s.respond(s.seen[0]);
-  s.net.deliver();
+  s.selectPair();
   const first = s.leg.maintenanceDueAt(t0) - t0;
   assert.ok(first >= 120_000 && first <= 144_000, `first keepalive in ${first} ms`);
   s.clock.time = t0 + first;
@@ -262,10 +260,7 @@ Deno.test("a longer Tr (options.janus_keepalive) spaces an idle leg's keepalives
 
 Deno.test("media that stops: consent checks end, keepalives take over, and the next packet resumes consent at once", () => {
   const s = setup({ controlling: true, tieBreaker: 10n });
-  s.leg.tick(s.clock.now());
-  s.net.deliver();
-  s.respond(s.seen[0]);
-  s.net.deliver();
+  s.selectPair();
   // Media for 20 s, the plane calling maintain() when the leg says it is due (Janus answers consent).
   const run = (ms: number, sending: boolean) => {
     const end = s.clock.now() + ms;
