@@ -274,10 +274,10 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
         { backend: "ffi", gso: false },
       ),
       proxyScenario(
-        "half-worker:ffi",
-        "xRTC half proxy with the shard's media on a worker thread (media_thread: worker), ffi",
-        "xRTC half proxy, media_thread: worker",
-        { backend: "ffi", mediaThread: "worker" },
+        "half-main:ffi",
+        "xRTC half proxy with the shard's media on the main thread (media_thread: main), ffi",
+        "xRTC half proxy, media_thread: main",
+        { backend: "ffi", mediaThread: "main" },
       ),
       {
         id: "half-gro:ffi",
@@ -356,18 +356,18 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
 /** Idle sessions in batches: RSS, set-up rate, the admin endpoints' cost at each size, then latency with
  * them all held, read against the direct path in alternate windows; and the C relay measured the same way
  * just before, while xRTC holds them (the ceiling under the same method and the same machine state).
- * With `onWorker`, the held step only, the one shard's media on a worker thread (media_thread: worker;
- * memory and admin rows are the main-thread scenario's). */
-const idleScenario = (backend: "deno" | "ffi", onWorker = false): Scenario => ({
-  id: onWorker ? `idle-worker:${backend}` : `idle:${backend}`,
-  title: `idle sessions, ${backend}${onWorker ? ", media_thread: worker" : ""}`,
+ * With `onMain`, the held step only, the one shard's media on the main thread (media_thread: main;
+ * memory and admin rows are the default's: a worker thread with ffi). */
+const idleScenario = (backend: "deno" | "ffi", onMain = false): Scenario => ({
+  id: onMain ? `idle-main:${backend}` : `idle:${backend}`,
+  title: `idle sessions, ${backend}${onMain ? ", media_thread: main" : ""}`,
   async run(ctx) {
     const { sessions } = ctx.settings;
     if (!sessions.length) return;
     const peer = await startPeer();
     const x: BenchXrtc = {
       backend,
-      mediaThread: onWorker ? "worker" : "main",
+      mediaThread: onMain ? "main" : "auto",
       adminPort: freePort(),
       ...xrtcPorts(peer.http),
     };
@@ -376,13 +376,13 @@ const idleScenario = (backend: "deno" | "ffi", onWorker = false): Scenario => ({
       await sleep(1000);
       const base = rssKb(proc.pid);
       let made = 0, connected = 0;
-      for (const n of onWorker ? sessions.slice(-1) : sessions) {
+      for (const n of onMain ? sessions.slice(-1) : sessions) {
         const g = await idleSessions(ctx, x, n - made);
         made = n;
         connected += g.connected ?? 0;
         // Janus legs connect, memory settles, and xRTC's periodic release of free memory (10 s) has run.
         await sleep(11_000);
-        if (onWorker) continue; // the held step only
+        if (onMain) continue; // the held step only
         const rss = rssKb(proc.pid);
         ctx.results.memory.push({
           backend,
@@ -412,8 +412,8 @@ const idleScenario = (backend: "deno" | "ffi", onWorker = false): Scenario => ({
       const rotation = `${ctx.settings.heldStepMs / 1000} s each, in ${
         ctx.settings.heldWindowMs / 1000
       } s windows rotating with the direct path and the other`;
-      const shards = onWorker ? ", media_thread: worker" : "";
-      const suffix = onWorker ? "-worker" : "";
+      const shards = onMain ? ", media_thread: main" : "";
+      const suffix = onMain ? "-main" : "";
       addRow(
         ctx,
         `idle-held-c:${backend}${suffix}`,
@@ -585,8 +585,8 @@ export function scenarios(s: Settings): Scenario[] {
     }),
     repeated(cRelayScenario),
     ...s.backends.flatMap((b) => [...throughputScenarios(b).map(repeated), idleScenario(b)]),
-    // The held step again with the shard's media on a worker thread, which waits for datagrams on its own
-    // thread (one thread switch per wakeup) and is out of the main isolate's collections (shards.ts).
+    // The held step again with the shard's media on the main thread (media_thread: main), which waits for
+    // datagrams through Deno's reactor (two thread switches per wakeup) beside signalling and HTTP.
     ...(s.backends.includes("ffi") ? [idleScenario("ffi", true)] : []),
     ...(s.backends.includes("ffi") ? [restoreScenario, ...gapScenarios, heapScenario] : []),
     maintenanceScenario,

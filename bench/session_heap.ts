@@ -12,7 +12,8 @@ import { freePort } from "./procs.ts";
 const [peerHttp, n] = Deno.args.map(Number);
 const ports = { udpPort: freePort(), httpPort: freePort() };
 const { config } = loadConfigText(
-  benchConfigYaml({ backend: "ffi", peerHttp, maxSessions: n + 10, ...ports }),
+  // The sessions in this isolate, where the heap is measured: media on the main thread.
+  benchConfigYaml({ backend: "ffi", mediaThread: "main", peerHttp, maxSessions: n + 10, ...ports }),
   "session_heap.yml",
 );
 const x = await start(config);

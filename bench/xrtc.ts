@@ -6,8 +6,8 @@ export interface BenchXrtc {
   backend: "deno" | "ffi";
   icedirect?: boolean;
   workers?: number;
-  /** options.media_thread (main unless told). */
-  mediaThread?: "main" | "worker";
+  /** options.media_thread (auto, the default, unless told: a worker thread with ffi). */
+  mediaThread?: "auto" | "main" | "worker";
   /** The echo peer's HTTP API (standing where Janus stands). */
   peerHttp: number;
   udpPort: number;
@@ -32,7 +32,7 @@ options:
   udp_gro: ${o.gro ?? true}
   max_sessions: ${o.maxSessions ?? 50_000}
   workers: ${o.workers ?? 1}
-  media_thread: ${o.mediaThread ?? "main"}
+  media_thread: ${o.mediaThread ?? "auto"}
   # Idle sessions are connected once, then silent for the rest of the run.
   consent_timeout: 10m
 ${

@@ -2,7 +2,7 @@
 // front door's listeners, the admin listener, and the state directory. start() is the one startup path;
 // the returned Xrtc reloads (SIGHUP), drains (the first SIGTERM), hands over to a new process (an upgrade)
 // and stops. A reload reconciles what is running with the new configuration; live sessions are not touched.
-import type { Config, ListenerService } from "./config/types.ts";
+import { type Config, type ListenerService, mediaOnWorkerThread } from "./config/types.ts";
 import { canonicalIp, formatHostPort } from "./io/address.ts";
 import type { DatagramBackend } from "./io/types.ts";
 import { createBackend, type IoBackendChoice } from "./io/backend.ts";
@@ -165,7 +165,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     gro: config.options.udpGro,
   });
   if (fallback) announce(`xrtc: notice: io_backend auto: using the deno backend (${fallback})`);
-  const mediaOnWorkers = config.options.mediaThread === "worker";
+  const mediaOnWorkers = workers <= 1 && mediaOnWorkerThread(config.options, backend.name);
   // Worker shards each open their own FFI backend and bind the public ports with SO_REUSEPORT.
   if ((workers > 1 || mediaOnWorkers) && backend.name !== "ffi") {
     await backend.close();

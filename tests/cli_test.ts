@@ -33,6 +33,8 @@ Deno.test("--check-config prints the effective configuration with defaults", asy
     /"io_backend_in_effect": "ffi"/,
     "auto gives the batched backend where FFI is permitted",
   );
+  assert.match(r.stdout, /"media_thread": "auto"/);
+  assert.match(r.stdout, /"media_thread_in_effect": "worker"/, "and with it, media on a worker thread");
   assert.match(r.stdout, /routes\.yml: configuration OK/);
 });
 
@@ -76,6 +78,11 @@ Deno.test("--io ffi without FFI permission stops with a clear message; auto fall
     auto.stdout,
     /"io_backend_in_effect": "deno \(the ffi UDP backend is unavailable: FFI is not permitted: run with --allow-ffi/,
   );
+  assert.match(
+    auto.stdout,
+    /"media_thread_in_effect": "main"/,
+    "the portable backend keeps media on the main thread",
+  );
 });
 
 /** `deno task start [args]`, as the README runs it: stdout lines as they come, and a SIGTERM stop
@@ -117,7 +124,9 @@ Deno.test("the shipped routes.yml starts as it is: page served, 502 JSON without
   try {
     await x.ready();
     assert.ok(
-      lines.includes("xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, ffi backend)"),
+      lines.includes(
+        "xrtc: ice_udp listening on udp://127.0.0.1:6001 (ice, ffi backend, on a worker thread)",
+      ),
       lines.join("\n"),
     );
     assert.ok(lines.includes("xrtc: ice_tcp listening on tcp://127.0.0.1:6443 (ice-tcp, http)"));

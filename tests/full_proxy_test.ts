@@ -30,14 +30,14 @@ Deno.test(
     await withStack({ xrtc: { icedirect: true } }, async ({ topo, base }) => {
       await t.step("werift, client UDP <-> Janus UDP, HTTP and WS signalling", async () => {
         for (const signal of ["http", "ws"] as const) {
-          const before = metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" });
+          const before = await metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" });
           assertRelayed(
             topo,
             await runEchotest(topo, base, `f${signal}`, { signal }),
             "udp",
           );
           assert.equal(
-            metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" }),
+            await metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "udp" }),
             before + 1,
           );
         }
@@ -73,7 +73,7 @@ Deno.test(
     await withStack(
       { janus: { iceTcp: true }, xrtc: { icedirect: true, icetcp: true } },
       async ({ topo, base }) => {
-        const before = metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" });
+        const before = await metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" });
         assertRelayed(
           topo,
           await runEchotest(topo, base, "jt"),
@@ -86,7 +86,7 @@ Deno.test(
           "tcp",
         );
         assert.equal(
-          metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" }),
+          await metric("xrtc_janus_legs_connected_total", { mode: "full", transport: "tcp" }),
           before + 2,
           "both sessions reached Janus over ICE-TCP",
         );
@@ -99,7 +99,9 @@ Deno.test(
   "full proxy: forged checks bind nothing; packets from addresses Janus did not announce are dropped",
   opts,
   async () => {
-    await withStack({ xrtc: { icedirect: true } }, async ({ topo, xrtc, base }) => {
+    // The steps look into the media plane in this process: media on the main thread.
+    const xrtcOptions = { icedirect: true, options: "  consent_timeout: 30s\n  media_thread: main" };
+    await withStack({ xrtc: xrtcOptions }, async ({ topo, xrtc, base }) => {
       const post = async (path: string, body: unknown) =>
         await (await fetch(`${base}/janus${path}`, { method: "POST", body: JSON.stringify(body) })).json();
       const sid = (await post("", { janus: "create", transaction: "c" })).data.id;
@@ -126,7 +128,7 @@ Deno.test(
       assert.equal(seen.pwd, janus.pwd, "with Janus's password");
       const attacker = Deno.listenDatagram({ transport: "udp", hostname: topo.xrtcPublic, port: 0 });
       try {
-        const before = dropped("check_bad_integrity");
+        const before = await dropped("check_bad_integrity");
         const forged = buildStun({
           type: BINDING_REQUEST,
           transactionId: randomTransactionId(),
@@ -139,7 +141,7 @@ Deno.test(
         });
         await attacker.send(forged, { transport: "udp", hostname: topo.xrtcPublic, port: PORTS.udp });
         await sleep(300);
-        assert.equal(dropped("check_bad_integrity"), before + 1);
+        assert.equal(await dropped("check_bad_integrity"), before + 1);
         assert.equal(xrtc.plane!.ports[0].boundCount, 0, "the forged check bound nothing");
         assert.equal(xrtc.plane!.table.liveCount, 0, "nor made the session live");
         // A check signed with the password the client was given makes it live (and is relayed to Janus).
@@ -151,7 +153,7 @@ Deno.test(
         assert.equal(xrtc.plane!.ports[0].boundCount, 1);
         // The relay socket towards Janus accepts only the addresses Janus announced.
         const upstreamPort = xrtc.plane!.upstream.localAddress.port;
-        const droppedBefore = dropped("upstream_unknown_source");
+        const droppedBefore = await dropped("upstream_unknown_source");
         const stranger = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
         await stranger.send(new Uint8Array(100).fill(0x80, 0, 1), {
           transport: "udp",
@@ -161,7 +163,7 @@ Deno.test(
         stranger.close();
         await waitFor(
           "drop counted",
-          () => dropped("upstream_unknown_source") > droppedBefore || undefined,
+          async () => (await dropped("upstream_unknown_source")) > droppedBefore || undefined,
           2000,
         );
         const announced = xrtc.plane!.table.upstreamAddresses().map((a) => a.host);

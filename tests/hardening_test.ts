@@ -302,7 +302,7 @@ Deno.test(
         });
       });
       await t.step("the 21st connection from one address gets 503 and is closed", async () => {
-        const before = metric("xrtc_tcp_connections_closed_total", { reason: "address_limit" });
+        const before = await metric("xrtc_tcp_connections_closed_total", { reason: "address_limit" });
         const conns = await Promise.all(
           Array.from({ length: 20 }, () => Deno.connect({ hostname: topo.xrtcPublic, port: PORTS.http })),
         );
@@ -312,7 +312,9 @@ Deno.test(
         const n = await extra.read(buf);
         assert.match(new TextDecoder().decode(buf.subarray(0, n ?? 0)), /^HTTP\/1\.1 503/);
         // The test's own pooled keep-alive connections count too: at least this one was refused.
-        assert.ok(metric("xrtc_tcp_connections_closed_total", { reason: "address_limit" }) >= before + 1);
+        assert.ok(
+          (await metric("xrtc_tcp_connections_closed_total", { reason: "address_limit" })) >= before + 1,
+        );
         for (const c of [...conns, extra]) c.close();
       });
     });
@@ -532,7 +534,7 @@ Deno.test({
         timeoutMs: 60_000,
       });
       await sleep(2_000);
-      const unknownBefore = dropped("unknown_tuple");
+      const unknownBefore = await dropped("unknown_tuple");
       const floods = [
         run(
           topo.inClient([
@@ -576,12 +578,12 @@ Deno.test({
       const r = await call;
       await recordFigure("flood with a live call", {
         rtp_echoed_of_600: r.rtpEchoed as number,
-        spoofed_dropped_unknown_tuple: dropped("unknown_tuple") - unknownBefore,
+        spoofed_dropped_unknown_tuple: (await dropped("unknown_tuple")) - unknownBefore,
       });
       assert.deepEqual(r.errors, []);
       assert.ok((r.rtpEchoed as number) >= 570, `the live call kept ${r.rtpEchoed}/600 packets`);
       assert.ok(
-        dropped("unknown_tuple") - unknownBefore > 200_000,
+        (await dropped("unknown_tuple")) - unknownBefore > 200_000,
         "the spoofed flood was dropped and counted",
       );
       assert.equal(await janusWebSockets(topo), 0);

@@ -83,7 +83,7 @@ scrape_configs:
         attacker.close();
         await waitFor(
           "the forged check counted here",
-          () => dropped("check_bad_integrity") >= 1 || undefined,
+          async () => (await dropped("check_bad_integrity")) >= 1 || undefined,
           3_000,
         );
         const local = await xrtc.metricsText();

@@ -160,29 +160,29 @@ Deno.test("TCP port: bad input closes on time, binds nothing wrongly, leaks noth
         const frames = await readStunResponses(conn, 3000);
         assert.ok(frames && frames.length === 1, "one response frame");
         assert.equal(parseStun(frames![0]).type, BINDING_SUCCESS);
-        const bad = dropped("stun_malformed");
+        const bad = await dropped("stun_malformed");
         await conn.write(encodeFrame(new Uint8Array([0, 1, 0, 8, 1, 2, 3])));
         await sleep(200);
         assert.equal(
-          dropped("stun_malformed"),
+          await dropped("stun_malformed"),
           bad + 1,
           "a truncated STUN frame after it is dropped and counted",
         );
         await conn.write(new Uint8Array([0xff, 0xff, 1, 2, 3]));
         assert.ok(await closedWithin(conn, 3000), "oversize frame: connection closed");
         conn.close();
-        assert.ok(metric("xrtc_tcp_connections_closed_total", { reason: "bad_framing" }) >= 1);
+        assert.ok((await metric("xrtc_tcp_connections_closed_total", { reason: "bad_framing" })) >= 1);
       },
     );
 
     await t.step("TLS to a service without certificates is refused cleanly", async () => {
-      const before = metric("xrtc_tcp_connections_closed_total", { reason: "tls_without_certificate" });
+      const before = await metric("xrtc_tcp_connections_closed_total", { reason: "tls_without_certificate" });
       const conn = await Deno.connect(addr);
       await conn.write(new Uint8Array([0x16, 0x03, 0x01, 0x00, 0x50, 0x01, 0x00]));
       assert.ok(await closedWithin(conn, 3000));
       conn.close();
       assert.equal(
-        metric("xrtc_tcp_connections_closed_total", { reason: "tls_without_certificate" }),
+        await metric("xrtc_tcp_connections_closed_total", { reason: "tls_without_certificate" }),
         before + 1,
       );
     });

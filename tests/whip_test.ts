@@ -121,7 +121,7 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
             "whip-client (half proxy) publishes; a Chromium subscriber decodes > 30 frames",
             async () => {
               const setupBefore = whipSetup.count({});
-              const setupSumBefore = metric("xrtc_whip_setup_seconds");
+              const setupSumBefore = await metric("xrtc_whip_setup_seconds");
               const wc = startWhipClient(topo, shim, `${base}/whip/live`, TOKEN);
               try {
                 await waitFor("the WHIP session", () => xrtc.whip.size === 1 || undefined, 15_000).catch(
@@ -129,7 +129,7 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
                     throw new Error(`${e}\n--- whip-client ---\n${wc.output().slice(-4000)}`);
                   },
                 );
-                const setupMs = (metric("xrtc_whip_setup_seconds") - setupSumBefore) * 1000;
+                const setupMs = ((await metric("xrtc_whip_setup_seconds")) - setupSumBefore) * 1000;
                 assert.equal(whipSetup.count({}) - setupBefore, 1);
                 const page = await chromium.browser.newPage();
                 const subscribeAt = Date.now();
@@ -183,14 +183,17 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
                 const janusSession = whipJanusSession(s, "live");
                 assert.ok(janusSession);
                 assert.ok((await janusSessionIds(s)).includes(Number(janusSession)));
-                const iceEnded = metric("xrtc_whip_sessions_ended_total", { reason: "ice_ended" });
+                const iceEnded = await metric("xrtc_whip_sessions_ended_total", { reason: "ice_ended" });
                 wc.kill("SIGKILL");
                 await waitFor(
                   "the vanished publisher's WHIP session ended",
                   () => xrtc.whip.size === 0 || undefined,
                   15_000,
                 );
-                assert.equal(metric("xrtc_whip_sessions_ended_total", { reason: "ice_ended" }), iceEnded + 1);
+                assert.equal(
+                  await metric("xrtc_whip_sessions_ended_total", { reason: "ice_ended" }),
+                  iceEnded + 1,
+                );
                 await waitFor(
                   "Janus released the session",
                   async () => !(await janusSessionIds(s)).includes(Number(janusSession)) || undefined,
@@ -312,7 +315,7 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
                 };
               const sdpsBefore = (await handleInfo()).sdps;
               const specBefore = structuredClone(handle.ice.spec);
-              const restartsClosed = metric("xrtc_sessions_closed_total", { reason: "ice_restart" });
+              const restartsClosed = await metric("xrtc_sessions_closed_total", { reason: "ice_restart" });
               const framesBefore = (await framesAbove(page, 0)).frames;
               const t0 = Date.now();
               const restart = await w<Awaited<ReturnType<W["restartIce"]>>>("restartIce()");
@@ -342,7 +345,10 @@ Deno.test("WHIP: whip-client and a browser publish through one port into the Vid
                 assert.deepEqual(spec.janusLocal, specBefore.janusLocal);
               }
               assert.deepEqual((await handleInfo()).sdps, sdpsBefore, "Janus saw no renegotiation");
-              assert.equal(metric("xrtc_sessions_closed_total", { reason: "ice_restart" }), restartsClosed);
+              assert.equal(
+                await metric("xrtc_sessions_closed_total", { reason: "ice_restart" }),
+                restartsClosed,
+              );
               const grow = (await framesAbove(page, 0)).frames;
               await framesAbove(page, grow + 30, 5_000);
               await recordFigure("whip: browser ICE restart", {

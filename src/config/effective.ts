@@ -1,13 +1,22 @@
 // The effective configuration with every default filled in, as YAML-compatible JSON (--check-config),
 // written from the same field tables the loader reads with.
-import type { Config } from "./types.ts";
+import { type Config, mediaOnWorkerThread } from "./types.ts";
 import { CLUSTER_FIELDS, HEALTH_FIELDS, HTTP_FIELDS, OPTION_FIELDS } from "./load.ts";
 import { showFields } from "./schema.ts";
 import { formatHostPort } from "../io/address.ts";
 
 export function effectiveConfig(c: Config, notes: { ioBackend?: string } = {}): unknown {
   const options = showFields(OPTION_FIELDS, c.options);
-  if (notes.ioBackend) options.io_backend_in_effect = notes.ioBackend;
+  if (notes.ioBackend) {
+    options.io_backend_in_effect = notes.ioBackend;
+    // "ffi", or "deno (why the ffi backend is unavailable)"
+    const backend = notes.ioBackend.split(" ")[0];
+    options.media_thread_in_effect = c.options.workers > 1
+      ? `${c.options.workers} worker threads`
+      : mediaOnWorkerThread(c.options, backend)
+      ? "worker"
+      : "main";
+  }
   return {
     options,
     // A single node unless a cluster is configured.

@@ -68,7 +68,11 @@ export const LIMIT_FIELDS: Fields<Limits> = {
   },
 };
 
-const MEDIA_THREAD = field.oneOf<XrtcOptions, "main" | "worker">("mediaThread", ["main", "worker"], "main");
+const MEDIA_THREAD = field.oneOf<XrtcOptions, "auto" | "main" | "worker">(
+  "mediaThread",
+  ["auto", "main", "worker"],
+  "auto",
+);
 
 export const OPTION_FIELDS: Fields<XrtcOptions> = {
   // The batched libc backend where it loads (Linux, FFI permitted), else the portable one with a notice.
@@ -98,7 +102,8 @@ export const OPTION_FIELDS: Fields<XrtcOptions> = {
     },
     show: (t) => t.workers,
   },
-  // With one shard, its media on the main thread or on a worker thread of its own (FFI only).
+  // With one shard, its media on the main thread or on a worker thread of its own (FFI only); auto: a
+  // worker thread where the ffi backend is in effect.
   media_thread: {
     read: (r, path, node, t) => {
       MEDIA_THREAD.read(r, path, node, t);

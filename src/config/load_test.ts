@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError, loadConfigText, parseHostPort } from "./load.ts";
 import { parseDuration } from "./duration.ts";
 import { effectiveConfig } from "./effective.ts";
+import { mediaOnWorkerThread } from "./types.ts";
 
 const SEED = `
 services:
@@ -203,18 +204,23 @@ Deno.test("options.workers: a number or auto, FFI only, within the claim board's
   assert.match(errorsOf(withOptions("  io_backend: ffi\n  workers: 63"))[0], /from 1 to 62/);
 });
 
-Deno.test("options.media_thread: main by default, worker on the FFI backend (or auto), refused with deno", () => {
+Deno.test("options.media_thread: auto by default (a worker thread with the ffi backend), refused as worker with deno", () => {
   const withOptions = (o: string) => `options:\n${o}\n${SEED}`;
-  assert.equal(loadConfigText(SEED, "r.yml").config.options.mediaThread, "main");
-  assert.equal(
-    loadConfigText(withOptions("  media_thread: worker"), "r.yml").config.options.mediaThread,
-    "worker",
-  );
+  const auto = loadConfigText(SEED, "r.yml").config.options;
+  assert.equal(auto.mediaThread, "auto");
+  assert.equal(mediaOnWorkerThread(auto, "ffi"), true, "auto with ffi: a worker thread");
+  assert.equal(mediaOnWorkerThread(auto, "deno"), false, "auto with deno: the main thread");
+  const main = loadConfigText(withOptions("  media_thread: main"), "r.yml").config.options;
+  assert.equal(mediaOnWorkerThread(main, "ffi"), false);
+  const worker = loadConfigText(withOptions("  media_thread: worker"), "r.yml").config.options;
+  assert.equal(worker.mediaThread, "worker");
+  assert.equal(mediaOnWorkerThread(worker, "ffi"), true);
+  assert.equal(errorsOf(withOptions("  io_backend: deno")).length, 0, "auto with deno is no error");
   const [deno] = errorsOf(withOptions("  io_backend: deno\n  media_thread: worker"));
   assert.match(deno, /r\.yml:3: options\.media_thread: media on a worker thread needs io_backend: ffi/);
   assert.match(
     errorsOf(withOptions("  media_thread: core"))[0],
-    /options\.media_thread: expected one of "main", "worker"/,
+    /options\.media_thread: expected one of "auto", "main", "worker"/,
   );
 });
 

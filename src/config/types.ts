@@ -168,9 +168,10 @@ export interface XrtcOptions {
   /** Shards serving the shared UDP ports: 1 is the main thread; more are that many worker threads
    * (FFI backend), and the main thread then serves only signalling, HTTP and the TCP ports. */
   workers: number;
-  /** Where a single shard's media runs: "main" (the main thread, beside signalling and HTTP) or "worker"
-   * (a worker thread of its own, FFI backend, as every shard does with workers above 1). */
-  mediaThread: "main" | "worker";
+  /** Where a single shard's media runs: "main" (the main thread, beside signalling and HTTP), "worker"
+   * (a worker thread of its own, FFI backend, as every shard does with workers above 1), or "auto" (a
+   * worker with the FFI backend, the main thread with the portable one): see mediaOnWorkerThread. */
+  mediaThread: "auto" | "main" | "worker";
   logLevel: Level;
   limits: Limits;
   janus: JanusTimers;
@@ -206,4 +207,12 @@ export interface Config {
   upstreams: Map<string, UpstreamService>;
   listeners: ListenerService[];
   admin?: AdminService;
+}
+
+/** Whether one shard's media runs on a worker thread, given the backend in effect. A worker waits for
+ * datagrams on its own thread (one thread switch per wakeup, as a C relay), where the main thread waits
+ * through Deno's reactor (two): measured in the bench's held-sessions step and at 20k packets/s, a worker
+ * costs less CPU per packet and has the C relay's latency tail (README, "Media on a worker thread"). */
+export function mediaOnWorkerThread(o: Pick<XrtcOptions, "mediaThread">, backend: string): boolean {
+  return o.mediaThread === "worker" || (o.mediaThread === "auto" && backend === "ffi");
 }

@@ -20,7 +20,7 @@ import type { Candidate } from "../sdp/candidate.ts";
 import { buildCheck } from "./check.ts";
 import { type IceCredentials, randomCredentials, randomTieBreaker } from "./credentials.ts";
 import { ClaimBoard } from "./shards/claims.ts";
-import { MediaPlane } from "./shards/media_plane.ts";
+import { MediaPlane, type MediaPlaneOptions } from "./shards/media_plane.ts";
 import type { FullSpec, HalfSpec } from "./negotiation/spec.ts";
 import type { EndReason } from "../telemetry/catalog.ts";
 import { DEFAULT_JANUS_KEEPALIVE_MS } from "../config/types.ts";
@@ -173,8 +173,11 @@ export function planeHarness(
     shard?: number;
     net?: MemoryNetwork;
     claims?: ClaimBoard;
-    port?: number;
+    /** The shared UDP port's number, or false for none (a main thread beside worker shards). */
+    port?: number | false;
     handoff?: MediaPlane["opts"]["handoff"];
+    /** The options of a main thread that relays ICE-TCP, or of the worker it relays to. */
+    relaying?: Pick<MediaPlaneOptions, "claimFor" | "tcpRelay" | "relayBack">;
   } = {},
 ): PlaneHarness {
   const net = o.net ?? new MemoryNetwork();
@@ -192,8 +195,9 @@ export function planeHarness(
     handoff: o.handoff ?? (() => {}),
     clock,
     autoTick: false,
+    ...o.relaying,
   });
-  plane.addUdpPort("ice", XRTC_PUBLIC, o.port ?? ICE_PORT);
+  if (o.port !== false) plane.addUdpPort("ice", XRTC_PUBLIC, o.port ?? ICE_PORT);
   const settle = () => {
     for (let i = 0; i < 10; i++) {
       net.deliver();

@@ -7,13 +7,21 @@ import type { ShardSet } from "../../src/ice/shards/shards.ts";
 
 export type Labels = Record<string, string>;
 
-/** The sum of a metric's series whose labels include `labels`, in this process's registry. */
-export function metric(name: string, labels: Labels = {}): number {
-  return seriesTotal(registry.snapshot(), name, labels);
+/** The xRTC under test (startXrtc sets it): its metrics are read over every shard, as /metrics reads them,
+ * since with the ffi backend the media runs on a worker thread (media_thread: auto). */
+let underTest: ShardSet | undefined;
+export function readMetricsOf(shards: ShardSet | undefined): void {
+  underTest = shards;
+}
+
+/** The sum of a metric's series whose labels include `labels`, over every shard of the xRTC under test
+ * (this process's registry when there is none). */
+export async function metric(name: string, labels: Labels = {}): Promise<number> {
+  return (underTest ? await Snapshot.shards(underTest) : Snapshot.local()).get(name, labels);
 }
 
 /** Packets dropped for a reason (xrtc_dropped_packets_total). */
-export function dropped(reason: string): number {
+export function dropped(reason: string): Promise<number> {
   return metric("xrtc_dropped_packets_total", { reason });
 }
 

@@ -6,6 +6,7 @@ import type { IoBackendChoice } from "../../src/io/backend.ts";
 import { makeTopology, type Topology } from "./topology.ts";
 import { type Janus, type JanusOptions, startJanus } from "./janus.ts";
 import { run, sleep } from "./run.ts";
+import { readMetricsOf } from "./metrics.ts";
 import { iceCredentials, parseSdp } from "../../src/sdp/sdp.ts";
 import assert from "node:assert/strict";
 import { buildCheck } from "../../src/ice/check.ts";
@@ -100,7 +101,9 @@ services:
 
 export async function startXrtc(t: Topology, o: XrtcTestOptions = {}): Promise<Xrtc> {
   const { config } = loadConfigText(testConfigYaml(t, o), "test-routes.yml");
-  return await start(config, { ioBackend: o.ioBackend ?? TEST_BACKEND });
+  const x = await start(config, { ioBackend: o.ioBackend ?? TEST_BACKEND });
+  readMetricsOf(x.shards);
+  return x;
 }
 
 /** True when every candidate line names xRTC's public address. */
@@ -203,6 +206,7 @@ export async function withStack(
     xrtc = await startXrtc(topo, o.xrtc ?? {});
     await fn({ topo, janus, xrtc, base: `http://${topo.xrtcPublic}:${PORTS.http}` });
   } finally {
+    readMetricsOf(undefined);
     await xrtc?.stop();
     await janus?.stop();
     await topo.close();

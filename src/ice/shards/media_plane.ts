@@ -12,8 +12,8 @@ import type { LiveState, MediaSession, SessionHost, SessionView } from "../sessi
 import { type SessionEntry, SessionTable } from "../demux/session_table.ts";
 import type { CheckRoute } from "../demux/demux.ts";
 import { type ShardRouter, SharedUdpPort } from "../demux/udp_port.ts";
-import { IceTcpConnection } from "../demux/ice_tcp.ts";
-import { type ClaimBoard, STALE } from "./claims.ts";
+import { type FrameSink, IceTcpConnection, TcpClientPort, type TcpRelay } from "../demux/ice_tcp.ts";
+import { type ClaimBoard, type ClaimTicket, STALE } from "./claims.ts";
 import {
   applySpecUpdate,
   type SessionEnded,
@@ -27,6 +27,7 @@ import { type ConnectIceTcp, FullSession } from "../session/full_session.ts";
 import { TIMING } from "../timing.ts";
 import { DueSchedule } from "../due_schedule.ts";
 import {
+  connectionsClosed,
   drop,
   type EndReason,
   handoffPackets,
@@ -62,7 +63,21 @@ export interface MediaPlaneOptions {
   reuseUpstream?: boolean;
   /** A live session's resumable state changed (written to the state directory). */
   onLiveState?: (id: string, state: LiveState) => void;
+  /** The shard a session's first authentic check claims it for: this one by default. The main thread
+   * claims for a worker when worker shards serve the UDP ports, so that a session whose first check came
+   * over ICE-TCP lives where its UDP packets arrive; its connection is then relayed (`tcpRelay`). */
+  claimFor?: (ticket: ClaimTicket) => number;
+  /** Hands ICE-TCP connections this thread accepted to the shard that owns their session. */
+  tcpRelay?: TcpRelay;
+  /** A worker shard: writes to, and closes of, connections the main thread holds for it. */
+  relayBack?: {
+    send(connection: number, data: Uint8Array): void;
+    close(connection: number, reason: string): void;
+  };
 }
+
+/** At most this many relayed connections per shard: the main thread's own TCP limits keep far below. */
+const MAX_RELAYED_TCP = 65_536;
 
 export interface PlaneStats {
   shard: number;
@@ -72,6 +87,8 @@ export interface PlaneStats {
   specs: number;
   /** Client addresses bound on its UDP sockets. */
   boundTuples: number;
+  /** Janus addresses its sessions' legs are routed by. */
+  upstreamRoutes: number;
 }
 
 const IN = handoffPackets.with({ direction: "in" });
@@ -86,6 +103,8 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #maintenanceTimer?: ReturnType<typeof setInterval>;
   /** When each live session next needs maintain(). */
   readonly #maintenance = new DueSchedule<SessionEntry>(TIMING.maintenanceTickMs);
+  /** ICE-TCP connections the main thread holds for sessions of this shard, by connection id. */
+  readonly #relayedTcp = new Map<number, TcpClientPort>();
 
   constructor(readonly opts: MediaPlaneOptions) {
     this.#clock = opts.clock ?? systemClock;
@@ -168,7 +187,40 @@ export class MediaPlane implements SpecSink, ShardRouter {
 
   /** Serves an ICE-TCP connection a TCP port classified (shard 0 only). */
   serveIceTcp(conn: Deno.Conn, peer: PeerAddress, prefix: Uint8Array): Promise<void> {
-    return new IceTcpConnection(conn, peer, this).run(prefix);
+    return new IceTcpConnection(conn, peer, this, "tcp", this.opts.tcpRelay).run(prefix);
+  }
+
+  /** The main thread relays an ICE-TCP connection to this shard: its first frame was an authentic check
+   * for a session this shard owns. */
+  relayedTcpOpen(connection: number, peer: PeerAddress, portName: string): void {
+    const back = this.opts.relayBack;
+    if (!back || this.#relayedTcp.has(connection)) return;
+    if (this.#relayedTcp.size >= MAX_RELAYED_TCP) {
+      connectionsClosed.inc({ reason: "total_limit" });
+      return back.close(connection, "too many relayed connections");
+    }
+    const sink: FrameSink = {
+      sendFrame: (data) => back.send(connection, data),
+      close: (reason) => {
+        const port = this.#relayedTcp.get(connection);
+        if (!port) return;
+        this.#relayedTcp.delete(connection);
+        back.close(connection, reason);
+        port.ended();
+      },
+    };
+    this.#relayedTcp.set(connection, new TcpClientPort(connection, peer, this, portName, sink));
+  }
+
+  relayedTcpFrame(connection: number, frame: Uint8Array): void {
+    this.#relayedTcp.get(connection)?.onFrame(frame);
+  }
+
+  /** The connection ended on the main thread. */
+  relayedTcpClosed(connection: number): void {
+    const port = this.#relayedTcp.get(connection);
+    this.#relayedTcp.delete(connection);
+    port?.ended();
   }
 
   stats(): PlaneStats {
@@ -177,6 +229,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
       sessions: this.table.liveCount,
       specs: this.table.size,
       boundTuples: this.ports.reduce((n, p) => n + p.boundCount, 0),
+      upstreamRoutes: this.table.upstreamCount,
     };
   }
 
@@ -240,7 +293,8 @@ export class MediaPlane implements SpecSink, ShardRouter {
       ? spec.previousClient?.ufrag
       : spec.client?.ufrag;
     if (!authenticCheck(msg, ufrag, clientUfrag, e.keys.get(ufrag)!)) return undefined;
-    const owner = this.opts.claims.claim(e.spec.ticket, this.opts.shard);
+    const ticket = e.spec.ticket;
+    const owner = this.opts.claims.claim(ticket, this.opts.claimFor?.(ticket) ?? this.opts.shard);
     if (owner === STALE) {
       drop.session_ended.inc();
       return undefined;
@@ -392,6 +446,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     clearInterval(this.#timer);
     clearInterval(this.#maintenanceTimer);
     for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
+    for (const id of [...this.#relayedTcp.keys()]) this.relayedTcpClosed(id);
     for (const p of this.ports) p.close();
     for (const s of this.#upstreams.values()) s.close();
   }

@@ -6,7 +6,18 @@ import { MemoryNetwork } from "../../io/memory_udp.ts";
 import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
 import type { MediaPlane } from "./media_plane.ts";
-import { facing, halfSpec, JANUS_ADDR, planeHarness, srtp, TestClient, TestJanus } from "../test_support.ts";
+import {
+  facing,
+  halfSpec,
+  JANUS_ADDR,
+  type PlaneHarness,
+  planeHarness,
+  srtp,
+  TestClient,
+  TestJanus,
+} from "../test_support.ts";
+import { type FrameSink, TcpClientPort, type TcpRelay } from "../demux/ice_tcp.ts";
+import { BINDING_SUCCESS, parseStun } from "../../stun/message.ts";
 import { drops, handoffPackets, registry } from "../../telemetry/catalog.ts";
 
 Deno.test("a session is claimed once; an address that lands on the other shard is handed to the owner, then dropped after the end", () => {
@@ -97,4 +108,125 @@ Deno.test("10,000 live sessions add no metric series: no label grows with sessio
   assert.equal(h.plane.table.liveCount, 10_000);
   assert.equal(series(), before, "the same series with 10,000 sessions as with none");
   assert.equal(registry.refusedSeries, 0);
+});
+
+/** A main thread that serves no UDP port and relays ICE-TCP connections to a worker shard (ShardSet's
+ * part played by a map), one session opened on both, and its client. */
+function relayedPair() {
+  const net = new MemoryNetwork();
+  const claims = ClaimBoard.create(16);
+  /** The main thread's relayed connections: id -> where the worker's writes go. */
+  const sinks = new Map<number, FrameSink>();
+  const relay: TcpRelay = {
+    relayOpen: (_shard, id, peer, port, sink) => {
+      sinks.set(id, sink);
+      worker.plane.relayedTcpOpen(id, peer, port);
+    },
+    relayFrame: (_shard, id, frame) => worker.plane.relayedTcpFrame(id, frame.slice()),
+    relayClosed: (_shard, id) => {
+      sinks.delete(id);
+      worker.plane.relayedTcpClosed(id);
+    },
+  };
+  const worker = planeHarness({
+    net,
+    claims,
+    shard: 1,
+    relaying: {
+      relayBack: {
+        send: (id, data) => sinks.get(id)?.sendFrame(data.slice()),
+        close: (id, reason) => {
+          const sink = sinks.get(id);
+          sinks.delete(id);
+          sink?.close(reason);
+        },
+      },
+    },
+  });
+  const main = planeHarness({
+    net,
+    claims,
+    shard: 0,
+    port: false,
+    relaying: { claimFor: () => 1, tcpRelay: relay },
+  });
+  const backend = net.backend();
+  const janus = new TestJanus(net, backend, mustPeer(JANUS_ADDR, 40000), randomCredentials());
+  const clientCreds = randomCredentials();
+  const spec = halfSpec(claims, janus, clientCreds);
+  main.plane.open(structuredClone(spec));
+  worker.plane.open(structuredClone(spec));
+  const client = new TestClient(net, backend, mustPeer("198.19.0.2", 50000), clientCreds, facing(spec));
+  /** The client's connection as the main thread's TCP port serves it: what it writes, why it closed. */
+  const connection = (id: number) => {
+    const written: Uint8Array[] = [];
+    const closed: string[] = [];
+    const port: TcpClientPort = new TcpClientPort(id, mustPeer("198.19.0.2", 50001), main.plane, "tcp", {
+      sendFrame: (d) => written.push(d.slice()),
+      close: (reason) => {
+        closed.push(reason);
+        port.ended();
+      },
+    }, relay);
+    return { port, written, closed };
+  };
+  return { claims, sinks, worker, main, janus, spec, client, connection };
+}
+
+Deno.test("a session first checked over ICE-TCP on a main thread without UDP ports lives on a worker: the connection is relayed there, and its UDP path joins it", () => {
+  const { claims, sinks, worker, main, janus, spec, client, connection } = relayedPair();
+  const conn = connection(7);
+  const otherShardBefore = drops.value({ reason: "tcp_session_on_other_shard" });
+
+  conn.port.onFrame(client.check({ pwd: "not-the-password-at-all-0" }));
+  assert.equal(conn.port.proven, false, "a forged check neither claims nor relays");
+  assert.equal(sinks.size, 0);
+
+  conn.port.onFrame(client.check({ nominate: true }));
+  worker.settle();
+  assert.equal(conn.port.proven, true);
+  assert.equal(main.plane.table.liveCount, 0, "the main thread claimed it for the worker, not for itself");
+  assert.equal(worker.plane.table.liveCount, 1, "live on the worker");
+  assert.equal(claims.owner(spec.ticket), 1);
+  const answers = conn.written.map((f) => parseStun(f)).filter((m) => m.type === BINDING_SUCCESS);
+  assert.equal(answers.length, 1, "the worker's answer went back over the connection");
+
+  worker.advance(200);
+  conn.port.onFrame(srtp(1));
+  worker.settle();
+  assert.equal(janus.media.length, 1, "media over the relayed connection reached Janus");
+
+  client.sendCheck({ nominate: true });
+  worker.settle();
+  assert.equal(client.responses.length, 1, "the UDP path, on the same shard, is answered");
+  client.send(srtp(2));
+  worker.settle();
+  assert.equal(janus.media.length, 2, "and its media reaches Janus");
+  assert.equal(drops.value({ reason: "tcp_session_on_other_shard" }), otherShardBefore);
+
+  // The session ends on the worker: the connection on the main thread closes, and nothing is left.
+  worker.plane.end(spec.id, "client_hangup");
+  assert.deepEqual(conn.closed, ["session closed"]);
+  assert.equal(sinks.size, 0);
+  conn.port.onFrame(srtp(3));
+  assert.equal(janus.media.length, 2);
+});
+
+Deno.test("a relayed connection that ends on the main thread frees its path on the worker; the session keeps its UDP path", () => {
+  const { sinks, worker, janus, client, connection } = relayedPair();
+  const conn = connection(8);
+  conn.port.onFrame(client.check({ nominate: true }));
+  client.sendCheck({ nominate: true });
+  worker.settle();
+  worker.advance(200);
+  assert.equal(worker.plane.table.liveCount, 1);
+
+  conn.port.ended(); // the client closed the connection
+  assert.equal(sinks.size, 0, "the main thread forgot it");
+  worker.advance(200);
+  client.send(srtp(1));
+  worker.settle();
+  assert.equal(worker.plane.table.liveCount, 1, "the session lives on over UDP");
+  assert.equal(janus.media.length, 1);
+  assert.equal(conn.closed.length, 0, "closed by the client, not by xRTC");
 });

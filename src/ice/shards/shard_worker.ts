@@ -54,6 +54,13 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
       upstreamPort: m.upstreamPort,
       reuseUpstream: m.reuseUpstream,
       onLiveState: (id, state) => scope.postMessage({ t: "live", id, state }),
+      relayBack: {
+        send: (conn, data) => {
+          const copy = data.slice();
+          scope.postMessage({ t: "tcpSend", conn, data: copy }, [copy.buffer]);
+        },
+        close: (conn, reason) => scope.postMessage({ t: "tcpClose", conn, reason }),
+      },
     });
     for (const p of m.udpPorts) plane.addUdpPort(p.name, p.host, p.port);
     stopLag = startLagMonitor();
@@ -90,6 +97,12 @@ scope.onmessage = (ev) => {
       return plane.end(m.id, m.reason);
     case "inject":
       return plane.inject(m.port, m.data, mustPeer(m.host, m.portNumber));
+    case "tcpOpen":
+      return plane.relayedTcpOpen(m.conn, mustPeer(m.host, m.portNumber), m.port);
+    case "tcpFrame":
+      return plane.relayedTcpFrame(m.conn, m.data);
+    case "tcpClosed":
+      return plane.relayedTcpClosed(m.conn);
     case "report":
       return scope.postMessage({ t: "report", id: m.id, report: localReport(plane, m.sessions) });
     case "stop":

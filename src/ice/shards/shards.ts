@@ -6,9 +6,12 @@
 // waits on its own thread as a C relay does (ffi_udp.ts), so UDP media costs the same per packet on
 // every shard. The kernel spreads client addresses over the sockets; every shard holds every spec, and
 // the one that receives a session's first authentic check claims it (claims.ts). A packet that lands
-// on another shard is handed to the owner through here.
+// on another shard is handed to the owner through here. The TCP ports stay on the main thread: when it
+// serves no UDP port, it claims a session whose first check comes over ICE-TCP for a worker and relays
+// that connection's frames to it (the session then takes its UDP path, if it has one, on that worker).
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
-import { mustPeer } from "../../io/address.ts";
+import { mustPeer, type PeerAddress } from "../../io/address.ts";
+import type { FrameSink, TcpRelay } from "../demux/ice_tcp.ts";
 import type { ClaimBoard } from "./claims.ts";
 import { MediaPlane, type PlaneStats } from "./media_plane.ts";
 import type { SessionEnded, SessionSpec, SpecSink, SpecUpdate } from "../negotiation/spec.ts";
@@ -53,6 +56,9 @@ export type ToShard =
   | { t: "end"; id: string; reason: EndReason }
   | { t: "inject"; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; sessions: boolean }
+  | { t: "tcpOpen"; conn: number; host: string; portNumber: number; port: string }
+  | { t: "tcpFrame"; conn: number; data: Uint8Array }
+  | { t: "tcpClosed"; conn: number }
   | { t: "addPort"; port: UdpPortSpec }
   | { t: "removePort"; name: string }
   | { t: "stop" };
@@ -66,6 +72,8 @@ export type FromShard =
   | { t: "upstream"; port: number }
   | { t: "handoff"; shard: number; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; report: ShardReport }
+  | { t: "tcpSend"; conn: number; data: Uint8Array }
+  | { t: "tcpClose"; conn: number; reason: string }
   | { t: "stopped" };
 
 /** A worker that has not said it is ready (or failed) within this long has failed. */
@@ -126,7 +134,7 @@ export function restoredOwner(
   return live.shard < now.shards ? live.shard : 0;
 }
 
-export class ShardSet implements SpecSink {
+export class ShardSet implements SpecSink, TcpRelay {
   readonly local: MediaPlane;
   readonly #workers: Worker[] = [];
   /** Each worker's turn-request counter (ffi_udp.ts), raised after every message posted to it. */
@@ -134,6 +142,8 @@ export class ShardSet implements SpecSink {
   readonly #waiting = new Map<number, (r: ShardReport) => void>();
   /** Each worker's last report: a shard that stops answering keeps its last counters in the sums. */
   readonly #last = new Map<number, ShardReport>();
+  /** ICE-TCP connections relayed to a worker, by connection id: where that worker's writes go. */
+  readonly #relayed = new Map<number, FrameSink>();
   #nextId = 1;
 
   /** Whether the main thread serves the shared UDP ports (only when it is the one shard, by default). */
@@ -141,6 +151,7 @@ export class ShardSet implements SpecSink {
 
   private constructor(readonly opts: ShardSetOptions) {
     this.mainServesUdp = opts.shards <= 1 && !opts.mediaOnWorkers;
+    const workers = opts.shards;
     this.local = new MediaPlane({
       backend: opts.backend,
       shard: 0,
@@ -154,6 +165,9 @@ export class ShardSet implements SpecSink {
       upstreamPort: opts.upstreamPorts?.[0],
       reuseUpstream: opts.reuseUpstream,
       onLiveState: opts.onLiveState,
+      // Sessions first checked over ICE-TCP spread over the workers by their claim slot.
+      claimFor: this.mainServesUdp ? undefined : (t) => 1 + t.slot % workers,
+      tcpRelay: this.mainServesUdp ? undefined : this,
     });
     this.upstreamPorts[0] = this.local.upstream.localAddress.port;
   }
@@ -237,6 +251,13 @@ export class ShardSet implements SpecSink {
         return;
       case "handoff":
         return this.#handoff(m.shard, m.port, m.data, m.host, m.portNumber);
+      case "tcpSend":
+        return this.#relayed.get(m.conn)?.sendFrame(m.data);
+      case "tcpClose": {
+        const sink = this.#relayed.get(m.conn);
+        this.#relayed.delete(m.conn);
+        return sink?.close(m.reason);
+      }
       case "report":
         this.#last.set(shard, m.report);
         this.#waiting.get(m.id)?.(m.report);
@@ -254,6 +275,28 @@ export class ShardSet implements SpecSink {
     // The receive buffers are reused: the packet is copied once, then moved.
     const copy = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
     this.#post(w, { t: "inject", port, data: copy, host, portNumber }, [copy.buffer as ArrayBuffer]);
+  }
+
+  // ---- TcpRelay: ICE-TCP connections of the main thread whose sessions live on a worker ----
+
+  relayOpen(shard: number, connection: number, peer: PeerAddress, port: string, sink: FrameSink): void {
+    const w = this.#workers[shard - 1];
+    if (!w) return sink.close("no such shard");
+    this.#relayed.set(connection, sink);
+    this.#post(w, { t: "tcpOpen", conn: connection, host: peer.host, portNumber: peer.port, port });
+  }
+
+  relayFrame(shard: number, connection: number, frame: Uint8Array): void {
+    const w = this.#workers[shard - 1];
+    if (!w || !this.#relayed.has(connection)) return;
+    const copy = frame.slice(); // a view of the connection's read buffer
+    this.#post(w, { t: "tcpFrame", conn: connection, data: copy }, [copy.buffer]);
+  }
+
+  relayClosed(shard: number, connection: number): void {
+    this.#relayed.delete(connection);
+    const w = this.#workers[shard - 1];
+    if (w) this.#post(w, { t: "tcpClosed", conn: connection });
   }
 
   #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
@@ -323,7 +366,7 @@ export class ShardSet implements SpecSink {
             shard,
             up: false,
             report: this.#last.get(shard) ??
-              { stats: { shard, sessions: 0, specs: 0, boundTuples: 0 }, metrics: [] },
+              { stats: { shard, sessions: 0, specs: 0, boundTuples: 0, upstreamRoutes: 0 }, metrics: [] },
           });
         }, REPORT_TIMEOUT_MS);
         this.#waiting.set(id, (report) => {
