@@ -6,16 +6,7 @@ import { MemoryNetwork } from "../../io/memory_udp.ts";
 import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
 import type { MediaPlane } from "./media_plane.ts";
-import {
-  facing,
-  halfSpec,
-  JANUS_ADDR,
-  type PlaneHarness,
-  planeHarness,
-  srtp,
-  TestClient,
-  TestJanus,
-} from "../test_support.ts";
+import { facing, halfSpec, JANUS_ADDR, planeHarness, srtp, TestClient, TestJanus } from "../test_support.ts";
 import { type FrameSink, TcpClientPort, type TcpRelay } from "../demux/ice_tcp.ts";
 import { BINDING_SUCCESS, parseStun } from "../../stun/message.ts";
 import { drops, handoffPackets, registry } from "../../telemetry/catalog.ts";
