@@ -212,7 +212,8 @@ export interface Config {
 /** Whether one shard's media runs on a worker thread, given the backend in effect. A worker waits for
  * datagrams on its own thread (one thread switch per wakeup, as a C relay), where the main thread waits
  * through Deno's reactor (two): measured in the bench's held-sessions step and at 20k packets/s, a worker
- * costs less CPU per packet and has the C relay's latency tail (README, "Media on a worker thread"). */
+ * costs less CPU per packet and has the C relay's latency tail (README, Benchmark: "Media on a thread of its
+ * own"). */
 export function mediaOnWorkerThread(o: Pick<XrtcOptions, "mediaThread">, backend: string): boolean {
   return o.mediaThread === "worker" || (o.mediaThread === "auto" && backend === "ffi");
 }

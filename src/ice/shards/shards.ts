@@ -1,10 +1,10 @@
 // Every core on the one public port. Shard 0 is the main thread's media plane (with the TCP ports).
-// With one shard it also serves the shared UDP ports and this is a thin wrapper around it. With N > 1,
-// shards 1..N are workers, each with its own FFI backend, its own SO_REUSEPORT socket on every shared
-// UDP port and its own upstream socket, and the main thread serves no UDP port: its loop (signalling,
-// HTTP, the TCP ports) waits through Deno's reactor, two thread switches per wakeup, where a worker
-// waits on its own thread as a C relay does (ffi_udp.ts), so UDP media costs the same per packet on
-// every shard. The kernel spreads client addresses over the sockets; every shard holds every spec, and
+// When it also serves the shared UDP ports (the deno backend, or media_thread: main) this is a thin
+// wrapper around it. Otherwise shards 1..N (one by default, `workers` above 1) are workers, each with its
+// own FFI backend, its own SO_REUSEPORT socket on every shared UDP port and its own upstream socket, and
+// the main thread serves no UDP port: its loop (signalling, HTTP, the TCP ports) waits through Deno's
+// reactor, two thread switches per wakeup, where a worker waits on its own thread as a C relay does
+// (ffi_udp.ts), so UDP media costs the same per packet on every shard. The kernel spreads client addresses over the sockets; every shard holds every spec, and
 // the one that receives a session's first authentic check claims it (claims.ts). A packet that lands
 // on another shard is handed to the owner through here. The TCP ports stay on the main thread: when it
 // serves no UDP port, it claims a session whose first check comes over ICE-TCP for a worker and relays
