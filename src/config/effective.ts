@@ -4,16 +4,16 @@ import { type Config, mediaOnWorkerThread } from "./types.ts";
 import { CLUSTER_FIELDS, HEALTH_FIELDS, HTTP_FIELDS, OPTION_FIELDS } from "./load.ts";
 import { showFields } from "./schema.ts";
 import { formatHostPort } from "../io/address.ts";
+import type { BackendInEffect } from "../io/backend.ts";
 
-export function effectiveConfig(c: Config, notes: { ioBackend?: string } = {}): unknown {
+export function effectiveConfig(c: Config, notes: { ioBackend?: BackendInEffect } = {}): unknown {
   const options = showFields(OPTION_FIELDS, c.options);
-  if (notes.ioBackend) {
-    options.io_backend_in_effect = notes.ioBackend;
-    // "ffi", or "deno (why the ffi backend is unavailable)"
-    const backend = notes.ioBackend.split(" ")[0];
+  const inEffect = notes.ioBackend;
+  if (inEffect) {
+    options.io_backend_in_effect = inEffect.text;
     options.media_thread_in_effect = c.options.workers > 1
       ? `${c.options.workers} worker threads`
-      : mediaOnWorkerThread(c.options, backend)
+      : inEffect.name && mediaOnWorkerThread(c.options, inEffect.name)
       ? "worker"
       : "main";
   }

@@ -1,6 +1,6 @@
 // Opens the datagram backend routes.yml or the command line chose. "auto" (the default) is the batched
 // libc backend where it works (Linux with FFI permitted), else the portable one, with the reason.
-import type { DatagramBackend } from "./types.ts";
+import type { DatagramBackend, IoBackendName } from "./types.ts";
 import type { FfiBackendOptions } from "./ffi_udp.ts";
 import { DenoUdpBackend } from "./deno_udp.ts";
 
@@ -28,12 +28,18 @@ export async function createBackend(
 }
 
 /** Which backend a choice gives on this machine, and why (for --check-config), without keeping it. */
-export async function describeBackend(kind: IoBackendChoice): Promise<string> {
+export async function describeBackend(kind: IoBackendChoice): Promise<BackendInEffect> {
   try {
     const { backend, fallback } = await createBackend(kind);
     await backend.close();
-    return fallback ? `${backend.name} (${fallback})` : backend.name;
+    return { name: backend.name, text: fallback ? `${backend.name} (${fallback})` : backend.name };
   } catch (e) {
-    return `unavailable: ${e instanceof Error ? e.message : e}`;
+    return { text: `unavailable: ${e instanceof Error ? e.message : e}` };
   }
+}
+
+/** The backend a start would use (undefined when none opens), and how --check-config shows it. */
+export interface BackendInEffect {
+  name?: IoBackendName;
+  text: string;
 }

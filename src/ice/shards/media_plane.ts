@@ -213,7 +213,15 @@ export class MediaPlane implements SpecSink, ShardRouter {
   }
 
   relayedTcpFrame(connection: number, frame: Uint8Array): void {
-    this.#relayedTcp.get(connection)?.onFrame(frame);
+    const port = this.#relayedTcp.get(connection);
+    try {
+      port?.onFrame(frame);
+    } catch (error) {
+      // As on the main thread, where a frame's exception ends its connection: never the worker.
+      drop.handler_error.inc();
+      log("error", "packet_handler_error", { connection, ...port?.served, error });
+      port?.sink.close("handler error");
+    }
   }
 
   /** The connection ended on the main thread. */
