@@ -84,13 +84,17 @@ const MAX_BATCHES_PER_WAKEUP = 8;
 /** Busy rounds before the reactor yields to the event loop (timers, HTTP, TCP). */
 const MAX_BUSY_ROUNDS = 16;
 /** A backend on a thread of its own (a shard worker) waits for datagrams on that thread for this long at
- * a time while media flows, then lets the thread's event loop run: its timers run up to this late (the
- * maintenance tick is 5 ms, check pacing 50 ms), while messages end the slice at once (`turnRequests`)
- * and a TCP connection on the thread makes it wait through the pool meanwhile (`holdEventLoop`).
- * Waiting through Deno's thread pool each time instead costs a second thread switch per wakeup, which
- * two shards pay twice as often as one; and each turn costs about as much again, so slices of 10 ms
- * rather than 5 (measured: 2 workers over 1, +13 % against +19 %, same run). */
-export const OWN_THREAD_SLICE_MS = 10;
+ * a time while media flows, then lets the thread's event loop run. The media plane's periodic work
+ * (maintenance, check pacing) runs inside the slice (`every`), on time; messages end the slice at once
+ * (`turnRequests`) and a TCP connection on the thread makes it wait through the pool meanwhile
+ * (`holdEventLoop`); only other timers of the thread (the lag probe) run up to a slice late. Waiting
+ * through Deno's thread pool each time instead costs a second thread switch per wakeup, which two shards
+ * pay twice as often as one, and each turn costs a pool wait and a pass of the event loop: so the slices
+ * are long (measured at 10 ms against 5: 2 workers over 1, +13 % against +19 %, same run). */
+export const OWN_THREAD_SLICE_MS = 50;
+/** A wait through the pool while the thread has no datagrams lasts at most this long (or until a
+ * periodic task is due). */
+const IDLE_WAIT_MS = 200;
 /** The event loop's turn between slices is a wait in the pool of up to this long (it returns at the next
  * datagram). A turn that cannot block (a timeout of 0, a message to itself) was measured to starve the
  * thread's timers: a 5 ms interval ran 21 times in a second instead of 200. */
@@ -159,6 +163,10 @@ export class FfiUdpBackend implements DatagramBackend {
   /** Own thread: raised by other threads after posting this one a message (ends a slice). */
   readonly #turnRequests?: Int32Array;
   #turnRequestsSeen = 0;
+  readonly #ownThread: boolean;
+  /** Own thread: the periodic tasks (every()), and when the first of them is next due. */
+  readonly #periodic: Periodic[] = [];
+  #nextDue = Infinity;
   /** Own thread: holds of the event loop (holdEventLoop). */
   #loopHolds = 0;
   #releasing?: Promise<void>;
@@ -213,6 +221,7 @@ export class FfiUdpBackend implements DatagramBackend {
     this.gro = opts.gro ?? true;
     this.rx = new Batch(BATCH, this.gro ? GRO_SLOT : SLOT, this.gro ? GRO_CMSG_SPACE : 0);
     this.#turnRequests = opts.turnRequests;
+    this.#ownThread = opts.ownThread ?? false;
     this.#slotsAddress = address(this.#tx.slots);
     this.#namesAddress = address(this.#tx.names);
     for (let i = 0; i < TX_BATCH; i++) {
@@ -221,7 +230,7 @@ export class FfiUdpBackend implements DatagramBackend {
       this.#gsoCtrlView.setInt32(c + 8, SOL_UDP, true);
       this.#gsoCtrlView.setInt32(c + 12, UDP_SEGMENT, true);
     }
-    if (opts.ownThread) this.#ownThreadLoop();
+    if (this.#ownThread) this.#ownThreadLoop();
     else this.#sharedThreadLoop();
   }
 
@@ -233,6 +242,53 @@ export class FfiUdpBackend implements DatagramBackend {
       if (held) this.#loopHolds--;
       held = false;
     };
+  }
+
+  /** DatagramBackend.every: on its own thread, run from the wait for datagrams (no turn of the event
+   * loop needed); on a shared thread, an interval timer. A task is never run twice to catch up. */
+  every(ms: number, task: () => void): () => void {
+    if (!this.#ownThread) {
+      const timer = setInterval(task, ms);
+      return () => clearInterval(timer);
+    }
+    const periodic: Periodic = { ms, due: performance.now() + ms, task, active: true };
+    this.#periodic.push(periodic);
+    this.#nextDue = Math.min(this.#nextDue, periodic.due);
+    return () => {
+      periodic.active = false; // removed at the next run of due tasks
+    };
+  }
+
+  /** Runs the periodic tasks due by `now`, each in its own guard: a throwing task is counted (and logged
+   * the first time), and the others and the media go on. */
+  #runDue(now: number): void {
+    if (now < this.#nextDue) return;
+    const list = this.#periodic;
+    const count = list.length; // a task added by a task waits for the next run
+    for (let i = 0; i < count; i++) {
+      const p = list[i];
+      if (!p.active || now < p.due) continue;
+      p.due = Math.max(p.due + p.ms, now);
+      try {
+        p.task();
+      } catch (e) {
+        drop.handler_error.inc();
+        // Logged once per task: one that keeps failing would otherwise log hundreds of lines a second.
+        if (!p.failed) log("error", "periodic_task_error", { every_ms: p.ms, error: e });
+        p.failed = true;
+      }
+    }
+    let next = Infinity, kept = 0;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i];
+      if (!p.active) continue;
+      list[kept++] = p;
+      if (p.due < next) next = p.due;
+    }
+    list.length = kept;
+    this.#nextDue = next;
+    // What the tasks sent leaves now: no microtask runs before this slice ends.
+    if (this.#txCount > 0) this.flush();
   }
 
   static open(opts: FfiBackendOptions = {}): FfiUdpBackend {
@@ -503,30 +559,46 @@ export class FfiUdpBackend implements DatagramBackend {
 
   /** A thread of its own: while media flows, wait for it on this thread (one thread switch per wakeup,
    * as a C relay has) in slices of OWN_THREAD_SLICE_MS, each followed by a turn of the event loop; a
-   * slice with no datagram at all goes back to waiting through the pool, so an idle shard costs nothing. */
+   * slice with no datagram at all goes back to waiting through the pool, so an idle shard wakes only for
+   * its periodic tasks. */
   async #ownThreadLoop(): Promise<void> {
     while (this.#running) {
-      const end = performance.now() + OWN_THREAD_SLICE_MS;
-      let served = false;
-      for (let left = OWN_THREAD_SLICE_MS; left > 0 && !this.#turnWanted(); left = end - performance.now()) {
-        // Milliseconds are fine grain enough for a 10 ms slice (epoll_pwait2 would need glibc 2.35).
-        const n = this.libc.epoll_wait(this.epfd, this.#events, BATCH, Math.ceil(left));
-        if (n > 0) {
-          served = true;
-          this.#serve(n);
-        } else if (!served) break;
-      }
+      const served = this.#slice();
       // Requests raised from here on are for messages the turn below may not see: the next slice ends.
       if (this.#turnRequests) this.#turnRequestsSeen = Atomics.load(this.#turnRequests, 0);
+      const untilDue = Math.max(0, Math.ceil(this.#nextDue - performance.now()));
       const n = await this.libc.epoll_wait_blocking(
         this.epfd,
         this.#events,
         BATCH,
-        served && this.#loopHolds === 0 ? TURN_WAIT_MS : 200,
+        served && this.#loopHolds === 0 ? TURN_WAIT_MS : Math.min(IDLE_WAIT_MS, untilDue),
       );
       if (!this.#running) return;
       if (n > 0) this.#serve(n);
+      this.#runDue(performance.now());
     }
+  }
+
+  /** One slice of waiting on this thread, running periodic tasks as they fall due; whether any datagram
+   * came. */
+  #slice(): boolean {
+    let now = performance.now();
+    const end = now + OWN_THREAD_SLICE_MS;
+    let served = false;
+    while (now < end && !this.#turnWanted()) {
+      // Milliseconds are fine grain enough here (epoll_pwait2 would need glibc 2.35).
+      const wait = Math.ceil((end < this.#nextDue ? end : this.#nextDue) - now);
+      const n = this.libc.epoll_wait(this.epfd, this.#events, BATCH, wait > 0 ? wait : 0);
+      if (n > 0) {
+        served = true;
+        this.#serve(n);
+      }
+      now = performance.now();
+      this.#runDue(now);
+      // Nothing came in a real wait, and nothing had: the thread is idle, and waits through the pool.
+      if (n <= 0 && !served && wait > 0) break;
+    }
+    return served;
   }
 
   /** Whether the own-thread slice must end: a message is waiting, or I/O on the event loop is held. */
@@ -577,6 +649,16 @@ export class FfiUdpBackend implements DatagramBackend {
       }, 400)
     );
   }
+}
+
+/** A task run about every `ms` by an own-thread backend (every()). */
+interface Periodic {
+  readonly ms: number;
+  due: number;
+  readonly task: () => void;
+  active: boolean;
+  /** It has thrown once (logged then; counted every time). */
+  failed?: boolean;
 }
 
 /** Views of `vector` from each of its first `count` mmsghdrs on. */

@@ -77,16 +77,16 @@ Deno.test("ffi backend on a thread of its own: the same datagrams whole and in o
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
 });
 
-/** Another process sends a 1,200-byte datagram every 0.5 ms for `ms` to `port`, so that a backend on a
- * thread of its own keeps waiting for datagrams itself. */
-function streamTo(port: number, ms: number): Deno.ChildProcess {
+/** Another process sends a 1,200-byte datagram every `everyMs` (0.5 ms) for `ms` to `port`, so that a
+ * backend on a thread of its own keeps waiting for datagrams itself. */
+function streamTo(port: number, ms: number, everyMs = 0.5): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       `const s = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
        const to = { transport: "udp", hostname: "127.0.0.1", port: ${port} };
        const d = new Uint8Array(1200); const end = performance.now() + ${ms};
-       while (performance.now() < end) { await s.send(d, to); const t = performance.now() + 0.5; while (performance.now() < t); }`,
+       while (performance.now() < end) { await s.send(d, to); const t = performance.now() + ${everyMs}; while (performance.now() < t); }`,
     ],
     stdout: "null",
     stderr: "inherit",
@@ -114,6 +114,57 @@ Deno.test("ffi backend on a thread of its own: timers and other tasks keep runni
   assert.ok(received > 1000, `datagrams received: ${received}`);
   const perSecond = fired.length / seconds;
   assert.ok(perSecond > 1000 / OWN_THREAD_SLICE_MS / 2, `timer fired ${perSecond.toFixed(0)} times a second`);
+});
+
+Deno.test("ffi backend on a thread of its own: periodic tasks run on time within slices, and what they send leaves at once", async () => {
+  const backend = FfiUdpBackend.open({ ownThread: true });
+  const delays: number[] = [];
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
+  const probe = backend.bind({ host: "127.0.0.1", port: 0 }, (data) => {
+    delays.push(performance.now() - new DataView(data.buffer, data.byteOffset).getFloat64(0, true));
+  });
+  // A datagram every 20 ms keeps the slices going (the thread never turns idle) while leaving long
+  // stretches without one: a task's send that waited for the next received datagram or for the slice's
+  // end would show as a delay of about 10 ms.
+  const sender = streamTo(sink.localAddress.port, 1500, 20);
+  await new Promise((r) => setTimeout(r, 200));
+  let ran = 0, timerRan = 0;
+  const sent = new Float64Array(32);
+  const stop = backend.every(5, () => {
+    ran++;
+    sent[0] = performance.now();
+    sink.send(new Uint8Array(sent.buffer), probe.localAddress);
+  });
+  const stopThrowing = backend.every(5, () => {
+    throw new Error("a failing task");
+  });
+  const timer = setInterval(() => timerRan++, 5);
+  const errorsBefore = counterTotal("xrtc_dropped_packets_total");
+  const started = performance.now();
+  await new Promise((r) => setTimeout(r, 1000));
+  const seconds = (performance.now() - started) / 1000;
+  stop();
+  stopThrowing();
+  const errors = counterTotal("xrtc_dropped_packets_total") - errorsBefore;
+  clearInterval(timer);
+  const after = ran;
+  await new Promise((r) => setTimeout(r, 100));
+  await sender.status;
+  for (const s of [sink, probe]) s.close();
+  await backend.close();
+  const perSecond = ran / seconds, timerPerSecond = timerRan / seconds;
+  assert.ok(
+    perSecond > 150,
+    `the 5 ms task ran ${perSecond.toFixed(0)} times a second (a throwing one beside it)`,
+  );
+  assert.ok(
+    perSecond > timerPerSecond * 2,
+    `task ${perSecond.toFixed(0)}/s, event-loop timer ${timerPerSecond}/s`,
+  );
+  assert.equal(ran, after, "the task ran after it was stopped");
+  assert.ok(errors >= ran - 2, `the throwing task's failures counted: ${errors} for ${ran} runs`);
+  assert.ok(delays.length > 100, `probes received: ${delays.length}`);
+  assert.ok(median(delays) < 3, `a task's datagram arrived after ${median(delays).toFixed(2)} ms (median)`);
 });
 
 Deno.test("ffi backend on a thread of its own: a held event loop is served at once, not between slices", async () => {

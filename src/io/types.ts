@@ -35,6 +35,10 @@ export interface DatagramBackend {
    * result when it no longer does. A backend that waits for datagrams on its own thread (ffi, in a shard
    * worker) waits through the event loop meanwhile, so that I/O is not delayed. */
   holdEventLoop?(): () => void;
+  /** Runs `task` about every `ms` on this backend's thread until the returned function is called. A
+   * backend that waits for datagrams on its own thread (ffi, in a shard worker) runs it from that wait,
+   * on time, where an event-loop timer would wait for the loop's next turn; without it, use timers. */
+  every?(ms: number, task: () => void): () => void;
   /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
   releaseFreeMemory?(): Promise<void>;
   /** Closes every socket; the promise, when there is one, resolves once everything is released. */

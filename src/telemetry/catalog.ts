@@ -381,7 +381,8 @@ export const httpErrors = registry.counter({
 
 export const eventLoopLag = registry.gauge({
   name: "xrtc_event_loop_lag_seconds",
-  help: "The longest event-loop delay seen by a shard in the last interval.",
+  help:
+    "The longest event-loop delay seen by a shard in the last interval (a worker shard waits for media on its thread in slices of up to 50 ms between turns of its loop, so reads up to that while media flows).",
   labels: [],
   merge: "per_shard",
 });

@@ -99,8 +99,11 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #upstreams = new Map<Family, DatagramSocket>();
   readonly #ticking = new Set<MediaSession>();
   readonly #clock: Clock;
-  readonly #timer?: ReturnType<typeof setInterval>;
-  readonly #maintenanceTimer?: ReturnType<typeof setInterval>;
+  /** The check-pacing and maintenance timers, each running only while it has something to do: a plane
+   * without sessions (the main thread's, when media runs on workers) never wakes its thread. */
+  #stopTicks?: () => void;
+  #stopMaintenance?: () => void;
+  #autoTick: boolean;
   /** When each live session next needs maintain(). */
   readonly #maintenance = new DueSchedule<SessionEntry>(TIMING.maintenanceTickMs);
   /** ICE-TCP connections the main thread holds for sessions of this shard, by connection id. */
@@ -110,10 +113,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     this.#clock = opts.clock ?? systemClock;
     // The IPv4 upstream socket exists from the start (tests and the status page read its port).
     this.#upstream(4);
-    if (opts.autoTick !== false) {
-      this.#timer = setInterval(() => this.tick(this.#clock.now()), TIMING.checkIntervalMs);
-      this.#maintenanceTimer = setInterval(() => this.#onMaintenanceTimer(), TIMING.maintenanceTickMs);
-    }
+    this.#autoTick = opts.autoTick !== false;
     sessionsActive.collectWith((set) => {
       const counts = new Map<string, number>();
       for (const s of this.table.live()) {
@@ -258,7 +258,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     applySpecUpdate(e.spec, u);
     if (u.kind === "restart") this.table.rekey(e);
     e.session?.applyUpdate(u);
-    if (e.session) this.#ticking.add(e.session);
+    if (e.session) this.#wantTicks(e.session);
   }
 
   /** A session this shard owned in the process before, resumed live at once (its check came then). */
@@ -336,7 +336,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
         this.table.retire(e, ufrag);
         for (const p of this.ports) p.forget([ufrag]);
       },
-      wantTicks: (s) => this.#ticking.add(s),
+      wantTicks: (s) => this.#wantTicks(s),
       maintainSoon: () => {
         if (e.session) this.#maintenance.expedite(e, this.#clock.now());
       },
@@ -371,8 +371,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
       : new HalfSession({ spec, host, upstream: up.socket, sharedUpstream: up.shared, restore });
     up.owner.session = session;
     this.table.goLive(e, session);
-    this.#ticking.add(session);
+    this.#wantTicks(session);
     this.#maintenance.schedule(e, now);
+    this.#startMaintenanceTimer();
     if (restore) {
       log("info", "session_restored", { session: spec.id, shard: this.opts.shard });
       return session;
@@ -417,8 +418,34 @@ export class MediaPlane implements SpecSink, ShardRouter {
     }
   }
 
+  #wantTicks(s: MediaSession): void {
+    this.#ticking.add(s);
+    if (this.#autoTick && this.#stopTicks === undefined) {
+      this.#stopTicks = this.#every(TIMING.checkIntervalMs, () => this.tick(this.#clock.now()));
+    }
+  }
+
+  #startMaintenanceTimer(): void {
+    if (this.#autoTick && this.#stopMaintenance === undefined) {
+      this.#stopMaintenance = this.#every(TIMING.maintenanceTickMs, () => this.#onMaintenanceTimer());
+    }
+  }
+
+  /** Periodic work on this plane's thread: from the backend's own wait where it has one (a worker's
+   * media never waits for an event-loop turn to be maintained), else a timer. */
+  #every(ms: number, task: () => void): () => void {
+    const backend = this.opts.backend;
+    if (backend.every) return backend.every(ms, task);
+    const timer = setInterval(task, ms);
+    return () => clearInterval(timer);
+  }
+
   #onMaintenanceTimer(): void {
-    if (this.#maintenance.size === 0) return;
+    if (this.#maintenance.size === 0) {
+      this.#stopMaintenance?.();
+      this.#stopMaintenance = undefined;
+      return;
+    }
     // A bounded batch per tick, so sessions that fall due together never hold media up in one burst.
     const quota = Math.ceil(this.#maintenance.size * TIMING.maintenanceTickMs / TIMING.maintenanceSpreadMs);
     this.maintain(this.#clock.now(), quota);
@@ -429,6 +456,10 @@ export class MediaPlane implements SpecSink, ShardRouter {
     for (const s of this.#ticking) {
       s.tick(now);
       if (!s.needsTicks) this.#ticking.delete(s);
+    }
+    if (this.#ticking.size === 0 && this.#stopTicks !== undefined) {
+      this.#stopTicks();
+      this.#stopTicks = undefined;
     }
   }
 
@@ -451,8 +482,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
 
   /** Closes every session of this shard and its sockets (shutdown). */
   shutdown(reason: EndReason = "shutdown"): void {
-    clearInterval(this.#timer);
-    clearInterval(this.#maintenanceTimer);
+    this.#stopTicks?.();
+    this.#stopMaintenance?.();
+    this.#autoTick = false;
     for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
     for (const id of [...this.#relayedTcp.keys()]) this.relayedTcpClosed(id);
     for (const p of this.ports) p.close();
