@@ -195,19 +195,28 @@ const spread = (v: number[]): RatioSpread => ({
   rounds: v.length,
 });
 
-/** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id: within each round
- * (a row measured once is read against the C relay's median), then the median and range over rounds. */
+/** The id of the C relay row measured beside row `id` in the same seconds, when a scenario has one (the
+ * held step: `idle-held:ffi` beside `idle-held-c:ffi`). */
+export const besideCRelayId = (id: string) => id.replace(/^([^:]+):/, "$1-c:");
+
+/** Every xRTC row's CPU per forwarded packet as a ratio to the C relay's, by row id: to the C relay
+ * measured beside it in the same seconds where its scenario has one, else within each round (a row
+ * measured once is read against the C relay's median), then the median and range over rounds. */
 export function cpuRatios(r: Results, s: Settings): Record<string, RatioSpread> {
   const cRows = r.throughput.filter((t) => t.id === "relay-c");
   const cMedian = median(cRows.map((t) => cpuPerThousand(t, s)));
-  const cIn = (round?: number) => {
-    const same = cRows.find((t) => t.round === round);
+  const cFor = (row: ThroughputRow) => {
+    const beside = r.throughput.find((t) =>
+      t.backend === "C" && t.id === besideCRelayId(row.id) && t.round === row.round
+    );
+    if (beside) return cpuPerThousand(beside, s);
+    const same = cRows.find((t) => t.round === row.round);
     return same ? cpuPerThousand(same, s) : cMedian;
   };
   const perId = new Map<string, number[]>();
   for (const row of r.throughput) {
     if (row.id === "direct" || row.backend === "C") continue;
-    const v = cpuPerThousand(row, s) / cIn(row.round);
+    const v = cpuPerThousand(row, s) / cFor(row);
     if (Number.isFinite(v)) perId.set(row.id, [...perId.get(row.id) ?? [], v]);
   }
   const out: Record<string, RatioSpread> = {};
@@ -299,7 +308,7 @@ export function render(
     if (Object.keys(toC).length) {
       lines.push(
         "",
-        `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling):`,
+        `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling; rows with sessions held: to the C relay of the same seconds):`,
       );
       for (const row of rows) {
         const x = toC[row.id];

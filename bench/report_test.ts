@@ -64,19 +64,27 @@ function inRounds(rows: Record<string, { backend: string; perThousand: number[] 
   return r;
 }
 
-Deno.test("ratios to the C relay are taken within each round; a row run once reads the C median", () => {
+Deno.test("ratios to the C relay are taken within each round, or beside the C relay of the same seconds; a row run once reads the C median", () => {
   const r = inRounds({
     "relay-c": { backend: "C", perThousand: [2, 4, 3] },
     "half:ffi": { backend: "ffi", perThousand: [2.2, 4.4, 3.6] },
   });
   r.throughput.push(row("held:ffi", "ffi", undefined, 6));
+  // A row measured beside a C relay of its own (the held step) is read against that one.
+  r.throughput.push(row("idle-held-c:ffi", "C", undefined, 5));
+  r.throughput.push(row("idle-held:ffi", "ffi", undefined, 4));
   const x = cpuRatios(r, settings);
   near(x["half:ffi"].median, 1.1);
   near(x["half:ffi"].min, 1.1);
   near(x["half:ffi"].max, 1.2);
   assert.deepEqual(x["half:ffi"].rounds, 3);
   near(x["held:ffi"].median, 2);
-  assert.deepEqual(Object.keys(x).sort(), ["half:ffi", "held:ffi"], "C rows are the yardstick, not rows");
+  near(x["idle-held:ffi"].median, 0.8);
+  assert.deepEqual(
+    Object.keys(x).sort(),
+    ["half:ffi", "held:ffi", "idle-held:ffi"],
+    "C rows are the yardstick, not rows",
+  );
 });
 
 Deno.test("growth of one row over another pairs rows of the same round", () => {
