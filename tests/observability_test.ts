@@ -6,7 +6,7 @@ import { openEchoSession, PORTS, runWeriftClient, signedCheck, withStack } from 
 import { artifactPath, freePort, recordFigure, sleep, waitFor } from "./lib/run.ts";
 import { startJanus } from "./lib/janus.ts";
 import { launchChromium } from "./lib/browser.ts";
-import { dropped } from "./lib/metrics.ts";
+import { dropped, metric } from "./lib/metrics.ts";
 import type { Xrtc } from "../src/app.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -107,7 +107,8 @@ scrape_configs:
         assert.ok(
           await query('xrtc_signalling_requests_total{protocol="http",kind="create",outcome="ok"}') >= 2,
         );
-        assert.equal(await query("sum(xrtc_shard_up)"), 1);
+        // Every shard is up: the main thread's and, with media on worker threads (ffi), each worker's.
+        assert.equal(await query("sum(xrtc_shard_up)"), xrtc.shards!.count);
         assert.ok(await query("xrtc_process_resident_memory_bytes") > 1e6);
         assert.ok(await query('xrtc_build_info{io_backend!=""}') === 1);
         const file = `${dir}/metrics.txt`;
@@ -151,7 +152,13 @@ Deno.test(
         rtp: 400,
         timeoutMs: 60_000,
       });
-      await waitFor("a live session", () => xrtc.plane!.table.liveCount === 1 || undefined, 15_000, 200);
+      // Read over every shard: with the ffi backend the session is live on a worker thread.
+      await waitFor(
+        "a live session",
+        async () => await metric("xrtc_sessions_active") === 1 || undefined,
+        15_000,
+        200,
+      );
       const held = passwords(xrtc);
       const b = await launchChromium(topo);
       try {

@@ -49,8 +49,9 @@ run_suite "unit tests (src/, bench/)" "$DENO" test -A src/ bench/
 run_suite "fuzz, short run (20,000 inputs per target)" bash -c "$DENO run -A tests/fuzz/run.ts --count 20000 && echo 'ok | 1 passed | 0 failed'"
 run_suite "integration tests, deno UDP backend" env XRTC_TEST_IO=deno "$DENO" test -A --ignore=tests/workers_test.ts tests/
 # workers_test.ts needs SO_REUSEPORT, so FFI only; hardening_test.ts's flood needs the batched backend's rate.
-# WHIP and the cluster run here too: ffi is what io_backend auto gives on Linux.
-run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts tests/workers_test.ts tests/hardening_test.ts tests/whip_test.ts tests/cluster_test.ts
+# WHIP, the cluster, crashes and upgrades, and what operators see run here too: ffi is what io_backend auto
+# gives on Linux, with the media on a worker thread.
+run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts tests/workers_test.ts tests/hardening_test.ts tests/whip_test.ts tests/cluster_test.ts tests/lifecycle_test.ts tests/observability_test.ts
 
 echo
 echo "$passed passed, $failed failed"

@@ -212,7 +212,7 @@ export class ShardSet implements SpecSink, TcpRelay {
             resolve();
           } else reject(new Error(`shard ${shard}: ${m.error}`));
           w.onmessage = (ev: MessageEvent<FromShard>) => this.#fromWorker(shard, ev.data);
-        }
+        } else this.#fromWorker(shard, m); // its upstream port comes before "ready"
       };
       w.onerror = (ev) => {
         ev.preventDefault();
