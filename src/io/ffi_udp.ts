@@ -4,7 +4,7 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
+import { drop, internalErrors, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
 import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
@@ -17,6 +17,7 @@ import {
 } from "./types.ts";
 
 const SEGMENTED = udpSegmented.with({});
+const PERIODIC_TASK_ERRORS = internalErrors.with({ where: "periodic_task" });
 const COALESCED = udpCoalesced.with({});
 
 const SOCK_DGRAM = 2;
@@ -85,13 +86,17 @@ const MAX_BATCHES_PER_WAKEUP = 8;
 const MAX_BUSY_ROUNDS = 16;
 /** A backend on a thread of its own (a shard worker) waits for datagrams on that thread for this long at
  * a time while media flows, then lets the thread's event loop run. The media plane's periodic work
- * (maintenance, check pacing) runs inside the slice (`every`), on time; messages end the slice at once
- * (`turnRequests`) and a TCP connection on the thread makes it wait through the pool meanwhile
- * (`holdEventLoop`); only other timers of the thread (the lag probe) run up to a slice late. Waiting
+ * (maintenance, check pacing) runs inside the slice (`every`), on time; a message ends the slice within
+ * THREAD_WAIT_MAX_MS (`turnRequests`, seen between waits), and a TCP connection on the thread makes it
+ * wait through the pool meanwhile (`holdEventLoop`); only other timers of the thread (the lag probe) run
+ * up to a slice late. Waiting
  * through Deno's thread pool each time instead costs a second thread switch per wakeup, which two shards
  * pay twice as often as one, and each turn costs a pool wait and a pass of the event loop: so the slices
  * are long (measured at 10 ms against 5: 2 workers over 1, +13 % against +19 %, same run). */
 export const OWN_THREAD_SLICE_MS = 50;
+/** One wait for datagrams on the thread lasts at most this long: a message's turn request is seen
+ * between waits, so this is the longest a message waits for its turn when no datagram comes. */
+const THREAD_WAIT_MAX_MS = 5;
 /** A wait through the pool while the thread has no datagrams lasts at most this long (or until a
  * periodic task is due). */
 const IDLE_WAIT_MS = 200;
@@ -167,6 +172,8 @@ export class FfiUdpBackend implements DatagramBackend {
   /** Own thread: the periodic tasks (every()), and when the first of them is next due. */
   readonly #periodic: Periodic[] = [];
   #nextDue = Infinity;
+  /** Own thread: when the wait through the pool in progress ends at the latest (0: none in progress). */
+  #poolWaitEnd = 0;
   /** Own thread: holds of the event loop (holdEventLoop). */
   #loopHolds = 0;
   #releasing?: Promise<void>;
@@ -254,6 +261,9 @@ export class FfiUdpBackend implements DatagramBackend {
     const periodic: Periodic = { ms, due: performance.now() + ms, task, active: true };
     this.#periodic.push(periodic);
     this.#nextDue = Math.min(this.#nextDue, periodic.due);
+    // Added while the thread waits through the pool (from a message), past whose end it falls due: the
+    // event loop is free meanwhile, so a timer runs it on time.
+    if (periodic.due < this.#poolWaitEnd) setTimeout(() => this.#runDue(performance.now()), ms);
     return () => {
       periodic.active = false; // removed at the next run of due tasks
     };
@@ -268,11 +278,12 @@ export class FfiUdpBackend implements DatagramBackend {
     for (let i = 0; i < count; i++) {
       const p = list[i];
       if (!p.active || now < p.due) continue;
-      p.due = Math.max(p.due + p.ms, now);
+      // The next run one period on; a task late by more than that is not run again to catch up.
+      p.due = p.due + p.ms > now ? p.due + p.ms : now + p.ms;
       try {
         p.task();
       } catch (e) {
-        drop.handler_error.inc();
+        PERIODIC_TASK_ERRORS.inc();
         // Logged once per task: one that keeps failing would otherwise log hundreds of lines a second.
         if (!p.failed) log("error", "periodic_task_error", { every_ms: p.ms, error: e });
         p.failed = true;
@@ -560,22 +571,25 @@ export class FfiUdpBackend implements DatagramBackend {
   /** A thread of its own: while media flows, wait for it on this thread (one thread switch per wakeup,
    * as a C relay has) in slices of OWN_THREAD_SLICE_MS, each followed by a turn of the event loop; a
    * slice with no datagram at all goes back to waiting through the pool, so an idle shard wakes only for
-   * its periodic tasks. */
+   * its periodic tasks and every IDLE_WAIT_MS. */
   async #ownThreadLoop(): Promise<void> {
+    let flowing = false;
     while (this.#running) {
-      const served = this.#slice();
+      // A slice only while datagrams come: after a pool wait that saw none, wait through the pool again.
+      const served: boolean = flowing && this.#slice();
       // Requests raised from here on are for messages the turn below may not see: the next slice ends.
       if (this.#turnRequests) this.#turnRequestsSeen = Atomics.load(this.#turnRequests, 0);
-      const untilDue = Math.max(0, Math.ceil(this.#nextDue - performance.now()));
-      const n = await this.libc.epoll_wait_blocking(
-        this.epfd,
-        this.#events,
-        BATCH,
-        served && this.#loopHolds === 0 ? TURN_WAIT_MS : Math.min(IDLE_WAIT_MS, untilDue),
-      );
+      const now = performance.now();
+      const timeout = served && this.#loopHolds === 0
+        ? TURN_WAIT_MS
+        : Math.min(IDLE_WAIT_MS, Math.max(0, Math.ceil(this.#nextDue - now)));
+      this.#poolWaitEnd = now + timeout;
+      const n = await this.libc.epoll_wait_blocking(this.epfd, this.#events, BATCH, timeout);
+      this.#poolWaitEnd = 0;
       if (!this.#running) return;
       if (n > 0) this.#serve(n);
       this.#runDue(performance.now());
+      flowing = served || n > 0;
     }
   }
 
@@ -587,7 +601,8 @@ export class FfiUdpBackend implements DatagramBackend {
     let served = false;
     while (now < end && !this.#turnWanted()) {
       // Milliseconds are fine grain enough here (epoll_pwait2 would need glibc 2.35).
-      const wait = Math.ceil((end < this.#nextDue ? end : this.#nextDue) - now);
+      const until = Math.min(end, this.#nextDue, now + THREAD_WAIT_MAX_MS);
+      const wait = Math.ceil(until - now);
       const n = this.libc.epoll_wait(this.epfd, this.#events, BATCH, wait > 0 ? wait : 0);
       if (n > 0) {
         served = true;

@@ -62,6 +62,7 @@ export const END_REASONS = [
   "ice_restart",
   "backend_down",
   "shutdown",
+  "internal_error",
 ] as const;
 export type EndReason = typeof END_REASONS[number];
 
@@ -173,6 +174,17 @@ export const janusCandidatesDropped = registry.counter({
   help: "Janus candidates not used, by reason.",
   labels: ["reason"],
   values: { reason: ["unmatched", "over_limit", "malformed"] },
+});
+
+/** Where an exception was caught that no request or packet was being handled for. */
+export const INTERNAL_ERROR_SITES = ["periodic_task", "session_timer"] as const;
+
+export const internalErrors = registry.counter({
+  name: "xrtc_internal_errors_total",
+  help: "Exceptions caught inside xRTC outside any request or packet, by where: a periodic task on a " +
+    "worker's thread, or one session's maintenance or check pacing (that session is ended: internal_error).",
+  labels: ["where"],
+  values: { where: INTERNAL_ERROR_SITES },
 });
 
 export const socketErrors = registry.counter({

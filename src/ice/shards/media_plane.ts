@@ -32,6 +32,7 @@ import {
   type EndReason,
   handoffPackets,
   iceSetup,
+  internalErrors,
   sessionsActive,
   sessionsClaimed,
   upstreamSockets,
@@ -92,6 +93,7 @@ export interface PlaneStats {
 }
 
 const IN = handoffPackets.with({ direction: "in" });
+const SESSION_TIMER_ERRORS = internalErrors.with({ where: "session_timer" });
 
 export class MediaPlane implements SpecSink, ShardRouter {
   readonly table = new SessionTable();
@@ -454,7 +456,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
   /** Check pacing and retransmissions of the sessions that need them. */
   tick(now: number): void {
     for (const s of this.#ticking) {
-      s.tick(now);
+      if (!this.#guarded(s, "tick", () => s.tick(now))) continue;
       if (!s.needsTicks) this.#ticking.delete(s);
     }
     if (this.#ticking.size === 0 && this.#stopTicks !== undefined) {
@@ -469,7 +471,8 @@ export class MediaPlane implements SpecSink, ShardRouter {
     for (const e of this.#maintenance.takeDue(now, quota)) {
       const s = e.session;
       if (!s) continue;
-      const reason = s.maintain(now);
+      let reason: EndReason | undefined;
+      if (!this.#guarded(s, "maintain", () => reason = s.maintain(now))) continue;
       if (reason) s.close(reason);
       else if (e.session === s) {
         this.#maintenance.schedule(
@@ -477,6 +480,25 @@ export class MediaPlane implements SpecSink, ShardRouter {
           Math.min(s.maintenanceDueAt(now), now + TIMING.maintenanceMaxIntervalMs),
         );
       }
+    }
+  }
+
+  /** Runs one session's timer work; an exception ends that session (internal_error) and no other: the
+   * sessions after it in the same pass are still served and filed again. False when it threw. */
+  #guarded(s: MediaSession, what: "tick" | "maintain", work: () => void): boolean {
+    try {
+      work();
+      return true;
+    } catch (error) {
+      SESSION_TIMER_ERRORS.inc();
+      this.#ticking.delete(s);
+      log("error", "session_timer_error", { session: s.id, what, error });
+      try {
+        s.close("internal_error");
+      } catch (e) {
+        log("error", "session_close_error", { session: s.id, error: e });
+      }
+      return false;
     }
   }
 

@@ -6,10 +6,20 @@ import { MemoryNetwork } from "../../io/memory_udp.ts";
 import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
 import type { MediaPlane } from "./media_plane.ts";
-import { facing, halfSpec, JANUS_ADDR, planeHarness, srtp, TestClient, TestJanus } from "../test_support.ts";
+import {
+  facing,
+  halfSpec,
+  ICE_PORT,
+  JANUS_ADDR,
+  planeHarness,
+  srtp,
+  TestClient,
+  TestJanus,
+  XRTC_PUBLIC,
+} from "../test_support.ts";
 import { type FrameSink, TcpClientPort, type TcpRelay } from "../demux/ice_tcp.ts";
 import { BINDING_SUCCESS, parseStun } from "../../stun/message.ts";
-import { drops, handoffPackets, registry } from "../../telemetry/catalog.ts";
+import { drops, handoffPackets, internalErrors, registry } from "../../telemetry/catalog.ts";
 
 Deno.test("a session is claimed once; an address that lands on the other shard is handed to the owner, then dropped after the end", () => {
   const net = new MemoryNetwork();
@@ -220,4 +230,58 @@ Deno.test("a relayed connection that ends on the main thread frees its path on t
   assert.equal(worker.plane.table.liveCount, 1, "the session lives on over UDP");
   assert.equal(janus.media.length, 1);
   assert.equal(conn.closed.length, 0, "closed by the client, not by xRTC");
+});
+
+Deno.test("a session whose maintenance or check pacing throws is ended (internal_error); the others are still served", () => {
+  const h = planeHarness();
+  const backend = h.net.backend();
+  const janus = new TestJanus(h.net, backend, mustPeer(JANUS_ADDR, 40000), randomCredentials());
+  const ids = ["1/2", "1/3", "1/4"];
+  for (const [i, id] of ids.entries()) {
+    const creds = randomCredentials();
+    const spec = halfSpec(h.claims, janus, creds, id);
+    h.plane.open(spec);
+    new TestClient(
+      h.net,
+      backend,
+      mustPeer("198.19.0.2", 50000 + i),
+      creds,
+      facing(spec),
+      mustPeer(XRTC_PUBLIC, ICE_PORT),
+    )
+      .sendCheck({ nominate: true });
+    h.settle();
+  }
+  assert.equal(h.plane.table.liveCount, 3);
+  const session = (id: string) => h.plane.table.byId(id)!.session!;
+  // Fault injection: the first session's maintenance throws, the second's check pacing; the third is
+  // left as it is and must go on being maintained.
+  session("1/2").maintain = () => {
+    throw new Error("maintenance fault");
+  };
+  const paced = session("1/3");
+  paced.tick = () => {
+    throw new Error("tick fault");
+  };
+  // A trickled Janus candidate puts the session back on the check-pacing timer.
+  h.plane.update("1/3", { kind: "janusCandidate", candidate: janus.candidate() });
+  let maintained = 0;
+  const healthy = session("1/4");
+  const maintain = healthy.maintain.bind(healthy);
+  healthy.maintain = (now) => {
+    maintained++;
+    return maintain(now);
+  };
+  const errorsBefore = internalErrors.value({ where: "session_timer" });
+  h.advance(5_000, 1_000);
+  assert.deepEqual(
+    h.ended.map((e) => `${e.id} ${e.reason}`).sort(),
+    ["1/2 internal_error", "1/3 internal_error"],
+  );
+  assert.equal(internalErrors.value({ where: "session_timer" }) - errorsBefore, 2);
+  assert.equal(h.plane.table.liveCount, 1);
+  // The third is still maintained: its client sends no consent checks, so it ends when consent runs out.
+  h.advance(40_000, 1_000);
+  assert.ok(maintained >= 3, `the healthy session was maintained ${maintained} times`);
+  assert.deepEqual(h.ended.at(-1), { id: "1/4", reason: "consent_expired" });
 });
