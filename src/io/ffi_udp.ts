@@ -7,6 +7,7 @@
 import { drop, internalErrors, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
+import { everyOnEventLoop } from "./clock.ts";
 import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
 import {
   type BindOptions,
@@ -89,10 +90,10 @@ const MAX_BUSY_ROUNDS = 16;
  * (maintenance, check pacing) runs inside the slice (`every`), on time; a message ends the slice within
  * THREAD_WAIT_MAX_MS (`turnRequests`, seen between waits), and a TCP connection on the thread makes it
  * wait through the pool meanwhile (`holdEventLoop`); only other timers of the thread (the lag probe) run
- * up to a slice late. Waiting
- * through Deno's thread pool each time instead costs a second thread switch per wakeup, which two shards
- * pay twice as often as one, and each turn costs a pool wait and a pass of the event loop: so the slices
- * are long (measured at 10 ms against 5: 2 workers over 1, +13 % against +19 %, same run). */
+ * up to a slice late. Waiting through Deno's thread pool each time instead costs a second thread switch
+ * per wakeup, which two shards pay twice as often as one, and each turn costs a pool wait and a pass of
+ * the event loop: so the slices are long (measured at 10 ms against 5: 2 workers over 1, +13 % against
+ * +19 %, same run). */
 export const OWN_THREAD_SLICE_MS = 50;
 /** One wait for datagrams on the thread lasts at most this long: a message's turn request is seen
  * between waits, so this is the longest a message waits for its turn when no datagram comes. */
@@ -254,10 +255,7 @@ export class FfiUdpBackend implements DatagramBackend {
   /** DatagramBackend.every: on its own thread, run from the wait for datagrams (no turn of the event
    * loop needed); on a shared thread, an interval timer. A task is never run twice to catch up. */
   every(ms: number, task: () => void): () => void {
-    if (!this.#ownThread) {
-      const timer = setInterval(task, ms);
-      return () => clearInterval(timer);
-    }
+    if (!this.#ownThread) return everyOnEventLoop(ms, task);
     const periodic: Periodic = { ms, due: performance.now() + ms, task, active: true };
     this.#periodic.push(periodic);
     this.#nextDue = Math.min(this.#nextDue, periodic.due);

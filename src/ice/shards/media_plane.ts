@@ -7,7 +7,7 @@ import type { StunMessage } from "../../stun/message.ts";
 import type { Candidate } from "../../sdp/candidate.ts";
 import type { DatagramBackend, DatagramSocket } from "../../io/types.ts";
 import { anyAddress, type Family, type PeerAddress, peerAddress } from "../../io/address.ts";
-import { type Clock, systemClock } from "../../io/clock.ts";
+import { type Clock, everyOnEventLoop, systemClock } from "../../io/clock.ts";
 import type { LiveState, MediaSession, SessionHost, SessionView } from "../session/media_session.ts";
 import { type SessionEntry, SessionTable } from "../demux/session_table.ts";
 import type { CheckRoute } from "../demux/demux.ts";
@@ -436,10 +436,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
   /** Periodic work on this plane's thread: from the backend's own wait where it has one (a worker's
    * media never waits for an event-loop turn to be maintained), else a timer. */
   #every(ms: number, task: () => void): () => void {
-    const backend = this.opts.backend;
-    if (backend.every) return backend.every(ms, task);
-    const timer = setInterval(task, ms);
-    return () => clearInterval(timer);
+    return this.opts.backend.every?.(ms, task) ?? everyOnEventLoop(ms, task);
   }
 
   #onMaintenanceTimer(): void {

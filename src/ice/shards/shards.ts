@@ -4,11 +4,12 @@
 // own FFI backend, its own SO_REUSEPORT socket on every shared UDP port and its own upstream socket, and
 // the main thread serves no UDP port: its loop (signalling, HTTP, the TCP ports) waits through Deno's
 // reactor, two thread switches per wakeup, where a worker waits on its own thread as a C relay does
-// (ffi_udp.ts), so UDP media costs the same per packet on every shard. The kernel spreads client addresses over the sockets; every shard holds every spec, and
-// the one that receives a session's first authentic check claims it (claims.ts). A packet that lands
-// on another shard is handed to the owner through here. The TCP ports stay on the main thread: when it
-// serves no UDP port, it claims a session whose first check comes over ICE-TCP for a worker and relays
-// that connection's frames to it (the session then takes its UDP path, if it has one, on that worker).
+// (ffi_udp.ts), so UDP media costs the same per packet on every shard. The kernel spreads client
+// addresses over the sockets; every shard holds every spec, and the one that receives a session's first
+// authentic check claims it (claims.ts). A packet that lands on another shard is handed to the owner
+// through here. The TCP ports stay on the main thread: when it serves no UDP port, it claims a session
+// whose first check comes over ICE-TCP for a worker and relays that connection's frames to it (the
+// session then takes its UDP path, if it has one, on that worker).
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
 import { mustPeer, type PeerAddress } from "../../io/address.ts";
 import type { FrameSink, TcpRelay } from "../demux/ice_tcp.ts";
