@@ -5,6 +5,9 @@
 // filed by time; taking the due ones removes them, and the caller files each again if it needs another
 // look. Pure: time is the caller's.
 
+/** Slots nextDueAt() looks at one by one before it reads every filed slot's number. */
+const NEXT_DUE_STEPS = 64;
+
 export class DueSchedule<T> {
   /** Slot number -> the items filed in it (an item re-filed elsewhere stays here, stale, and is skipped). */
   readonly #slots = new Map<number, T[]>();
@@ -47,6 +50,21 @@ export class DueSchedule<T> {
   /** The item is no longer filed. */
   remove(item: T): void {
     this.#slotOf.delete(item);
+  }
+
+  /** When the first filed item falls due: -Infinity when some are overdue, Infinity when none is filed
+   * (an item re-filed since may make it earlier than it is, never later). Steps through the slots from
+   * the first untaken one a short way (many filed items: the first is near), else reads every filed
+   * slot's number. */
+  nextDueAt(): number {
+    if (this.#overdue.length > 0) return -Infinity;
+    if (this.#slots.size === 0) return Infinity;
+    let first = Infinity;
+    for (let slot = this.#next, end = slot + NEXT_DUE_STEPS; slot < end; slot++) {
+      if (this.#slots.has(slot)) return this.#origin + slot * this.slotMs;
+    }
+    for (const slot of this.#slots.keys()) if (slot < first) first = slot;
+    return this.#origin + first * this.slotMs;
   }
 
   /** The items due by `now`, earliest first, at most `max` of them. They leave the schedule. */

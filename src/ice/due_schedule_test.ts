@@ -77,3 +77,33 @@ Deno.test("DueSchedule: a take across a stretch longer than the filed slots keep
   assert.equal(s.takeDue(T0 + 1_000).length, 41, "the rest, each once");
   assert.equal(s.size, 0);
 });
+
+Deno.test("DueSchedule: nextDueAt is the first filed slot's time, near or far, and -Infinity while some are overdue", () => {
+  const s = new DueSchedule<string>(5);
+  assert.equal(s.nextDueAt(), Infinity);
+  s.schedule("far", T0 + 20_000);
+  assert.equal(s.nextDueAt(), T0 + 20_000);
+  s.schedule("near", T0 + 12);
+  assert.equal(s.nextDueAt(), T0 + 15); // its slot's end: when takeDue gives it
+  assert.deepEqual(s.takeDue(T0 + 15), ["near"]);
+  assert.equal(s.nextDueAt(), T0 + 20_000); // beyond the first slots stepped through one by one
+  // Many filed slots: the first is found by stepping from the first untaken slot.
+  for (let i = 0; i < 500; i++) s.schedule(`item ${i}`, T0 + 1_000 + i * 10);
+  assert.equal(s.nextDueAt(), T0 + 1_000);
+  assert.equal(s.takeDue(T0 + 1_100).length, 11);
+  assert.equal(s.nextDueAt(), T0 + 1_110);
+  // Over a take's limit: the rest stay filed in their slots, already due.
+  assert.equal(s.takeDue(T0 + 5_000, 3).length, 3);
+  assert.equal(s.nextDueAt(), T0 + 1_140);
+  s.takeDue(T0 + 5_000);
+  assert.equal(s.nextDueAt(), T0 + 5_010);
+  for (const item of [...Array(500).keys()].map((i) => `item ${i}`)) s.remove(item);
+  s.takeDue(T0 + 19_000);
+  assert.equal(s.nextDueAt(), T0 + 20_000);
+  // Over the limit within one slot: the rest are overdue, due at once.
+  for (const item of ["x", "y", "z"]) s.schedule(item, T0 + 19_100);
+  assert.deepEqual(s.takeDue(T0 + 19_100, 1), ["x"]);
+  assert.equal(s.nextDueAt(), -Infinity);
+  assert.deepEqual(s.takeDue(T0 + 19_105), ["y", "z"]);
+  assert.equal(s.nextDueAt(), T0 + 20_000);
+});

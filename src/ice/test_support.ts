@@ -14,8 +14,9 @@ import {
 } from "../stun/message.ts";
 import { mustPeer, type PeerAddress } from "../io/address.ts";
 import { ManualClock } from "../io/clock.ts";
+import { Periodic, type PeriodicTask, type PeriodicWork } from "../io/periodic.ts";
 import { type MemoryBackend, MemoryNetwork } from "../io/memory_udp.ts";
-import type { DatagramSocket } from "../io/types.ts";
+import type { DatagramBackend, DatagramSocket } from "../io/types.ts";
 import type { Candidate } from "../sdp/candidate.ts";
 import { buildCheck } from "./check.ts";
 import { type IceCredentials, randomCredentials, randomTieBreaker } from "./credentials.ts";
@@ -163,8 +164,41 @@ export interface PlaneHarness {
   ended: Array<{ id: string; reason: EndReason }>;
   /** Runs the network until quiet, ticking the plane's timers once. */
   settle(): void;
-  /** Moves time on, ticking and sweeping the plane each step. */
+  /** Moves time on, ticking and sweeping the plane each step (with `periodic`: running its tasks as they
+   * fall due). */
   advance(ms: number, step?: number): void;
+  /** With `periodic`: the plane's periodic tasks. */
+  periodic?: ManualPeriodic;
+}
+
+/** A backend's periodic tasks (DatagramBackend.every) on a manual clock: run when `runDue` finds their
+ * time has come, each run counted. */
+export class ManualPeriodic {
+  readonly #tasks: Periodic[] = [];
+  /** Runs of each task so far, by its period. */
+  readonly runs = new Map<number, number>();
+
+  constructor(readonly clock: ManualClock) {}
+
+  readonly every = (ms: number, work: PeriodicWork): PeriodicTask => {
+    const task = new Periodic(ms, work, () => {}, () => this.clock.now());
+    this.#tasks.push(task);
+    return task;
+  };
+
+  /** Tasks running now, by period. */
+  active(): number[] {
+    return this.#tasks.filter((t) => t.active).map((t) => t.ms);
+  }
+
+  runDue(): void {
+    const now = this.clock.now();
+    for (const task of [...this.#tasks]) {
+      if (!task.active || now < task.due) continue;
+      this.runs.set(task.ms, (this.runs.get(task.ms) ?? 0) + 1);
+      task.run(now);
+    }
+  }
 }
 
 export function planeHarness(
@@ -178,14 +212,20 @@ export function planeHarness(
     handoff?: MediaPlane["opts"]["handoff"];
     /** The options of a main thread that relays ICE-TCP, or of the worker it relays to. */
     relaying?: Pick<MediaPlaneOptions, "claimFor" | "tcpRelay" | "relayBack">;
+    /** The plane runs its own periodic tasks (on the manual clock) instead of the harness calling tick()
+     * and maintain() every step. */
+    periodic?: boolean;
   } = {},
 ): PlaneHarness {
   const net = o.net ?? new MemoryNetwork();
   const clock = new ManualClock();
   const claims = o.claims ?? ClaimBoard.create(64);
   const ended: Array<{ id: string; reason: EndReason }> = [];
+  const periodic = o.periodic ? new ManualPeriodic(clock) : undefined;
+  const backend: DatagramBackend = net.backend();
+  if (periodic) backend.every = periodic.every;
   const plane = new MediaPlane({
-    backend: net.backend(),
+    backend,
     shard: o.shard ?? 0,
     claims,
     consentTimeoutMs: o.consentTimeoutMs ?? 30_000,
@@ -194,14 +234,15 @@ export function planeHarness(
     onEnded: (id, reason) => ended.push({ id, reason }),
     handoff: o.handoff ?? (() => {}),
     clock,
-    autoTick: false,
+    autoTick: periodic !== undefined,
     ...o.relaying,
   });
   if (o.port !== false) plane.addUdpPort("ice", XRTC_PUBLIC, o.port ?? ICE_PORT);
   const settle = () => {
     for (let i = 0; i < 10; i++) {
       net.deliver();
-      plane.tick(clock.now());
+      if (periodic) periodic.runDue();
+      else plane.tick(clock.now());
       if (net.queued === 0) break;
     }
     net.deliver();
@@ -213,11 +254,15 @@ export function planeHarness(
     claims,
     ended,
     settle,
+    periodic,
     advance(ms: number, step = 50) {
       for (let t = 0; t < ms; t += step) {
         clock.advance(step);
-        plane.tick(clock.now());
-        plane.maintain(clock.now());
+        if (periodic) periodic.runDue();
+        else {
+          plane.tick(clock.now());
+          plane.maintain(clock.now());
+        }
         net.deliver();
       }
     },

@@ -7,13 +7,6 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** Runs `task` every `ms` on the event loop until the returned function is called (the periodic work of
- * a thread whose backend has no wait of its own to run it from: DatagramBackend.every). */
-export function everyOnEventLoop(ms: number, task: () => void): () => void {
-  const timer = setInterval(task, ms);
-  return () => clearInterval(timer);
-}
-
 /** A clock that moves only when told to. */
 export class ManualClock implements Clock {
   constructor(public time = 1_000_000) {}

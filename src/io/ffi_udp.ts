@@ -4,10 +4,11 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop, internalErrors, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
+import { drop, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
-import { everyOnEventLoop } from "./clock.ts";
+import { everyOnEventLoop, Periodic, type PeriodicTask, type PeriodicWork } from "./periodic.ts";
+import { TurnWaiter } from "./turns.ts";
 import { AF_INET, AF_INET6, PeerReader, SOCKADDR_IN6, SOCKADDR_SLOT, writeSockaddr } from "./sockaddr.ts";
 import {
   type BindOptions,
@@ -18,7 +19,6 @@ import {
 } from "./types.ts";
 
 const SEGMENTED = udpSegmented.with({});
-const PERIODIC_TASK_ERRORS = internalErrors.with({ where: "periodic_task" });
 const COALESCED = udpCoalesced.with({});
 
 const SOCK_DGRAM = 2;
@@ -71,6 +71,8 @@ const NAME = SOCKADDR_SLOT;
 /** sizeof(struct iovec) and the offset of its iov_len. */
 const IOVEC = 16, IOV_LEN = 8;
 const EPOLL_EVENT = 12; // packed struct epoll_event on x86_64
+const EFD_NONBLOCK = 0o4000;
+const EFD_CLOEXEC = 0o2000000;
 /** Datagrams per recvmmsg call, and queued for sendmmsg; each receive slot holds the largest datagram
  * xRTC handles, plus room so a larger one shows as truncated (with GRO, the largest coalesced receive).
  * Both batches are shared by every socket of the backend, so a socket costs a file descriptor and little
@@ -87,17 +89,14 @@ const MAX_BATCHES_PER_WAKEUP = 8;
 const MAX_BUSY_ROUNDS = 16;
 /** A backend on a thread of its own (a shard worker) waits for datagrams on that thread for this long at
  * a time while media flows, then lets the thread's event loop run. The media plane's periodic work
- * (maintenance, check pacing) runs inside the slice (`every`), on time; a message ends the slice within
- * THREAD_WAIT_MAX_MS (`turnRequests`, seen between waits), and a TCP connection on the thread makes it
+ * (maintenance, check pacing) runs inside the slice (`every`), on time; a message ends the slice at once
+ * (turns.ts: the poster writes an eventfd in the wait's epoll set), and a TCP connection on the thread makes it
  * wait through the pool meanwhile (`holdEventLoop`); only other timers of the thread (the lag probe) run
  * up to a slice late. Waiting through Deno's thread pool each time instead costs a second thread switch
  * per wakeup, which two shards pay twice as often as one, and each turn costs a pool wait and a pass of
  * the event loop: so the slices are long (measured at 10 ms against 5: 2 workers over 1, +13 % against
  * +19 %, same run). */
 export const OWN_THREAD_SLICE_MS = 50;
-/** One wait for datagrams on the thread lasts at most this long: a message's turn request is seen
- * between waits, so this is the longest a message waits for its turn when no datagram comes. */
-const THREAD_WAIT_MAX_MS = 5;
 /** A wait through the pool while the thread has no datagrams lasts at most this long (or until a
  * periodic task is due). */
 const IDLE_WAIT_MS = 200;
@@ -114,8 +113,9 @@ export interface FfiBackendOptions {
   /** The calling thread runs nothing but this backend's media (a shard worker), so it may wait for
    * datagrams itself. */
   ownThread?: boolean;
-  /** Own thread: a counter (index 0) other threads raise after posting this thread a message. */
-  turnRequests?: Int32Array;
+  /** Own thread: the shared words of its TurnChannel (turns.ts), through which other threads that post
+   * it a message get a turn of its event loop. */
+  turns?: Int32Array;
 }
 
 const SYMBOLS = {
@@ -129,6 +129,9 @@ const SYMBOLS = {
   epoll_create1: { parameters: ["i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   epoll_wait: { parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   // Off the event loop: trimming hundreds of MB takes ~15 ms, which media must not wait for.
   __errno_location: { parameters: [], result: "pointer" },
   malloc_trim: { parameters: ["usize"], result: "i32", nonblocking: true },
@@ -166,9 +169,13 @@ export class FfiUdpBackend implements DatagramBackend {
   readonly #eventsView = new DataView(this.#events.buffer);
   readonly #epollEvent = new Uint8Array(256);
   #running = true;
-  /** Own thread: raised by other threads after posting this one a message (ends a slice). */
-  readonly #turnRequests?: Int32Array;
-  #turnRequestsSeen = 0;
+  /** Own thread: other threads' requests for a turn of its event loop (a message was posted to it). */
+  readonly #turns?: TurnWaiter;
+  /** Own thread with turns: the eventfd in its epoll set that other threads write to end a wait (-1:
+   * none). */
+  readonly wakeFd: number = -1;
+  readonly #wakeBuffer = new Uint8Array(256);
+  readonly #wakeView = new DataView(this.#wakeBuffer.buffer);
   readonly #ownThread: boolean;
   /** Own thread: the periodic tasks (every()), and when the first of them is next due. */
   readonly #periodic: Periodic[] = [];
@@ -228,8 +235,13 @@ export class FfiUdpBackend implements DatagramBackend {
     this.gso = opts.gso ?? true;
     this.gro = opts.gro ?? true;
     this.rx = new Batch(BATCH, this.gro ? GRO_SLOT : SLOT, this.gro ? GRO_CMSG_SPACE : 0);
-    this.#turnRequests = opts.turnRequests;
     this.#ownThread = opts.ownThread ?? false;
+    if (this.#ownThread && opts.turns) {
+      this.#turns = new TurnWaiter(opts.turns);
+      this.wakeFd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      if (this.wakeFd < 0) throw new Error("eventfd failed");
+      this.#watch(this.wakeFd);
+    }
     this.#slotsAddress = address(this.#tx.slots);
     this.#namesAddress = address(this.#tx.names);
     for (let i = 0; i < TX_BATCH; i++) {
@@ -253,39 +265,41 @@ export class FfiUdpBackend implements DatagramBackend {
   }
 
   /** DatagramBackend.every: on its own thread, run from the wait for datagrams (no turn of the event
-   * loop needed); on a shared thread, an interval timer. A task is never run twice to catch up. */
-  every(ms: number, task: () => void): () => void {
-    if (!this.#ownThread) return everyOnEventLoop(ms, task);
-    const periodic: Periodic = { ms, due: performance.now() + ms, task, active: true };
+   * loop needed); on a shared thread, by timers. */
+  every(ms: number, work: PeriodicWork): PeriodicTask {
+    if (!this.#ownThread) return everyOnEventLoop(ms, work);
+    const periodic = new Periodic(ms, work, (due) => this.#dueBy(due));
     this.#periodic.push(periodic);
-    this.#nextDue = Math.min(this.#nextDue, periodic.due);
-    // Added while the thread waits through the pool (from a message), past whose end it falls due: the
-    // event loop is free meanwhile, so a timer runs it on time.
-    if (periodic.due < this.#poolWaitEnd) setTimeout(() => this.#runDue(performance.now()), ms);
-    return () => {
-      periodic.active = false; // removed at the next run of due tasks
-    };
+    this.#dueBy(periodic.due);
+    return periodic;
   }
 
-  /** Runs the periodic tasks due by `now`, each in its own guard: a throwing task is counted (and logged
-   * the first time), and the others and the media go on. */
+  /** A periodic task is due by `due`: the thread's waits end by then. */
+  #dueBy(due: number): void {
+    this.#nextDue = Math.min(this.#nextDue, due);
+    // Filed while the thread waits through the pool (from a message), past whose end it falls due: the
+    // event loop is free meanwhile, so a timer runs it on time.
+    if (due < this.#poolWaitEnd) this.#timerFor(due);
+  }
+
+  #timerFor(due: number): void {
+    // Timers count whole milliseconds: rounded up, so that it does not fire before the task is due.
+    setTimeout(() => {
+      const now = performance.now();
+      if (now < due && due < this.#poolWaitEnd) this.#timerFor(due);
+      else this.#runDue(now);
+    }, Math.ceil(due - performance.now()));
+  }
+
+  /** Runs the periodic tasks due by `now` (each guarded by Periodic.run: the others and the media go on
+   * when one throws). */
   #runDue(now: number): void {
     if (now < this.#nextDue) return;
     const list = this.#periodic;
     const count = list.length; // a task added by a task waits for the next run
     for (let i = 0; i < count; i++) {
       const p = list[i];
-      if (!p.active || now < p.due) continue;
-      // The next run one period on; a task late by more than that is not run again to catch up.
-      p.due = p.due + p.ms > now ? p.due + p.ms : now + p.ms;
-      try {
-        p.task();
-      } catch (e) {
-        PERIODIC_TASK_ERRORS.inc();
-        // Logged once per task: one that keeps failing would otherwise log hundreds of lines a second.
-        if (!p.failed) log("error", "periodic_task_error", { every_ms: p.ms, error: e });
-        p.failed = true;
-      }
+      if (p.active && now >= p.due) p.run(now);
     }
     let next = Infinity, kept = 0;
     for (let i = 0; i < list.length; i++) {
@@ -356,13 +370,24 @@ export class FfiUdpBackend implements DatagramBackend {
     if (!local) throw new Error("getsockname gave no address");
     const socket = new FfiSocket(this, fd, family, local, onPacket);
     this.#sockets.set(fd, socket);
+    this.#watch(fd);
+    return socket;
+  }
+
+  /** Adds `fd` to the epoll set, its number as the event's data. */
+  #watch(fd: number): void {
     const ev = new DataView(this.#epollEvent.buffer);
     ev.setUint32(0, EPOLLIN, true);
     setU64(ev, 4, fd);
-    if (c.epoll_ctl(this.epfd, EPOLL_CTL_ADD, fd, this.#epollEvent) !== 0) {
+    if (this.libc.epoll_ctl(this.epfd, EPOLL_CTL_ADD, fd, this.#epollEvent) !== 0) {
       throw new Error("epoll_ctl failed");
     }
-    return socket;
+  }
+
+  /** DatagramBackend.wake: writes another thread's wake eventfd (TurnRequester). */
+  wake(fd: number): void {
+    setU64(this.#wakeView, 0, 1);
+    this.libc.write(fd, this.#wakeBuffer, 8n);
   }
 
   /** Queues a datagram; it leaves with the next flush (end of the reactor turn, or of this microtask). */
@@ -576,7 +601,7 @@ export class FfiUdpBackend implements DatagramBackend {
       // A slice only while datagrams come: after a pool wait that saw none, wait through the pool again.
       const served: boolean = flowing && this.#slice();
       // Requests raised from here on are for messages the turn below may not see: the next slice ends.
-      if (this.#turnRequests) this.#turnRequestsSeen = Atomics.load(this.#turnRequests, 0);
+      this.#turns?.seen();
       const now = performance.now();
       const timeout = served && this.#loopHolds === 0
         ? TURN_WAIT_MS
@@ -599,9 +624,11 @@ export class FfiUdpBackend implements DatagramBackend {
     let served = false;
     while (now < end && !this.#turnWanted()) {
       // Milliseconds are fine grain enough here (epoll_pwait2 would need glibc 2.35).
-      const until = Math.min(end, this.#nextDue, now + THREAD_WAIT_MAX_MS);
-      const wait = Math.ceil(until - now);
+      const wait = Math.ceil(Math.min(end, this.#nextDue) - now);
+      // Blocking: a message posted meanwhile ends the wait through the eventfd.
+      if (wait > 0 && this.#turns && !this.#turns.sleeping()) break;
       const n = this.libc.epoll_wait(this.epfd, this.#events, BATCH, wait > 0 ? wait : 0);
+      if (wait > 0) this.#turns?.awake();
       if (n > 0) {
         served = true;
         this.#serve(n);
@@ -617,7 +644,7 @@ export class FfiUdpBackend implements DatagramBackend {
   /** Whether the own-thread slice must end: a message is waiting, or I/O on the event loop is held. */
   #turnWanted(): boolean {
     if (this.#loopHolds > 0) return true;
-    return this.#turnRequests !== undefined && Atomics.load(this.#turnRequests, 0) !== this.#turnRequestsSeen;
+    return this.#turns?.wanted() ?? false;
   }
 
   /** Drains the sockets epoll reported and sends what their packets queued. */
@@ -635,7 +662,8 @@ export class FfiUdpBackend implements DatagramBackend {
     for (let i = 0; i < events; i++) {
       // epoll_data as registered: the fd in its low half (a BigInt read would allocate per event).
       const fd = this.#eventsView.getUint32(i * EPOLL_EVENT + 4, true);
-      this.#sockets.get(fd)?.drain();
+      if (fd === this.wakeFd) this.libc.read(fd, this.#wakeBuffer, 8n); // reset: the request is counted
+      else this.#sockets.get(fd)?.drain();
     }
   }
 
@@ -656,22 +684,13 @@ export class FfiUdpBackend implements DatagramBackend {
     return new Promise((resolve) =>
       setTimeout(async () => {
         await this.#releasing; // a call in flight on another thread must finish first, too
+        if (this.wakeFd >= 0) this.libc.close(this.wakeFd);
         this.libc.close(this.epfd);
         this.lib.close();
         resolve();
       }, 400)
     );
   }
-}
-
-/** A task run about every `ms` by an own-thread backend (every()). */
-interface Periodic {
-  readonly ms: number;
-  due: number;
-  readonly task: () => void;
-  active: boolean;
-  /** It has thrown once (logged then; counted every time). */
-  failed?: boolean;
 }
 
 /** Views of `vector` from each of its first `count` mmsghdrs on. */

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { Session } from "node:inspector";
 import { FfiUdpBackend, OWN_THREAD_SLICE_MS } from "./ffi_udp.ts";
+import { type TurnChannel, turnWords } from "./turns.ts";
 import { mustPeer, type PeerAddress } from "./address.ts";
 import { registry } from "../telemetry/catalog.ts";
 
@@ -130,12 +131,12 @@ Deno.test("ffi backend on a thread of its own: periodic tasks run on time within
   await new Promise((r) => setTimeout(r, 200));
   let ran = 0, timerRan = 0;
   const sent = new Float64Array(32);
-  const stop = backend.every(5, () => {
+  const task = backend.every(5, () => {
     ran++;
     sent[0] = performance.now();
     sink.send(new Uint8Array(sent.buffer), probe.localAddress);
   });
-  const stopThrowing = backend.every(5, () => {
+  const throwing = backend.every(5, () => {
     throw new Error("a failing task");
   });
   const timer = setInterval(() => timerRan++, 5);
@@ -143,8 +144,8 @@ Deno.test("ffi backend on a thread of its own: periodic tasks run on time within
   const started = performance.now();
   await new Promise((r) => setTimeout(r, 1000));
   const seconds = (performance.now() - started) / 1000;
-  stop();
-  stopThrowing();
+  task.stop();
+  throwing.stop();
   const errors = counterTotal("xrtc_internal_errors_total") - errorsBefore;
   clearInterval(timer);
   const after = ran;
@@ -177,9 +178,11 @@ Deno.test("ffi backend on a thread of its own: a task added while the thread wai
     await new Promise((r) => setTimeout(r, 250 + attempt * 37));
     const added = performance.now();
     let first: number | undefined;
-    const stop = backend.every(5, () => first ??= performance.now() - added);
+    const task = backend.every(5, () => {
+      first ??= performance.now() - added;
+    });
     await new Promise((r) => setTimeout(r, 60));
-    stop();
+    task.stop();
     firstRuns.push(first ?? Infinity);
   }
   sink.close();
@@ -216,32 +219,45 @@ Deno.test("ffi backend on a thread of its own: a held event loop is served at on
   assert.ok(held > unheld * 1.4, `held ${held.toFixed(0)}/s against ${unheld.toFixed(0)}/s without`);
 });
 
-Deno.test("ffi backend on a thread of its own: a message from another thread ends the slice", async () => {
-  const turnRequests = new Int32Array(new SharedArrayBuffer(4));
-  const backend = FfiUdpBackend.open({ ownThread: true, turnRequests });
-  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
-  // A worker posts a timestamped message every 7 ms for 1.2 s, raising turnRequests after the first
-  // half of them only: those must be handled well within a slice, the rest wait for slices to end.
-  const source = `self.onmessage = (e) => {
-    const requests = new Int32Array(e.data);
-    let sent = 0;
-    const timer = setInterval(() => {
-      const ring = sent < 80;
-      self.postMessage({ at: performance.timeOrigin + performance.now(), ring });
-      if (ring) Atomics.add(requests, 0, 1);
-      if (++sent === 160) { clearInterval(timer); self.postMessage("done"); }
-    }, 7);
-  };`;
+Deno.test("ffi backend on a thread of its own: a message from another thread ends its wait at once", async () => {
+  const turns = turnWords();
+  const backend = FfiUdpBackend.open({ ownThread: true, turns });
+  let received = 0;
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => received++);
+  // A worker posts 60 timestamped messages, 15-35 ms apart, asking for a turn (TurnRequester, as the main
+  // thread does) after the first half of them only. A datagram every 10 ms keeps the slices going with
+  // waits between datagrams: a requested turn must come at once (the eventfd ends the wait), not at the
+  // next datagram; the others wait for slices to end.
+  const source = `
+    import { TurnRequester } from "${new URL("./turns.ts", import.meta.url).href}";
+    import { FfiUdpBackend } from "${new URL("./ffi_udp.ts", import.meta.url).href}";
+    const backend = FfiUdpBackend.open({});
+    self.postMessage("ready");
+    self.onmessage = (e) => {
+      const turns = new TurnRequester(e.data, (fd) => backend.wake(fd));
+      let sent = 0;
+      const post = () => {
+        const ring = sent < 30;
+        self.postMessage({ at: performance.timeOrigin + performance.now(), ring });
+        if (ring) turns.request();
+        if (++sent === 60) self.postMessage("done");
+        else setTimeout(post, 15 + Math.random() * 20); // at no fixed phase to the datagrams
+      };
+      post();
+    };`;
   const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
   const worker = new Worker(url, { type: "module" });
-  const sender = streamTo(sink.localAddress.port, 1600);
+  await new Promise((resolve) => worker.onmessage = resolve); // its modules loaded
+  const sender = streamTo(sink.localAddress.port, 2200, 10);
+  while (received < 2) await new Promise((r) => setTimeout(r, 5)); // datagrams come
   const waits = { rung: [] as number[], silent: [] as number[] };
   await new Promise<void>((resolve) => {
     worker.onmessage = (e: MessageEvent<{ at: number; ring: boolean } | "done">) => {
       if (e.data === "done") return resolve();
       (e.data.ring ? waits.rung : waits.silent).push(performance.timeOrigin + performance.now() - e.data.at);
     };
-    worker.postMessage(turnRequests.buffer);
+    const channel: TurnChannel = { words: turns.buffer as SharedArrayBuffer, wakeFd: backend.wakeFd };
+    worker.postMessage(channel);
   });
   worker.terminate();
   URL.revokeObjectURL(url);
@@ -250,7 +266,7 @@ Deno.test("ffi backend on a thread of its own: a message from another thread end
   await backend.close();
   const rung = median(waits.rung), silent = median(waits.silent);
   assert.ok(
-    rung < OWN_THREAD_SLICE_MS / 4 && rung * 2 < silent,
+    rung < 2 && rung * 4 < silent,
     `median wait ${rung.toFixed(2)} ms with a turn request, ${silent.toFixed(2)} ms without`,
   );
 });

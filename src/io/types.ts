@@ -2,6 +2,7 @@
 // legs alike. Three backends implement it: Deno.listenDatagram, batched libc through FFI, and an
 // in-memory network for tests without sockets.
 import type { PeerAddress } from "./address.ts";
+import type { PeriodicTask, PeriodicWork } from "./periodic.ts";
 
 export type IoBackendName = "deno" | "ffi" | "memory";
 
@@ -35,10 +36,16 @@ export interface DatagramBackend {
    * result when it no longer does. A backend that waits for datagrams on its own thread (ffi, in a shard
    * worker) waits through the event loop meanwhile, so that I/O is not delayed. */
   holdEventLoop?(): () => void;
-  /** Runs `task` about every `ms` on this backend's thread until the returned function is called. A
-   * backend that waits for datagrams on its own thread (ffi, in a shard worker) runs it from that wait,
-   * on time, where an event-loop timer would wait for the loop's next turn; without it, use timers. */
-  every?(ms: number, task: () => void): () => void;
+  /** Runs `work` on this backend's thread at most every `ms`, and when it says it next has something to
+   * do (periodic.ts), until stopped. A backend that waits for datagrams on its own thread (ffi, in a
+   * shard worker) runs it from that wait, on time, where an event-loop timer would wait for the loop's
+   * next turn; without it, use everyOnEventLoop. */
+  every?(ms: number, work: PeriodicWork): PeriodicTask;
+  /** A backend that blocks its thread in its own wait (ffi, in a shard worker, given turns): the eventfd
+   * in that wait's epoll set, which other threads write to get a turn of its event loop (turns.ts). */
+  readonly wakeFd?: number;
+  /** Writes another thread's wakeFd (a TurnRequester's wake; ffi). */
+  wake?(fd: number): void;
   /** Returns the allocator's free memory to the OS (process-wide; the FFI backend's glibc malloc_trim). */
   releaseFreeMemory?(): Promise<void>;
   /** Closes every socket; the promise, when there is one, resolves once everything is released. */

@@ -7,7 +7,8 @@ import type { StunMessage } from "../../stun/message.ts";
 import type { Candidate } from "../../sdp/candidate.ts";
 import type { DatagramBackend, DatagramSocket } from "../../io/types.ts";
 import { anyAddress, type Family, type PeerAddress, peerAddress } from "../../io/address.ts";
-import { type Clock, everyOnEventLoop, systemClock } from "../../io/clock.ts";
+import { type Clock, systemClock } from "../../io/clock.ts";
+import { everyOnEventLoop, type PeriodicTask, type PeriodicWork } from "../../io/periodic.ts";
 import type { LiveState, MediaSession, SessionHost, SessionView } from "../session/media_session.ts";
 import { type SessionEntry, SessionTable } from "../demux/session_table.ts";
 import type { CheckRoute } from "../demux/demux.ts";
@@ -101,10 +102,11 @@ export class MediaPlane implements SpecSink, ShardRouter {
   readonly #upstreams = new Map<Family, DatagramSocket>();
   readonly #ticking = new Set<MediaSession>();
   readonly #clock: Clock;
-  /** The check-pacing and maintenance timers, each running only while it has something to do: a plane
-   * without sessions (the main thread's, when media runs on workers) never wakes its thread. */
-  #stopTicks?: () => void;
-  #stopMaintenance?: () => void;
+  /** The check-pacing and maintenance tasks, each running only while it has something to do: a plane
+   * without sessions (the main thread's, when media runs on workers) never wakes its thread, and one
+   * whose sessions have nothing due wakes when the first of them has. */
+  #ticks?: PeriodicTask;
+  #maintenanceTask?: PeriodicTask;
   #autoTick: boolean;
   /** When each live session next needs maintain(). */
   readonly #maintenance = new DueSchedule<SessionEntry>(TIMING.maintenanceTickMs);
@@ -340,7 +342,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
       },
       wantTicks: (s) => this.#wantTicks(s),
       maintainSoon: () => {
-        if (e.session) this.#maintenance.expedite(e, this.#clock.now());
+        if (!e.session) return;
+        this.#maintenance.expedite(e, this.#clock.now());
+        this.#maintainWithin(TIMING.maintenanceTickMs);
       },
       liveStateChanged: (s) => this.opts.onLiveState?.(e.spec.id, s.liveState()),
       port: (name) => this.ports.find((p) => p.name === name),
@@ -375,7 +379,7 @@ export class MediaPlane implements SpecSink, ShardRouter {
     this.table.goLive(e, session);
     this.#wantTicks(session);
     this.#maintenance.schedule(e, now);
-    this.#startMaintenanceTimer();
+    this.#maintainWithin(TIMING.maintenanceTickMs);
     if (restore) {
       log("info", "session_restored", { session: spec.id, shard: this.opts.shard });
       return session;
@@ -422,32 +426,33 @@ export class MediaPlane implements SpecSink, ShardRouter {
 
   #wantTicks(s: MediaSession): void {
     this.#ticking.add(s);
-    if (this.#autoTick && this.#stopTicks === undefined) {
-      this.#stopTicks = this.#every(TIMING.checkIntervalMs, () => this.tick(this.#clock.now()));
+    if (this.#autoTick && this.#ticks === undefined) {
+      this.#ticks = this.#every(TIMING.checkIntervalMs, () => this.tick(this.#clock.now()));
     }
   }
 
-  #startMaintenanceTimer(): void {
-    if (this.#autoTick && this.#stopMaintenance === undefined) {
-      this.#stopMaintenance = this.#every(TIMING.maintenanceTickMs, () => this.#onMaintenanceTimer());
-    }
+  /** Maintenance runs within `delayMs` (a session was filed to be due now). */
+  #maintainWithin(delayMs: number): void {
+    if (!this.#autoTick) return;
+    if (this.#maintenanceTask) this.#maintenanceTask.runWithin(delayMs);
+    else this.#maintenanceTask = this.#every(TIMING.maintenanceTickMs, () => this.#onMaintenanceDue());
   }
 
   /** Periodic work on this plane's thread: from the backend's own wait where it has one (a worker's
    * media never waits for an event-loop turn to be maintained), else a timer. */
-  #every(ms: number, task: () => void): () => void {
-    return this.opts.backend.every?.(ms, task) ?? everyOnEventLoop(ms, task);
+  #every(ms: number, work: PeriodicWork): PeriodicTask {
+    return this.opts.backend.every?.(ms, work) ?? everyOnEventLoop(ms, work);
   }
 
-  #onMaintenanceTimer(): void {
-    if (this.#maintenance.size === 0) {
-      this.#stopMaintenance?.();
-      this.#stopMaintenance = undefined;
-      return;
-    }
+  /** The maintenance task: maintains the sessions that are due; returns how long until the next one is. */
+  #onMaintenanceDue(): number | void {
+    const now = this.#clock.now();
     // A bounded batch per tick, so sessions that fall due together never hold media up in one burst.
     const quota = Math.ceil(this.#maintenance.size * TIMING.maintenanceTickMs / TIMING.maintenanceSpreadMs);
-    this.maintain(this.#clock.now(), quota);
+    if (quota > 0) this.maintain(now, quota);
+    if (this.#maintenance.size > 0) return this.#maintenance.nextDueAt() - now;
+    this.#maintenanceTask?.stop();
+    this.#maintenanceTask = undefined;
   }
 
   /** Check pacing and retransmissions of the sessions that need them. */
@@ -456,9 +461,9 @@ export class MediaPlane implements SpecSink, ShardRouter {
       if (!this.#guarded(s, "tick", () => s.tick(now))) continue;
       if (!s.needsTicks) this.#ticking.delete(s);
     }
-    if (this.#ticking.size === 0 && this.#stopTicks !== undefined) {
-      this.#stopTicks();
-      this.#stopTicks = undefined;
+    if (this.#ticking.size === 0 && this.#ticks !== undefined) {
+      this.#ticks.stop();
+      this.#ticks = undefined;
     }
   }
 
@@ -501,8 +506,8 @@ export class MediaPlane implements SpecSink, ShardRouter {
 
   /** Closes every session of this shard and its sockets (shutdown). */
   shutdown(reason: EndReason = "shutdown"): void {
-    this.#stopTicks?.();
-    this.#stopMaintenance?.();
+    this.#ticks?.stop();
+    this.#maintenanceTask?.stop();
     this.#autoTick = false;
     for (const e of [...this.table.entries()]) this.end(e.spec.id, reason);
     for (const id of [...this.#relayedTcp.keys()]) this.relayedTcpClosed(id);

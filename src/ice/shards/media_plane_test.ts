@@ -285,3 +285,58 @@ Deno.test("a session whose maintenance or check pacing throws is ended (internal
   assert.ok(maintained >= 3, `the healthy session was maintained ${maintained} times`);
   assert.deepEqual(h.ended.at(-1), { id: "1/4", reason: "consent_expired" });
 });
+
+Deno.test("a plane whose sessions have nothing due sleeps until one has: maintenance runs when due, not every tick", () => {
+  const h = planeHarness({ periodic: true });
+  const periodic = h.periodic!;
+  const backend = h.net.backend();
+  const janus = new TestJanus(h.net, backend, mustPeer(JANUS_ADDR, 40000), randomCredentials());
+  const clients: TestClient[] = [];
+  const live = (id: string, i: number) => {
+    const creds = randomCredentials();
+    const spec = halfSpec(h.claims, janus, creds, id);
+    h.plane.open(spec);
+    const client = new TestClient(
+      h.net,
+      backend,
+      mustPeer("198.19.0.2", 50000 + i),
+      creds,
+      facing(spec),
+      mustPeer(XRTC_PUBLIC, ICE_PORT),
+    );
+    client.sendCheck({ nominate: true });
+    clients.push(client);
+    h.settle();
+  };
+  ["1/2", "1/3", "1/4"].forEach(live);
+  assert.equal(h.plane.table.liveCount, 3);
+  h.advance(1_000, 5); // the Janus legs come up
+  const stunBefore = janus.requests.length + janus.responses.length;
+  const runsBefore = periodic.runs.get(5) ?? 0;
+  // 20 s in steps of 5 ms: a task run every tick would run 4,000 times.
+  h.advance(20_000, 5);
+  const runs = (periodic.runs.get(5) ?? 0) - runsBefore;
+  assert.ok(runs > 0 && runs < 100, `maintenance ran ${runs} times in 20 s`);
+  assert.ok(
+    janus.requests.length + janus.responses.length > stunBefore,
+    "the Janus legs were kept alive meanwhile",
+  );
+  // A session going live while the task sleeps is maintained within a tick.
+  const sleeping = periodic.runs.get(5) ?? 0;
+  live("1/5", 3);
+  h.advance(10, 5);
+  assert.ok((periodic.runs.get(5) ?? 0) > sleeping, "a new live session woke the maintenance task");
+  // The first three sessions' clients sent their last check 21 s ago: their consent (30 s) runs out on
+  // time, though the task sleeps between due times.
+  h.advance(8_900, 5);
+  assert.equal(h.ended.length, 0, "no consent ran out early");
+  h.advance(200, 5);
+  assert.deepEqual(h.ended.map((e) => `${e.id} ${e.reason}`).sort(), [
+    "1/2 consent_expired",
+    "1/3 consent_expired",
+    "1/4 consent_expired",
+  ]);
+  h.advance(31_000, 5);
+  assert.equal(h.plane.table.liveCount, 0);
+  assert.deepEqual(periodic.active(), [], "no task runs for a plane without sessions");
+});

@@ -3,6 +3,7 @@
 import { createBackend } from "../../io/backend.ts";
 import type { DatagramBackend } from "../../io/types.ts";
 import { mustPeer } from "../../io/address.ts";
+import { type TurnChannel, turnWords } from "../../io/turns.ts";
 import { ClaimBoard } from "./claims.ts";
 import { MediaPlane } from "./media_plane.ts";
 import { connectJanusIceTcp } from "../session/janus_tcp.ts";
@@ -26,14 +27,9 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
     if (m.ioBackend === "memory") throw new Error("a worker cannot use the memory backend");
     // A worker carries only media: its backend waits for datagrams on this thread, and the main thread
-    // raises turnRequests after each message it posts, so that no message waits for a slice to end.
-    const turnRequests = new Int32Array(new SharedArrayBuffer(4));
-    backend = (await createBackend(m.ioBackend, {
-      gso: m.gso,
-      gro: m.gro,
-      ownThread: true,
-      turnRequests,
-    })).backend;
+    // asks for a turn after each message it posts (turns.ts), so that no message waits for a slice to end.
+    const turns = turnWords();
+    backend = (await createBackend(m.ioBackend, { gso: m.gso, gro: m.gro, ownThread: true, turns })).backend;
     const shard = m.shard;
     plane = new MediaPlane({
       backend,
@@ -67,7 +63,8 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
     log("info", "shard_started", { shard, ports: m.udpPorts.map((p) => p.port).join(",") });
     // Its upstream port first: messages arrive in order, so the port is known once "ready" is.
     scope.postMessage({ t: "upstream", port: plane.upstream.localAddress.port });
-    scope.postMessage({ t: "ready", turnRequests: turnRequests.buffer as SharedArrayBuffer });
+    const channel: TurnChannel = { words: turns.buffer as SharedArrayBuffer, wakeFd: backend.wakeFd ?? -1 };
+    scope.postMessage({ t: "ready", turns: channel });
   } catch (e) {
     plane?.shutdown();
     backend?.close();

@@ -12,6 +12,7 @@
 // session then takes its UDP path, if it has one, on that worker).
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
 import { mustPeer, type PeerAddress } from "../../io/address.ts";
+import { type TurnChannel, TurnRequester } from "../../io/turns.ts";
 import type { FrameSink, TcpRelay } from "../demux/ice_tcp.ts";
 import type { ClaimBoard } from "./claims.ts";
 import { MediaPlane, type PlaneStats } from "./media_plane.ts";
@@ -66,7 +67,7 @@ export type ToShard =
 
 /** Messages from a shard worker to the main thread. */
 export type FromShard =
-  | { t: "ready"; turnRequests: SharedArrayBuffer }
+  | { t: "ready"; turns: TurnChannel }
   | { t: "failed"; error: string }
   | { t: "ended"; id: string; reason: EndReason }
   | { t: "live"; id: string; state: LiveState }
@@ -138,8 +139,8 @@ export function restoredOwner(
 export class ShardSet implements SpecSink, TcpRelay {
   readonly local: MediaPlane;
   readonly #workers: Worker[] = [];
-  /** Each worker's turn-request counter (ffi_udp.ts), raised after every message posted to it. */
-  readonly #turnRequests = new Map<Worker, Int32Array>();
+  /** Each worker's turns (turns.ts): asked for after every message posted to it. */
+  readonly #turns = new Map<Worker, TurnRequester>();
   readonly #waiting = new Map<number, (r: ShardReport) => void>();
   /** Each worker's last report: a shard that stops answering keeps its last counters in the sums. */
   readonly #last = new Map<number, ShardReport>();
@@ -209,7 +210,7 @@ export class ShardSet implements SpecSink, TcpRelay {
         if (m.t === "ready" || m.t === "failed") {
           clearTimeout(timer);
           if (m.t === "ready") {
-            this.#turnRequests.set(w, new Int32Array(m.turnRequests));
+            this.#turns.set(w, new TurnRequester(m.turns, (fd) => this.opts.backend.wake?.(fd)));
             resolve();
           } else reject(new Error(`shard ${shard}: ${m.error}`));
           w.onmessage = (ev: MessageEvent<FromShard>) => this.#fromWorker(shard, ev.data);
@@ -302,8 +303,7 @@ export class ShardSet implements SpecSink, TcpRelay {
 
   #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
     w.postMessage(m, transfer);
-    const requests = this.#turnRequests.get(w);
-    if (requests) Atomics.add(requests, 0, 1);
+    this.#turns.get(w)?.request();
   }
 
   // ---- SpecSink: every shard holds every spec ----
