@@ -7,10 +7,11 @@
 // (the bench restarts xRTC meanwhile); it prints "CONNECTED" once every client's ICE is up.
 //   deno run -A bench/gen.ts '<json options>'     prints one line "RESULT <json>"
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
-import type { DatagramSocket } from "../src/io/types.ts";
+import type { DatagramHandler, DatagramSocket } from "../src/io/types.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
 import { cpuMs } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
+import { TcpDatagrams } from "./tcp_client.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions" | "gap";
@@ -18,6 +19,9 @@ export interface GenOptions {
   port: number;
   /** xRTC's HTTP base for signalling. */
   http?: string;
+  /** Mode "xrtc": the clients through xRTC use ICE-TCP to this port (RFC 4571 frames, one connection
+   * each) instead of UDP; the direct and relay clients stay on UDP. */
+  tcp?: number;
   clients: number;
   rates: number[];
   stepMs: number;
@@ -59,6 +63,7 @@ const signal = (i: number) => signalOffer(o.http!, `${o.tag ?? "c"}${i}x`);
 interface Client {
   index: number;
   socket: DatagramSocket;
+  onPacket: DatagramHandler;
   target: PeerAddress;
   lastSeq: number;
   samples: Samples;
@@ -130,8 +135,15 @@ async function main() {
   const lastEcho = new Float64Array(gaps), longestGap = new Float64Array(gaps);
   const through = new Samples();
   const client = (index: number, samples: Samples, port: number): Client => {
-    const c: Client = { index, socket: undefined!, target: mustPeer("127.0.0.1", port), lastSeq: 0, samples };
-    c.socket = backend.bind({ host: "127.0.0.1", port: 0 }, (data, from, sock) => {
+    const c: Client = {
+      index,
+      socket: undefined!,
+      onPacket: undefined!,
+      target: mustPeer("127.0.0.1", port),
+      lastSeq: 0,
+      samples,
+    };
+    c.onPacket = (data, from, sock) => {
       if (data[0] <= 3) {
         const what = clientStun(data, from, sock);
         if (what === "success") connected[index] = true;
@@ -153,7 +165,8 @@ async function main() {
       if (echoed < c.lastSeq) samples.reordered++;
       else c.lastSeq = echoed;
       samples.add(performance.now() - dv.getFloat64(8));
-    });
+    };
+    c.socket = backend.bind({ host: "127.0.0.1", port: 0 }, c.onPacket);
     return c;
   };
   for (let i = 0; i < o.clients; i++) clients.push(client(i, through, o.port));
@@ -168,7 +181,11 @@ async function main() {
   if (o.mode === "xrtc" || o.mode === "gap") {
     for (const c of clients) {
       const s = await signal(c.index);
-      c.target = mustPeer("127.0.0.1", s.port);
+      c.target = mustPeer("127.0.0.1", o.tcp ?? s.port);
+      if (o.tcp) {
+        c.socket.close();
+        c.socket = await TcpDatagrams.connect(o.tcp, c.onPacket);
+      }
       for (let attempt = 0; attempt < 50 && !(connected[c.index] && validated[c.index]); attempt++) {
         if (!connected[c.index]) c.socket.send(nominatingCheck(s, c.index), c.target);
         await new Promise((r) => setTimeout(r, 100));

@@ -326,6 +326,22 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
         },
       },
       {
+        id: "half-tcp:ffi",
+        title: "xRTC half proxy, clients on ICE-TCP (RFC 6544, RFC 4571 frames) to its TCP port, ffi",
+        async run(ctx: Context) {
+          // The TCP port is the main thread's; the sessions' media is on a worker (media_thread: auto),
+          // so each frame crosses between the threads both ways.
+          const x: BenchXrtc = { backend: "ffi", tcpPort: freePort(), ...xrtcPorts(ctx.peer.http) };
+          const proc = await startXrtc(x);
+          try {
+            const r = await throughXrtc(ctx, x, proc, { tcp: x.tcpPort });
+            addRow(ctx, "half-tcp:ffi", "xRTC half proxy, ICE-TCP clients", "ffi", r.steps);
+          } finally {
+            await proc.stop();
+          }
+        },
+      },
+      {
         id: "workers:ffi",
         title: "xRTC half proxy with workers: 1 and 2, 16 clients, ffi",
         async run(ctx: Context) {

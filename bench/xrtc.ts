@@ -12,6 +12,8 @@ export interface BenchXrtc {
   peerHttp: number;
   udpPort: number;
   httpPort: number;
+  /** An ICE-TCP port (RFC 6544) beside the UDP one. */
+  tcpPort?: number;
   /** An admin listener on this port (for /metrics and /status costs). */
   adminPort?: number;
   /** options.state_dir: the journal on. */
@@ -48,7 +50,11 @@ ${
 services:
   peer: { proto: upstream, servers: [http://127.0.0.1:${o.peerHttp}] }
   ice: { proto: udp, net: { addr: 127.0.0.1:${o.udpPort}, candidate_ips: [127.0.0.1] } }
-  web:
+${
+    o.tcpPort
+      ? `  ice_tcp: { proto: tcp, net: { addr: 127.0.0.1:${o.tcpPort}, enable_ice: true, candidate_ips: [127.0.0.1] } }\n`
+      : ""
+  }  web:
     proto: http
     net: { addr: 127.0.0.1:${o.httpPort} }
     http:

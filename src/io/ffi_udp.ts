@@ -4,7 +4,7 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
+import { drop, internalErrors, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
 import { everyOnEventLoop, Periodic, type PeriodicTask, type PeriodicWork } from "./periodic.ts";
@@ -20,6 +20,7 @@ import {
 
 const SEGMENTED = udpSegmented.with({});
 const COALESCED = udpCoalesced.with({});
+const AFTER_FLUSH_ERRORS = internalErrors.with({ where: "after_flush" });
 
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
@@ -189,6 +190,8 @@ export class FfiUdpBackend implements DatagramBackend {
   /** Within #serve, which flushes when its sockets are drained: sends queued meanwhile need no task. */
   #serving = false;
   readonly #flushTask = () => this.flush();
+  /** Work to run right after the next flush (afterFlush()). */
+  #afterFlush: Array<() => void> = [];
   readonly rx: Batch;
   readonly #tx = new Batch(TX_BATCH, TX_SLOT);
   /** The socket, destination and size of each queued datagram. */
@@ -311,7 +314,7 @@ export class FfiUdpBackend implements DatagramBackend {
     list.length = kept;
     this.#nextDue = next;
     // What the tasks sent leaves now: no microtask runs before this slice ends.
-    if (this.#txCount > 0) this.flush();
+    if (this.#txCount > 0 || this.#afterFlush.length > 0) this.flush();
   }
 
   static open(opts: FfiBackendOptions = {}): FfiUdpBackend {
@@ -390,6 +393,15 @@ export class FfiUdpBackend implements DatagramBackend {
     this.libc.write(fd, this.#wakeBuffer, 8n);
   }
 
+  /** DatagramBackend.afterFlush. */
+  afterFlush(task: () => void): void {
+    this.#afterFlush.push(task);
+    if (!this.#flushScheduled && !this.#serving) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushTask);
+    }
+  }
+
   /** Queues a datagram; it leaves with the next flush (end of the reactor turn, or of this microtask). */
   enqueue(fd: number, family: Family, data: Uint8Array, to: PeerAddress): void {
     if (data.length > TX_SLOT) {
@@ -433,6 +445,20 @@ export class FfiUdpBackend implements DatagramBackend {
       start = end;
     }
     this.#txCount = 0;
+    if (this.#afterFlush.length > 0) this.#runAfterFlush();
+  }
+
+  #runAfterFlush(): void {
+    const tasks = this.#afterFlush;
+    this.#afterFlush = [];
+    for (const task of tasks) {
+      try {
+        task();
+      } catch (e) {
+        AFTER_FLUSH_ERRORS.inc();
+        log("error", "after_flush_error", { error: e });
+      }
+    }
   }
 
   /** The queued datagrams start..end of one socket, one entry each. */

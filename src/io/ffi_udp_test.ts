@@ -168,6 +168,28 @@ Deno.test("ffi backend on a thread of its own: periodic tasks run on time within
   assert.ok(median(delays) < 3, `a task's datagram arrived after ${median(delays).toFixed(2)} ms (median)`);
 });
 
+Deno.test("ffi backend on a thread of its own: work after a flush runs with the batch, not at the slice's end", async () => {
+  const backend = FfiUdpBackend.open({ ownThread: true });
+  const afterFlush: number[] = [], microtask: number[] = [];
+  const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {
+    // As a worker's ICE-TCP frames to the main thread are sent: after the batch's datagrams.
+    const at = performance.now();
+    backend.afterFlush(() => afterFlush.push(performance.now() - at));
+    queueMicrotask(() => microtask.push(performance.now() - at));
+  });
+  // A datagram every 20 ms keeps the slices going: a microtask waits for the slice's end.
+  const sender = streamTo(sink.localAddress.port, 1500, 20);
+  await sender.status;
+  await new Promise((r) => setTimeout(r, 100));
+  sink.close();
+  await backend.close();
+  assert.ok(afterFlush.length > 30, `runs: ${afterFlush.length}`);
+  assert.ok(
+    median(afterFlush) < 1 && median(afterFlush) * 5 < median(microtask),
+    `after the flush: ${median(afterFlush).toFixed(2)} ms; a microtask: ${median(microtask).toFixed(2)} ms`,
+  );
+});
+
 Deno.test("ffi backend on a thread of its own: a task added while the thread waits idle through the pool runs on time", async () => {
   const backend = FfiUdpBackend.open({ ownThread: true });
   const sink = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});

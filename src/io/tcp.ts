@@ -42,11 +42,15 @@ export class FramedWriter {
     }
     this.#queue.push(bytes);
     this.#queued += bytes.length;
-    if (!this.#writing) this.#drain();
+    if (!this.#writing) {
+      // The frames queued in this task (a batch relayed from a worker, a burst of packets) leave in one
+      // write: with TCP_NODELAY each write is a segment of its own.
+      this.#writing = true;
+      queueMicrotask(() => this.#drain());
+    }
   }
 
   async #drain(): Promise<void> {
-    this.#writing = true;
     try {
       while (this.#queue.length && !this.#closed) {
         const batch = this.#queue.length === 1 ? this.#queue[0] : concat(this.#queue, this.#queued);
@@ -76,6 +80,15 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   let o = 0;
   for (const p of parts) out.set(p, o), o += p.length;
   return out;
+}
+
+/** A connection carrying media (RFC 4571 frames) sends each write at once: with Nagle's algorithm a small
+ * write waits for the peer to acknowledge the one before, which adds the peer's delayed-ACK time to a
+ * packet's latency. A connection that has no such option (TLS) is left as it is. */
+export function sendWithoutDelay(conn: Deno.Conn): void {
+  try {
+    (conn as Partial<Deno.TcpConn>).setNoDelay?.(true);
+  } catch { /* closed already */ }
 }
 
 export class DeadlineError extends Error {

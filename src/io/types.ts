@@ -41,6 +41,10 @@ export interface DatagramBackend {
    * shard worker) runs it from that wait, on time, where an event-loop timer would wait for the loop's
    * next turn; without it, use everyOnEventLoop. */
   every?(ms: number, work: PeriodicWork): PeriodicTask;
+  /** Runs `task` once, right after this backend next sends what it has queued: at the end of the batch
+   * of received datagrams or periodic tasks being handled, or of the current task (ffi). For work that
+   * must leave with that batch where a microtask would wait for an own-thread slice to end. */
+  afterFlush?(task: () => void): void;
   /** A backend that blocks its thread in its own wait (ffi, in a shard worker, given turns): the eventfd
    * in that wait's epoll set, which other threads write to get a turn of its event loop (turns.ts). */
   readonly wakeFd?: number;

@@ -177,12 +177,13 @@ export const janusCandidatesDropped = registry.counter({
 });
 
 /** Where an exception was caught that no request or packet was being handled for. */
-export const INTERNAL_ERROR_SITES = ["periodic_task", "session_timer"] as const;
+export const INTERNAL_ERROR_SITES = ["periodic_task", "session_timer", "after_flush"] as const;
 
 export const internalErrors = registry.counter({
   name: "xrtc_internal_errors_total",
   help: "Exceptions caught inside xRTC outside any request or packet, by where: a periodic task on a " +
-    "worker's thread, or one session's maintenance or check pacing (that session is ended: internal_error).",
+    "worker's thread, one session's maintenance or check pacing (that session is ended: internal_error), " +
+    "or work run after a batch of sends (a worker's ICE-TCP frames to the main thread).",
   labels: ["where"],
   values: { where: INTERNAL_ERROR_SITES },
 });

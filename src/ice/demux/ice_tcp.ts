@@ -5,7 +5,7 @@
 // the connection's frames are relayed to that shard and its writes come back (TcpRelay).
 import type { PeerAddress } from "../../io/address.ts";
 import { FrameDecoder, FramingError, MAX_ICE_TCP_FRAME } from "../../io/framing.ts";
-import { connectionDeadlines, FramedWriter } from "../../io/tcp.ts";
+import { connectionDeadlines, FramedWriter, sendWithoutDelay } from "../../io/tcp.ts";
 import type { ClientPath } from "../session/client_path.ts";
 import type { ClientPort, MediaSession } from "../session/media_session.ts";
 import { routeClientPacket, type SessionRouter } from "./demux.ts";
@@ -139,6 +139,7 @@ export class IceTcpConnection {
     portName = "tcp",
     relay?: TcpRelay,
   ) {
+    sendWithoutDelay(conn);
     this.#writer = new FramedWriter(conn, (reason) => {
       if (reason === "slow_reader") connectionsClosed.inc({ reason: "slow_reader" });
       this.#close(reason);

@@ -3,7 +3,7 @@
 // are sent once it is.
 import type { ConnectIceTcp, JanusTarget } from "./full_session.ts";
 import { FrameDecoder, MAX_ICE_TCP_FRAME } from "../../io/framing.ts";
-import { connectTcp, FramedWriter } from "../../io/tcp.ts";
+import { connectTcp, FramedWriter, sendWithoutDelay } from "../../io/tcp.ts";
 import { TIMING } from "../timing.ts";
 import { log } from "../../telemetry/log.ts";
 
@@ -32,6 +32,7 @@ export const connectJanusIceTcp: ConnectIceTcp = (remote, onPacket, onClose) => 
       return close();
     }
     if (closed) return conn.close();
+    sendWithoutDelay(conn);
     writer = new FramedWriter(conn, () => close());
     for (const p of early) writer.sendFrame(p);
     early.length = 0;

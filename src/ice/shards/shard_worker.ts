@@ -5,6 +5,7 @@ import type { DatagramBackend } from "../../io/types.ts";
 import { mustPeer } from "../../io/address.ts";
 import { type TurnChannel, turnWords } from "../../io/turns.ts";
 import { ClaimBoard } from "./claims.ts";
+import { forEachFrame, FrameBatch } from "./frame_batch.ts";
 import { MediaPlane } from "./media_plane.ts";
 import { connectJanusIceTcp } from "../session/janus_tcp.ts";
 import { type FromShard, localReport, type ToShard } from "./shards.ts";
@@ -22,6 +23,13 @@ const scope = globalThis as unknown as WorkerScope;
 let plane: MediaPlane | undefined;
 let backend: DatagramBackend | undefined;
 let stopLag: (() => void) | undefined;
+/** Frames for the main thread's ICE-TCP connections, sent together (frame_batch.ts). */
+const tcpSends = new FrameBatch();
+const sendTcpFrames = () => {
+  if (tcpSends.empty) return;
+  const frames = tcpSends.take();
+  scope.postMessage({ t: "tcpSend", frames }, [frames.buffer]);
+};
 
 async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
@@ -52,10 +60,18 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
       onLiveState: (id, state) => scope.postMessage({ t: "live", id, state }),
       relayBack: {
         send: (conn, data) => {
-          const copy = data.slice();
-          scope.postMessage({ t: "tcpSend", conn, data: copy }, [copy.buffer]);
+          // The frames of one batch of datagrams go in one message, as it is sent (microtasks wait for
+          // the end of a slice on this thread).
+          if (tcpSends.empty) {
+            backend!.afterFlush?.(sendTcpFrames);
+            queueMicrotask(sendTcpFrames);
+          }
+          tcpSends.add(conn, data);
         },
-        close: (conn, reason) => scope.postMessage({ t: "tcpClose", conn, reason }),
+        close: (conn, reason) => {
+          sendTcpFrames();
+          scope.postMessage({ t: "tcpClose", conn, reason });
+        },
       },
     });
     for (const p of m.udpPorts) plane.addUdpPort(p.name, p.host, p.port);
@@ -96,8 +112,8 @@ scope.onmessage = (ev) => {
       return plane.inject(m.port, m.data, mustPeer(m.host, m.portNumber));
     case "tcpOpen":
       return plane.relayedTcpOpen(m.conn, mustPeer(m.host, m.portNumber), m.port);
-    case "tcpFrame":
-      return plane.relayedTcpFrame(m.conn, m.data);
+    case "tcpFrames":
+      return forEachFrame(m.frames, (conn, frame) => plane!.relayedTcpFrame(conn, frame));
     case "tcpClosed":
       return plane.relayedTcpClosed(m.conn);
     case "report":

@@ -13,6 +13,7 @@
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
 import { mustPeer, type PeerAddress } from "../../io/address.ts";
 import { type TurnChannel, TurnRequester } from "../../io/turns.ts";
+import { forEachFrame, FrameBatch } from "./frame_batch.ts";
 import type { FrameSink, TcpRelay } from "../demux/ice_tcp.ts";
 import type { ClaimBoard } from "./claims.ts";
 import { MediaPlane, type PlaneStats } from "./media_plane.ts";
@@ -59,7 +60,8 @@ export type ToShard =
   | { t: "inject"; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; sessions: boolean }
   | { t: "tcpOpen"; conn: number; host: string; portNumber: number; port: string }
-  | { t: "tcpFrame"; conn: number; data: Uint8Array }
+  /** Frames of relayed ICE-TCP connections (frame_batch.ts). */
+  | { t: "tcpFrames"; frames: Uint8Array }
   | { t: "tcpClosed"; conn: number }
   | { t: "addPort"; port: UdpPortSpec }
   | { t: "removePort"; name: string }
@@ -74,7 +76,8 @@ export type FromShard =
   | { t: "upstream"; port: number }
   | { t: "handoff"; shard: number; port: string; data: Uint8Array; host: string; portNumber: number }
   | { t: "report"; id: number; report: ShardReport }
-  | { t: "tcpSend"; conn: number; data: Uint8Array }
+  /** Frames for relayed ICE-TCP connections to send (frame_batch.ts). */
+  | { t: "tcpSend"; frames: Uint8Array }
   | { t: "tcpClose"; conn: number; reason: string }
   | { t: "stopped" };
 
@@ -146,6 +149,8 @@ export class ShardSet implements SpecSink, TcpRelay {
   readonly #last = new Map<number, ShardReport>();
   /** ICE-TCP connections relayed to a worker, by connection id: where that worker's writes go. */
   readonly #relayed = new Map<number, FrameSink>();
+  /** Frames of relayed connections read in this turn, per worker, sent in one message at its end. */
+  readonly #tcpFrames = new Map<Worker, FrameBatch>();
   #nextId = 1;
 
   /** Whether the main thread serves the shared UDP ports (only when it is the one shard, by default). */
@@ -254,7 +259,7 @@ export class ShardSet implements SpecSink, TcpRelay {
       case "handoff":
         return this.#handoff(m.shard, m.port, m.data, m.host, m.portNumber);
       case "tcpSend":
-        return this.#relayed.get(m.conn)?.sendFrame(m.data);
+        return forEachFrame(m.frames, (conn, frame) => this.#relayed.get(conn)?.sendFrame(frame));
       case "tcpClose": {
         const sink = this.#relayed.get(m.conn);
         this.#relayed.delete(m.conn);
@@ -291,8 +296,19 @@ export class ShardSet implements SpecSink, TcpRelay {
   relayFrame(shard: number, connection: number, frame: Uint8Array): void {
     const w = this.#workers[shard - 1];
     if (!w || !this.#relayed.has(connection)) return;
-    const copy = frame.slice(); // a view of the connection's read buffer
-    this.#post(w, { t: "tcpFrame", conn: connection, data: copy }, [copy.buffer]);
+    // The frames of this read go in one message, once the read is handled (the batch copies the frame,
+    // a view of the connection's read buffer).
+    let batch = this.#tcpFrames.get(w);
+    if (!batch) this.#tcpFrames.set(w, batch = new FrameBatch());
+    if (batch.empty) queueMicrotask(() => this.#sendTcpFrames(w));
+    batch.add(connection, frame);
+  }
+
+  #sendTcpFrames(w: Worker): void {
+    const batch = this.#tcpFrames.get(w);
+    if (!batch || batch.empty) return;
+    const frames = batch.take();
+    this.#postNow(w, { t: "tcpFrames", frames }, [frames.buffer]);
   }
 
   relayClosed(shard: number, connection: number): void {
@@ -301,7 +317,13 @@ export class ShardSet implements SpecSink, TcpRelay {
     if (w) this.#post(w, { t: "tcpClosed", conn: connection });
   }
 
+  /** Posts `m` to a worker after the ICE-TCP frames gathered for it, so that its messages keep their order. */
   #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
+    this.#sendTcpFrames(w);
+    this.#postNow(w, m, transfer);
+  }
+
+  #postNow(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
     w.postMessage(m, transfer);
     this.#turns.get(w)?.request();
   }
