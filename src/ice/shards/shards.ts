@@ -413,6 +413,9 @@ export class ShardSet implements SpecSink, TcpRelay {
           }
         };
         this.#post(w, { t: "stop" });
+        // The worker closes its wake eventfd as it stops; a later write could reach whatever reuses the
+        // descriptor's number. Its later messages need no turn: it serves none after "stop".
+        this.#turns.delete(w);
       }).then(() => w.terminate())
     ));
     this.#workers.length = 0;
