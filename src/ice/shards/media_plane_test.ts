@@ -2,7 +2,7 @@
 // (on the wire they share one port through SO_REUSEPORT), handing packets to each other.
 import assert from "node:assert/strict";
 import { mustPeer } from "../../io/address.ts";
-import { MemoryNetwork } from "../../io/memory_udp.ts";
+import { type MemoryBackend, MemoryNetwork } from "../../io/memory_udp.ts";
 import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
 import type { MediaPlane } from "./media_plane.ts";
@@ -11,6 +11,7 @@ import {
   halfSpec,
   ICE_PORT,
   JANUS_ADDR,
+  type PlaneHarness,
   planeHarness,
   srtp,
   TestClient,
@@ -20,6 +21,24 @@ import {
 import { type FrameSink, TcpClientPort, type TcpRelay } from "../demux/ice_tcp.ts";
 import { BINDING_SUCCESS, parseStun } from "../../stun/message.ts";
 import { drops, handoffPackets, internalErrors, registry } from "../../telemetry/catalog.ts";
+
+/** Opens a half-proxy session on the plane and makes it live with its client's nominating check (the
+ * client at 198.19.0.2, port 50000 + `i`). */
+function goLive(h: PlaneHarness, backend: MemoryBackend, janus: TestJanus, id: string, i: number): void {
+  const creds = randomCredentials();
+  const spec = halfSpec(h.claims, janus, creds, id);
+  h.plane.open(spec);
+  new TestClient(
+    h.net,
+    backend,
+    mustPeer("198.19.0.2", 50000 + i),
+    creds,
+    facing(spec),
+    mustPeer(XRTC_PUBLIC, ICE_PORT),
+  )
+    .sendCheck({ nominate: true });
+  h.settle();
+}
 
 Deno.test("a session is claimed once; an address that lands on the other shard is handed to the owner, then dropped after the end", () => {
   const net = new MemoryNetwork();
@@ -236,22 +255,7 @@ Deno.test("a session whose maintenance or check pacing throws is ended (internal
   const h = planeHarness();
   const backend = h.net.backend();
   const janus = new TestJanus(h.net, backend, mustPeer(JANUS_ADDR, 40000), randomCredentials());
-  const ids = ["1/2", "1/3", "1/4"];
-  for (const [i, id] of ids.entries()) {
-    const creds = randomCredentials();
-    const spec = halfSpec(h.claims, janus, creds, id);
-    h.plane.open(spec);
-    new TestClient(
-      h.net,
-      backend,
-      mustPeer("198.19.0.2", 50000 + i),
-      creds,
-      facing(spec),
-      mustPeer(XRTC_PUBLIC, ICE_PORT),
-    )
-      .sendCheck({ nominate: true });
-    h.settle();
-  }
+  ["1/2", "1/3", "1/4"].forEach((id, i) => goLive(h, backend, janus, id, i));
   assert.equal(h.plane.table.liveCount, 3);
   const session = (id: string) => h.plane.table.byId(id)!.session!;
   // Fault injection: the first session's maintenance throws, the second's check pacing; the third is
@@ -291,24 +295,7 @@ Deno.test("a plane whose sessions have nothing due sleeps until one has: mainten
   const periodic = h.periodic!;
   const backend = h.net.backend();
   const janus = new TestJanus(h.net, backend, mustPeer(JANUS_ADDR, 40000), randomCredentials());
-  const clients: TestClient[] = [];
-  const live = (id: string, i: number) => {
-    const creds = randomCredentials();
-    const spec = halfSpec(h.claims, janus, creds, id);
-    h.plane.open(spec);
-    const client = new TestClient(
-      h.net,
-      backend,
-      mustPeer("198.19.0.2", 50000 + i),
-      creds,
-      facing(spec),
-      mustPeer(XRTC_PUBLIC, ICE_PORT),
-    );
-    client.sendCheck({ nominate: true });
-    clients.push(client);
-    h.settle();
-  };
-  ["1/2", "1/3", "1/4"].forEach(live);
+  ["1/2", "1/3", "1/4"].forEach((id, i) => goLive(h, backend, janus, id, i));
   assert.equal(h.plane.table.liveCount, 3);
   h.advance(1_000, 5); // the Janus legs come up
   const stunBefore = janus.requests.length + janus.responses.length;
@@ -323,7 +310,7 @@ Deno.test("a plane whose sessions have nothing due sleeps until one has: mainten
   );
   // A session going live while the task sleeps is maintained within a tick.
   const sleeping = periodic.runs.get(5) ?? 0;
-  live("1/5", 3);
+  goLive(h, backend, janus, "1/5", 3);
   h.advance(10, 5);
   assert.ok((periodic.runs.get(5) ?? 0) > sleeping, "a new live session woke the maintenance task");
   // The first three sessions' clients sent their last check 21 s ago: their consent (30 s) runs out on
