@@ -1,13 +1,13 @@
 // A bench client's ICE-TCP connection to xRTC (RFC 6544 passive candidate, RFC 4571 framing), used as the
 // generator uses a UDP socket: send() frames a datagram, and the datagrams sent in one turn leave in one
 // write (a browser's TCP stack coalesces the same way); received frames go to the handler one by one.
-import { encodeFrame, FrameDecoder } from "../src/io/framing.ts";
+import { FrameDecoder } from "../src/io/framing.ts";
+import { FramedWriter } from "../src/io/tcp.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
 import type { DatagramHandler, DatagramSocket } from "../src/io/types.ts";
 
 export class TcpDatagrams implements DatagramSocket {
-  #queue: Uint8Array[] = [];
-  #writing = false;
+  readonly #writer: FramedWriter;
   #closed = false;
 
   private constructor(
@@ -15,6 +15,9 @@ export class TcpDatagrams implements DatagramSocket {
     readonly localAddress: PeerAddress,
     onPacket: DatagramHandler,
   ) {
+    // xRTC's own framed writer: the frames queued in one task leave in one write. The generator never
+    // cuts itself off as a slow reader would be.
+    this.#writer = new FramedWriter(conn, () => this.close(), Infinity);
     this.#read(onPacket);
   }
 
@@ -27,32 +30,7 @@ export class TcpDatagrams implements DatagramSocket {
 
   /** Frames `data` for the connection (`to` is the connection's far end, whatever is passed). */
   send(data: Uint8Array, _to?: PeerAddress): void {
-    if (this.#closed) return;
-    this.#queue.push(encodeFrame(data));
-    if (!this.#writing) this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    this.#writing = true;
-    await Promise.resolve(); // the rest of this turn's datagrams join the write
-    try {
-      while (this.#queue.length && !this.#closed) {
-        const frames = this.#queue;
-        this.#queue = [];
-        const size = frames.reduce((n, f) => n + f.length, 0);
-        const out = new Uint8Array(size);
-        let at = 0;
-        for (const f of frames) {
-          out.set(f, at);
-          at += f.length;
-        }
-        for (let off = 0; off < out.length;) off += await this.conn.write(out.subarray(off));
-      }
-    } catch {
-      this.close();
-    } finally {
-      this.#writing = false;
-    }
+    this.#writer.sendFrame(data);
   }
 
   async #read(onPacket: DatagramHandler): Promise<void> {
@@ -73,6 +51,7 @@ export class TcpDatagrams implements DatagramSocket {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#writer.close();
     try {
       this.conn.close();
     } catch { /* closed */ }

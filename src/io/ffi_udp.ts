@@ -396,10 +396,14 @@ export class FfiUdpBackend implements DatagramBackend {
   /** DatagramBackend.afterFlush. */
   afterFlush(task: () => void): void {
     this.#afterFlush.push(task);
-    if (!this.#flushScheduled && !this.#serving) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-    }
+    this.#scheduleFlush();
+  }
+
+  /** A flush at the end of this task, unless #serve flushes anyway or one is scheduled already. */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#serving) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flushTask);
   }
 
   /** Queues a datagram; it leaves with the next flush (end of the reactor turn, or of this microtask). */
@@ -423,10 +427,7 @@ export class FfiUdpBackend implements DatagramBackend {
     this.#txFd[i] = fd;
     this.#txTo[i] = to;
     this.#txLen[i] = data.length;
-    if (i === 0 && !this.#flushScheduled && !this.#serving) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushTask);
-    }
+    if (i === 0) this.#scheduleFlush();
   }
 
   /** One sendmmsg per run of datagrams for the same socket, in queue order; with GSO, the datagrams of

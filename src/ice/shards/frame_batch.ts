@@ -55,3 +55,25 @@ export function forEachFrame(
     at = end;
   }
 }
+
+/** Frames for the other thread, sent in one message once the current work is done: `schedule` arranges
+ * for flush() to run then (a microtask; on a worker's own thread also right after its datagrams leave,
+ * where a microtask would wait for the slice to end). */
+export class FrameOutbox {
+  readonly #batch = new FrameBatch();
+
+  constructor(
+    readonly send: (frames: Uint8Array<ArrayBuffer>) => void,
+    readonly schedule: (flush: () => void) => void,
+  ) {}
+
+  add(connection: number, frame: Uint8Array): void {
+    if (this.#batch.empty) this.schedule(this.flush);
+    this.#batch.add(connection, frame);
+  }
+
+  /** Sends what is gathered now (before another message to the same thread, so that order holds). */
+  readonly flush = (): void => {
+    if (!this.#batch.empty) this.send(this.#batch.take());
+  };
+}

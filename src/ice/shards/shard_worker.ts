@@ -5,7 +5,7 @@ import type { DatagramBackend } from "../../io/types.ts";
 import { mustPeer } from "../../io/address.ts";
 import { type TurnChannel, turnWords } from "../../io/turns.ts";
 import { ClaimBoard } from "./claims.ts";
-import { forEachFrame, FrameBatch } from "./frame_batch.ts";
+import { forEachFrame, FrameOutbox } from "./frame_batch.ts";
 import { MediaPlane } from "./media_plane.ts";
 import { connectJanusIceTcp } from "../session/janus_tcp.ts";
 import { type FromShard, localReport, type ToShard } from "./shards.ts";
@@ -23,13 +23,15 @@ const scope = globalThis as unknown as WorkerScope;
 let plane: MediaPlane | undefined;
 let backend: DatagramBackend | undefined;
 let stopLag: (() => void) | undefined;
-/** Frames for the main thread's ICE-TCP connections, sent together (frame_batch.ts). */
-const tcpSends = new FrameBatch();
-const sendTcpFrames = () => {
-  if (tcpSends.empty) return;
-  const frames = tcpSends.take();
-  scope.postMessage({ t: "tcpSend", frames }, [frames.buffer]);
-};
+/** Frames for the main thread's ICE-TCP connections: those of one batch of datagrams go in one message, as
+ * the batch is sent (microtasks wait for the end of a slice on this thread). */
+const tcpSends = new FrameOutbox(
+  (frames) => scope.postMessage({ t: "tcpSend", frames }, [frames.buffer]),
+  (flush) => {
+    backend?.afterFlush?.(flush);
+    queueMicrotask(flush);
+  },
+);
 
 async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
   try {
@@ -59,17 +61,9 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
       reuseUpstream: m.reuseUpstream,
       onLiveState: (id, state) => scope.postMessage({ t: "live", id, state }),
       relayBack: {
-        send: (conn, data) => {
-          // The frames of one batch of datagrams go in one message, as it is sent (microtasks wait for
-          // the end of a slice on this thread).
-          if (tcpSends.empty) {
-            backend!.afterFlush?.(sendTcpFrames);
-            queueMicrotask(sendTcpFrames);
-          }
-          tcpSends.add(conn, data);
-        },
+        send: (conn, data) => tcpSends.add(conn, data),
         close: (conn, reason) => {
-          sendTcpFrames();
+          tcpSends.flush();
           scope.postMessage({ t: "tcpClose", conn, reason });
         },
       },

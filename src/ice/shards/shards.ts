@@ -13,7 +13,7 @@
 import type { DatagramBackend, IoBackendName } from "../../io/types.ts";
 import { mustPeer, type PeerAddress } from "../../io/address.ts";
 import { type TurnChannel, TurnRequester } from "../../io/turns.ts";
-import { forEachFrame, FrameBatch } from "./frame_batch.ts";
+import { forEachFrame, FrameOutbox } from "./frame_batch.ts";
 import type { FrameSink, TcpRelay } from "../demux/ice_tcp.ts";
 import type { ClaimBoard } from "./claims.ts";
 import { MediaPlane, type PlaneStats } from "./media_plane.ts";
@@ -149,8 +149,8 @@ export class ShardSet implements SpecSink, TcpRelay {
   readonly #last = new Map<number, ShardReport>();
   /** ICE-TCP connections relayed to a worker, by connection id: where that worker's writes go. */
   readonly #relayed = new Map<number, FrameSink>();
-  /** Frames of relayed connections read in this turn, per worker, sent in one message at its end. */
-  readonly #tcpFrames = new Map<Worker, FrameBatch>();
+  /** Frames of relayed connections read in this task, per worker, sent in one message at its end. */
+  readonly #tcpFrames = new Map<Worker, FrameOutbox>();
   #nextId = 1;
 
   /** Whether the main thread serves the shared UDP ports (only when it is the one shard, by default). */
@@ -296,19 +296,17 @@ export class ShardSet implements SpecSink, TcpRelay {
   relayFrame(shard: number, connection: number, frame: Uint8Array): void {
     const w = this.#workers[shard - 1];
     if (!w || !this.#relayed.has(connection)) return;
-    // The frames of this read go in one message, once the read is handled (the batch copies the frame,
+    // The frames of this read go in one message, once the read is handled (the outbox copies the frame,
     // a view of the connection's read buffer).
-    let batch = this.#tcpFrames.get(w);
-    if (!batch) this.#tcpFrames.set(w, batch = new FrameBatch());
-    if (batch.empty) queueMicrotask(() => this.#sendTcpFrames(w));
-    batch.add(connection, frame);
-  }
-
-  #sendTcpFrames(w: Worker): void {
-    const batch = this.#tcpFrames.get(w);
-    if (!batch || batch.empty) return;
-    const frames = batch.take();
-    this.#postNow(w, { t: "tcpFrames", frames }, [frames.buffer]);
+    let outbox = this.#tcpFrames.get(w);
+    if (!outbox) {
+      outbox = new FrameOutbox(
+        (frames) => this.#postNow(w, { t: "tcpFrames", frames }, [frames.buffer]),
+        queueMicrotask,
+      );
+      this.#tcpFrames.set(w, outbox);
+    }
+    outbox.add(connection, frame);
   }
 
   relayClosed(shard: number, connection: number): void {
@@ -319,7 +317,7 @@ export class ShardSet implements SpecSink, TcpRelay {
 
   /** Posts `m` to a worker after the ICE-TCP frames gathered for it, so that its messages keep their order. */
   #post(w: Worker, m: ToShard, transfer: Transferable[] = []): void {
-    this.#sendTcpFrames(w);
+    this.#tcpFrames.get(w)?.flush();
     this.#postNow(w, m, transfer);
   }
 
