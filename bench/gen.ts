@@ -9,7 +9,7 @@
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramHandler, DatagramSocket } from "../src/io/types.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
-import { cpuMs } from "./procs.ts";
+import { cpuMs, threadSamples, threadUse } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
 import { TcpDatagrams } from "./tcp_client.ts";
 
@@ -31,6 +31,10 @@ export interface GenOptions {
   maxLoss: number;
   /** Processes whose CPU time is summed per step. */
   pids?: number[];
+  /** Each step also reports the CPU and context switches of each of the processes' threads (by name). */
+  threads?: boolean;
+  /** Each step is recorded by `perf record -g` on `pids`, into this file (a run with one rate: one step). */
+  record?: string;
   sessions?: number;
   /** Client ufrags are made from this tag and the client's index, so runs against one xRTC differ. */
   tag?: string;
@@ -203,11 +207,16 @@ async function main() {
     for (const c of [...clients, ...directClients, ...relayClients]) c.lastSeq = 0;
     const stepMs = rate === o.longStep?.rate ? o.longStep.ms : o.stepMs;
     let sent = 0, directSent = 0, relaySent = 0, cpu = 0, relayCpu = 0;
+    let threads: ReturnType<typeof threadUse> | undefined;
     if (!directClients.length) {
+      const perf = o.record ? await recordStart(o.record, pids) : undefined;
+      const threads0 = pids.map(threadSamples);
       const cpu0 = cpuMs(pids);
       sent = await sendAt(clients, rate, stepMs);
       await sleep(400); // drain
       cpu = cpuMs(pids) - cpu0;
+      if (o.threads) threads = pids.flatMap((pid, i) => threadUse(threads0[i], threadSamples(pid)));
+      await perf?.stop();
     } else {
       // Direct, through the relay (if any) and through xRTC in rotating windows, stepMs each in all; each
       // proxy's CPU is counted in its own windows only (and the echoes' return after each).
@@ -232,13 +241,29 @@ async function main() {
     const baseline = directClients.length
       ? { baseline: { sent: directSent, received: direct.received, ...direct.percentiles() } }
       : {};
-    const step = { rate, ...measured(through, sent, cpu), ...baseline };
+    const step = { rate, ...measured(through, sent, cpu), ...baseline, ...(threads ? { threads } : {}) };
     if (relayClients.length) {
       Object.assign(step, { relay: { rate, ...measured(relayed, relaySent, relayCpu), ...baseline } });
     }
     (result.steps as unknown[]).push(step);
     if (step.loss > o.maxLoss) break;
   }
+}
+
+/** `perf record -g` on the processes until stopped (SIGINT makes it write its file). */
+async function recordStart(file: string, pids: number[]): Promise<{ stop(): Promise<void> }> {
+  const perf = new Deno.Command("perf", {
+    args: ["record", "-q", "-F", "2000", "-g", "-o", file, "-p", pids.join(",")],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await sleep(300); // perf attaches to every thread before the step starts
+  return {
+    async stop() {
+      perf.kill("SIGINT");
+      await perf.status;
+    },
+  };
 }
 
 /** One step's figures for one set of clients: what came back of what was sent, and the proxy's CPU. */

@@ -1,104 +1,177 @@
-// Where xRTC's CPU per packet goes, against the C relay: both forward the same echo stream (4 clients,
-// 1,200-byte packets, 20k packets/s for 8 s, ffi backend); for each, user and system CPU time of the
-// process (/proc), and for xRTC a V8 CPU profile (--cpu-prof) summed by function, self time.
-//   deno run -A bench/profile.ts          prints the split and the profile's top functions
+// Where xRTC's CPU per packet goes, against the C relay, thread by thread. Both forward the same echo stream
+// (4 clients, 1,200-byte packets, ffi backend, xRTC as `deno task start` runs it) at a low and a high rate.
+// For each: CPU per 1,000 forwarded packets, and for each busy thread its CPU a second, its wakeups
+// (context switches) a second, and what one wakeup costs and carries. Then, where `perf` can record, a
+// second run of each step is sampled (the first is not, so the figures above carry no sampling cost): each
+// thread's samples by what was running (the kernel, libc's syscall wrappers, the runtime's native code
+// (V8's builtins, Deno's FFI and ops), JS compiled by V8, the C relay's own code), and xRTC's JS functions
+// with the time spent in and below them.
+//   deno run -A bench/profile.ts                 rates 2000 and 20000 packets/s, UDP clients
+//   PROFILE_RATES=500,20000 PROFILE_TCP=1 ...    other rates; also xRTC with ICE-TCP clients
 import { buildCRelay, gen, startPeer } from "./scenarios.ts";
-import { benchConfigYaml } from "./xrtc.ts";
-import { freePort, sleep, spawn } from "./procs.ts";
+import { startXrtc } from "./xrtc.ts";
+import { freePort, type Proc, spawn } from "./procs.ts";
+import type { Step } from "./report.ts";
+import { type FunctionSamples, KINDS, parsePerfScript, type Profile } from "./perf_samples.ts";
 
-/** /proc's clock ticks per second (USER_HZ): the user/system split exists only in ticks. */
-const CLK_TCK = 100;
+const RATES = (Deno.env.get("PROFILE_RATES") ?? "2000,20000").split(",").map(Number);
+const TCP = Deno.env.get("PROFILE_TCP") === "1";
+const STEP_MS = 8_000, WARM_MS = 3_000, CLIENTS = 4;
 
-const RATE = 20_000, STEP_MS = 8_000, CLIENTS = 4;
-
-interface Split {
-  userMs: number;
-  systemMs: number;
-  forwarded: number;
+/** `perf script` of a recording, parsed. */
+async function readProfile(file: string): Promise<Profile> {
+  const out = await new Deno.Command("perf", {
+    args: ["script", "-i", file, "-F", "comm,tid,ip,sym,dso"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return parsePerfScript(new TextDecoder().decode(out.stdout));
 }
 
-function times(pid: number): [number, number] {
-  const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
-  return [Number(f[11]), Number(f[12])];
-}
-
-async function measure(pid: number, run: () => ReturnType<typeof gen>): Promise<Split> {
-  const [u0, s0] = times(pid);
-  const r = await run();
-  const [u1, s1] = times(pid);
-  const step = r.steps[0];
-  return {
-    userMs: (u1 - u0) * 1000 / CLK_TCK,
-    systemMs: (s1 - s0) * 1000 / CLK_TCK,
-    forwarded: step.received * 2,
-  };
-}
-
-/** Self time by function from a .cpuprofile, as shares of all samples. */
-function topFunctions(file: string, n = 12): Array<[string, number]> {
-  const p = JSON.parse(Deno.readTextFileSync(file)) as {
-    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
-    samples: number[];
-  };
-  const byId = new Map(p.nodes.map((x) => [x.id, x.callFrame]));
-  const counts = new Map<string, number>();
-  for (const id of p.samples) {
-    const f = byId.get(id)!;
-    const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").at(-1)}:${f.lineNumber + 1}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+async function perfWorks(): Promise<boolean> {
+  try {
+    const r = await new Deno.Command("perf", { args: ["--version"], stdout: "null", stderr: "null" })
+      .output();
+    return r.success;
+  } catch {
+    return false;
   }
-  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, c]) => [k, c / p.samples.length]);
+}
+
+const pct = (n: number, of: number) => of ? `${(n / of * 100).toFixed(1)} %` : "-";
+const perThousand = (s: Step) => s.cpuMs / (s.received * 2) * 1000;
+
+function printThreads(s: Step, stepMs: number): void {
+  const forwardedPerS = s.received * 2 / (stepMs / 1000);
+  const total = s.cpuMs;
+  for (const t of s.threads ?? []) {
+    if (t.cpuMs < total * 0.05) continue;
+    const perS = (x: number) => x / (stepMs / 1000);
+    console.log(
+      `    ${t.name.padEnd(16)} ${perS(t.cpuMs).toFixed(1).padStart(6)} ms/s, ${
+        perS(t.switches).toFixed(0).padStart(6)
+      } wakeups/s: ${(t.cpuMs * 1000 / t.switches).toFixed(1)} µs and ${
+        (forwardedPerS / perS(t.switches)).toFixed(1)
+      } packets forwarded per wakeup`,
+    );
+  }
+}
+
+/** Each busy thread's samples by what was running; with the unsampled step's figures for the thread, the
+ * same split of what one wakeup costs. */
+function printProfile(p: Profile, measured: Step): void {
+  for (const [name, t] of [...p.threads].sort((a, b) => b[1].samples - a[1].samples)) {
+    if (t.samples < p.total * 0.05) continue;
+    const kinds = KINDS.filter((k) => t.byKind[k] > 0);
+    const parts = kinds.map((k) => `${k} ${pct(t.byKind[k], t.samples)}`);
+    console.log(
+      `    ${name.padEnd(16)} ${pct(t.samples, p.total).padStart(7)} of samples: ${parts.join(", ")}`,
+    );
+    const use = measured.threads?.find((u) => u.name === name);
+    if (!use?.switches) continue;
+    const perWakeup = use.cpuMs * 1000 / use.switches;
+    const split = kinds.map((k) => `${k} ${(perWakeup * t.byKind[k] / t.samples).toFixed(1)}`);
+    console.log(
+      `    ${"".padEnd(16)} per wakeup (${perWakeup.toFixed(1)} µs, unsampled step): ${split.join(", ")} µs`,
+    );
+  }
+  const all = (f: FunctionSamples) => f.self + f.runtime + f.system;
+  const top = [...p.functions].sort((a, b) => all(b[1]) - all(a[1])).slice(0, 10);
+  if (!top.length) return;
+  console.log(
+    "    JS functions (innermost on the stack), share of all samples: own code + the runtime below them + libc and the kernel below them",
+  );
+  for (const [name, f] of top) {
+    console.log(
+      `      ${pct(all(f), p.total).padStart(7)} = ${pct(f.self, p.total)} + ${pct(f.runtime, p.total)} + ${
+        pct(f.system, p.total)
+      }  ${name}`,
+    );
+  }
+}
+
+interface Target {
+  label: string;
+  proc: Proc;
+  /** The generator's options for this target, besides rate and step. */
+  opts: Record<string, unknown>;
+  warm: boolean;
+}
+
+async function measure(t: Target, rate: number, record?: string): Promise<Step> {
+  const base = { clients: CLIENTS, size: 1200, maxLoss: 1, rates: [rate], pids: [t.proc.pid], ...t.opts };
+  if (t.warm) await gen({ ...base, stepMs: WARM_MS, tag: `w${rate}${record ? "p" : ""}` });
+  const r = await gen({
+    ...base,
+    stepMs: STEP_MS,
+    threads: true,
+    record,
+    tag: `m${rate}${record ? "p" : ""}`,
+  });
+  return r.steps[0];
 }
 
 const peer = await startPeer();
-const common = { clients: CLIENTS, size: 1200, maxLoss: 1, stepMs: STEP_MS, rates: [RATE] };
+const stops: Array<() => Promise<void>> = [() => peer.stop()];
+const recordDir = await Deno.makeTempDir({ prefix: "xrtc-profile-" });
 try {
-  const cmd = await buildCRelay();
-  const port = freePort();
-  const c = await spawn([String(port), String(peer.udp)], /^RELAY/, { command: cmd });
-  const cSplit = await measure(c.pid, () => gen({ ...common, mode: "raw", port }));
-  await c.stop();
-
-  const profDir = await Deno.makeTempDir({ prefix: "xrtc-profile-" });
+  const canRecord = await perfWorks();
+  const cPort = freePort();
+  const c = await spawn([String(cPort), String(peer.udp)], /^RELAY/, { command: await buildCRelay() });
+  stops.push(() => c.stop());
+  const targets: Target[] = [{ label: "C relay", proc: c, opts: { mode: "raw", port: cPort }, warm: false }];
   const x = { backend: "ffi" as const, peerHttp: peer.http, udpPort: freePort(), httpPort: freePort() };
-  const file = `${profDir}/routes.yml`;
-  await Deno.writeTextFile(file, benchConfigYaml(x));
-  const p = await spawn(
-    ["run", "-A", "--cpu-prof", `--cpu-prof-dir=${profDir}`, "main.ts", "--config", file],
-    /^xrtc: ready/,
-  );
-  const xSplit = await measure(
-    p.pid,
-    () =>
-      gen({ ...common, mode: "xrtc", port: x.udpPort, http: `http://127.0.0.1:${x.httpPort}`, tag: "prof" }),
-  );
-  // The first SIGINT drains; the second stops at once, and V8 writes the profile on the way out.
-  p.child.kill("SIGINT");
-  await sleep(300);
-  p.child.kill("SIGINT");
-  await p.child.status;
-
-  const per = (s: Split, ms: number) => (ms / s.forwarded * 1000).toFixed(3);
-  console.log(
-    `CPU per 1,000 forwarded packets at ${RATE} pps (${CLIENTS} clients, 1,200 bytes), user + system:`,
-  );
-  for (const [name, s] of [["C relay", cSplit], ["xRTC half proxy", xSplit]] as const) {
-    console.log(
-      `  ${name.padEnd(16)} ${per(s, s.userMs)} + ${per(s, s.systemMs)} = ${
-        per(s, s.userMs + s.systemMs)
-      } ms`,
-    );
+  const xTcp = TCP ? freePort() : undefined;
+  const xrtc = await startXrtc({ ...x, tcpPort: xTcp }, {
+    extraV8Flags: canRecord ? ["--perf-basic-prof"] : [],
+  });
+  stops.push(async () => {
+    await xrtc.stop();
+    await Deno.remove(`/tmp/perf-${xrtc.pid}.map`).catch(() => {});
+  });
+  const http = `http://127.0.0.1:${x.httpPort}`;
+  targets.push({
+    label: "xRTC half proxy",
+    proc: xrtc,
+    opts: { mode: "xrtc", port: x.udpPort, http },
+    warm: true,
+  });
+  if (xTcp) {
+    targets.push({
+      label: "xRTC, ICE-TCP clients",
+      proc: xrtc,
+      opts: { mode: "xrtc", port: x.udpPort, http, tcp: xTcp },
+      warm: true,
+    });
   }
-  const total = (s: Split) => (s.userMs + s.systemMs) / s.forwarded;
-  console.log(`  ratio to the C relay: ${(total(xSplit) / total(cSplit)).toFixed(2)}`);
-  const prof = [...Deno.readDirSync(profDir)].find((e) => e.name.endsWith(".cpuprofile"));
-  if (prof) {
-    console.log("xRTC's main thread, self time by function (V8 CPU profile, whole run):");
-    for (const [k, share] of topFunctions(`${profDir}/${prof.name}`)) {
-      console.log(`  ${(share * 100).toFixed(1).padStart(5)} % ${k}`);
+  if (!canRecord) console.log("(perf cannot run here: no sample split)");
+  for (const rate of RATES) {
+    console.log(
+      `at ${rate} packets/s (${CLIENTS} clients, 1,200 bytes, ${
+        STEP_MS / 1000
+      } s), CPU per 1,000 forwarded packets:`,
+    );
+    let cRelay = NaN;
+    const steps = new Map<Target, Step>();
+    for (const t of targets) {
+      const s = await measure(t, rate);
+      steps.set(t, s);
+      const k = perThousand(s);
+      if (t.proc === c) cRelay = k;
+      const ratio = t.proc === c ? "" : ` = ${(k / cRelay).toFixed(2)} of the C relay`;
+      console.log(`  ${t.label}: ${k.toFixed(2)} ms${ratio} (loss ${pct(1 - s.received / s.sent, 1)})`);
+      printThreads(s, STEP_MS);
+    }
+    if (!canRecord) continue;
+    console.log(`  sampled (perf record -g, 2 kHz), each thread's samples by what was running:`);
+    for (const t of targets) {
+      const file = `${recordDir}/${rate}-${targets.indexOf(t)}.data`;
+      await measure(t, rate, file);
+      console.log(`  ${t.label}:`);
+      printProfile(await readProfile(file), steps.get(t)!);
     }
   }
-  await Deno.remove(profDir, { recursive: true });
 } finally {
-  await peer.stop();
+  for (const stop of stops.reverse()) await stop().catch(() => {});
+  await Deno.remove(recordDir, { recursive: true });
 }

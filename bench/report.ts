@@ -20,6 +20,8 @@ export interface Step {
   /** The C relay measured in a third window of the same rotation (the held-sessions step): split off into
    * its own row by the scenario. */
   relay?: Step;
+  /** The processes' threads in the step (asked for with the generator's `threads`). */
+  threads?: ThreadUse[];
 }
 
 const BASELINE_FIELDS = ["sent", "received", "rttP50", "rttP99", "rttP999"] as const;
@@ -157,7 +159,7 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
     const rates = [...new Set(same.flatMap((x) => x.steps.map((t) => t.rate)))];
     const steps = rates.map((rate) => {
       const at = same.map((x) => x.steps.find((t) => t.rate === rate)).filter((t) => t !== undefined);
-      const m = (k: Exclude<keyof Step, "baseline" | "relay">) => median(at.map((t) => t[k]));
+      const m = (k: Exclude<keyof Step, "baseline" | "relay" | "threads">) => median(at.map((t) => t[k]));
       return {
         rate,
         sent: m("sent"),

@@ -63,27 +63,30 @@ ${
 ${o.adminPort ? `  admin: { proto: admin, net: { addr: 127.0.0.1:${o.adminPort} } }\n` : ""}`;
 }
 
-/** The V8 flags a task of deno.json runs Deno with. */
+/** The V8 flags a task of deno.json runs Deno with (each, without "--v8-flags="). */
 export function taskV8Flags(task: string): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks as Record<string, string>;
-  return tasks[task].split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+  return tasks[task].split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="))
+    .flatMap((arg) => arg.slice("--v8-flags=".length).split(","));
 }
 
 /** The V8 flags `deno task start` runs xRTC with: the bench measures what operators run. */
 const START_V8_FLAGS = taskV8Flags("start");
 
+const v8FlagsArg = (flags: string[]) => flags.length ? [`--v8-flags=${flags.join(",")}`] : [];
+
 /** Writes the configuration and starts main.ts on it, as operators do; ready at "xrtc: ready". With
  * `log`, xRTC's info events are kept in the process's lines (the restore scenarios read them). */
 export async function startXrtc(
   o: BenchXrtc,
-  run: { takeover?: boolean; log?: boolean; configFile?: string } = {},
+  run: { takeover?: boolean; log?: boolean; configFile?: string; extraV8Flags?: string[] } = {},
 ): Promise<Proc & { configFile: string }> {
   const configFile = run.configFile ?? await Deno.makeTempFile({ prefix: "xrtc-bench-", suffix: ".yml" });
   await Deno.writeTextFile(configFile, benchConfigYaml(o));
   const args = [
     "run",
     "-A",
-    ...START_V8_FLAGS,
+    ...v8FlagsArg([...START_V8_FLAGS, ...run.extraV8Flags ?? []]),
     "main.ts",
     "--config",
     configFile,
