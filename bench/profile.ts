@@ -8,6 +8,7 @@
 // with the time spent in and below them.
 //   deno run -A bench/profile.ts                 rates 2000 and 20000 packets/s, UDP clients
 //   PROFILE_RATES=500,20000 PROFILE_TCP=1 ...    other rates; also xRTC with ICE-TCP clients
+//   PROFILE_V8_FLAGS=--flag1,--flag2 ...         xRTC with these V8 flags too
 import { buildCRelay, gen, startPeer } from "./scenarios.ts";
 import { startXrtc } from "./xrtc.ts";
 import { freePort, type Proc, spawn } from "./procs.ts";
@@ -16,6 +17,8 @@ import { type FunctionSamples, KINDS, parsePerfScript, type Profile } from "./pe
 
 const RATES = (Deno.env.get("PROFILE_RATES") ?? "2000,20000").split(",").map(Number);
 const TCP = Deno.env.get("PROFILE_TCP") === "1";
+/** V8 flags to try, besides those of `deno task start`. */
+const V8_FLAGS = (Deno.env.get("PROFILE_V8_FLAGS") ?? "").split(",").filter((f) => f);
 const STEP_MS = 8_000, WARM_MS = 3_000, CLIENTS = 4;
 
 /** `perf script` of a recording, parsed. */
@@ -123,7 +126,7 @@ try {
   const x = { backend: "ffi" as const, peerHttp: peer.http, udpPort: freePort(), httpPort: freePort() };
   const xTcp = TCP ? freePort() : undefined;
   const xrtc = await startXrtc({ ...x, tcpPort: xTcp }, {
-    extraV8Flags: canRecord ? ["--perf-basic-prof"] : [],
+    extraV8Flags: [...V8_FLAGS, ...canRecord ? ["--perf-basic-prof"] : []],
   });
   stops.push(async () => {
     await xrtc.stop();
