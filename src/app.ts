@@ -39,7 +39,7 @@ import {
   stateRestored,
 } from "./telemetry/catalog.ts";
 import { exposition, mergeShards } from "./telemetry/exposition.ts";
-import { installProcessCollectors, startLagMonitor } from "./telemetry/process.ts";
+import { installProcessCollectors, installThreadCollectors, startLagMonitor } from "./telemetry/process.ts";
 import { log, setLogLevel } from "./telemetry/log.ts";
 
 export const VERSION = "0.3.0";
@@ -173,6 +173,7 @@ export async function start(initial: Config, opts: StartOptions = {}): Promise<X
     throw new Error(`${asked} needs the ffi backend (SO_REUSEPORT), not ${backend.name}`);
   }
   installProcessCollectors();
+  installThreadCollectors();
   const stopLag = startLagMonitor();
   const iceServices = await iceServicesOf(config);
 

@@ -69,6 +69,13 @@ Deno.test("two worker shards on one UDP port: werift echotests end to end on bot
       else assert.ok(claimed(s) > 0, `worker shard ${s.shard} owned a session: ${JSON.stringify(stats)}`);
     }
     assert.equal(stats.reduce((n, s) => n + claimed(s), 0), clients, "each session claimed exactly once");
+    // Each worker's own figures: its reactor's wakeups, and its thread's CPU time (not the process's).
+    const processCpu = stats[0].get("xrtc_process_cpu_seconds_total");
+    for (const s of stats.filter((s) => s.shard > 0)) {
+      assert.ok(s.get("xrtc_shard_wakeups_total") > 0, `shard ${s.shard} woke for datagrams`);
+      const cpu = s.get("xrtc_shard_cpu_seconds_total");
+      assert.ok(cpu > 0 && cpu < processCpu, `shard ${s.shard}: ${cpu} s of the process's ${processCpu} s`);
+    }
     await waitFor("sessions released", async () => {
       const now = await shardStats(xrtc);
       return now.every((s) => s.sessions === 0 && s.specs === 0) || undefined;

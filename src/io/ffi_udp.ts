@@ -4,7 +4,7 @@
 // "::" is dual-stack and sees IPv4 peers as v4-mapped addresses, which sockaddr.ts turns back into IPv4.
 // Memory rules for FFI: every buffer whose address libc holds stays referenced by this module for the
 // socket's life, and is at least 256 bytes so V8 keeps it off-heap and never moves it.
-import { drop, internalErrors, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
+import { drop, internalErrors, shardWakeups, udpCoalesced, udpSegmented } from "../telemetry/catalog.ts";
 import { log } from "../telemetry/log.ts";
 import { anyAddress, type Family, parseIp, type PeerAddress, peerFromBytes } from "./address.ts";
 import { everyOnEventLoop, Periodic, type PeriodicTask, type PeriodicWork } from "./periodic.ts";
@@ -20,6 +20,7 @@ import {
 
 const SEGMENTED = udpSegmented.with({});
 const COALESCED = udpCoalesced.with({});
+const WAKEUPS = shardWakeups.with({});
 const AFTER_FLUSH_ERRORS = internalErrors.with({ where: "after_flush" });
 
 const SOCK_DGRAM = 2;
@@ -676,6 +677,7 @@ export class FfiUdpBackend implements DatagramBackend {
 
   /** Drains the sockets epoll reported and sends what their packets queued. */
   #serve(events: number): void {
+    WAKEUPS.inc();
     this.#serving = true;
     try {
       this.#drainReady(events);

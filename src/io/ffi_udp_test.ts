@@ -13,6 +13,7 @@ function counterTotal(name: string): number {
 }
 const segmentedTotal = () => counterTotal("xrtc_udp_gso_datagrams_total");
 const coalescedTotal = () => counterTotal("xrtc_udp_gro_datagrams_total");
+const wakeupsTotal = () => counterTotal("xrtc_shard_wakeups_total");
 
 async function exchange(gso: boolean, ownThread = false, gro = true) {
   const backend = FfiUdpBackend.open({ gso, ownThread, gro });
@@ -26,7 +27,7 @@ async function exchange(gso: boolean, ownThread = false, gro = true) {
     })
   );
   const source = backend.bind({ host: "127.0.0.1", port: 0 }, () => {});
-  const before = segmentedTotal(), coalescedBefore = coalescedTotal();
+  const before = segmentedTotal(), coalescedBefore = coalescedTotal(), wakeupsBefore = wakeupsTotal();
   // One flush: 40 datagrams of 1,200 bytes interleaved to two sinks, then a shorter last one to the
   // first, then a large one that goes alone.
   const sent = new Map<string, string[]>();
@@ -46,9 +47,10 @@ async function exchange(gso: boolean, ownThread = false, gro = true) {
   const total = () => [...got.values()].reduce((n, l) => n + l.length, 0);
   while (total() < 43 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const segmented = segmentedTotal() - before, coalesced = coalescedTotal() - coalescedBefore;
+  const wakeups = wakeupsTotal() - wakeupsBefore;
   for (const s of [...sinks, source]) s.close();
   await backend.close();
-  return { sent, got, segmented, coalesced };
+  return { sent, got, segmented, coalesced, wakeups };
 }
 
 Deno.test("ffi backend: batched datagrams arrive whole, in order per destination, with UDP GSO and GRO", async () => {
@@ -71,6 +73,8 @@ Deno.test("ffi backend: the same without GSO (options.udp_gso: false)", async ()
   for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
   assert.equal(r.segmented, 0);
   assert.equal(r.coalesced, 0, "loopback coalesces nothing a plain sender sends");
+  // 43 datagrams sent in one flush are read in a few wakeups of the reactor, each counted once.
+  assert.ok(r.wakeups >= 1 && r.wakeups < 43 / 2, `wakeups: ${r.wakeups}`);
 });
 
 Deno.test("ffi backend on a thread of its own: the same datagrams whole and in order", async () => {

@@ -407,6 +407,25 @@ export const shardPackets = registry.counter({
   merge: "per_shard",
 });
 
+export const shardWakeups = registry.counter({
+  name: "xrtc_shard_wakeups_total",
+  help:
+    "Times each shard's reactor found datagrams to read (ffi backend; one wait that returned ready sockets). " +
+    "xrtc_shard_received_packets_total over it is what a wakeup carries: each wakeup costs a fixed share of " +
+    "CPU besides the per-datagram work, so CPU per packet falls as that grows.",
+  labels: [],
+  merge: "per_shard",
+});
+
+export const shardCpuSeconds = registry.counter({
+  name: "xrtc_shard_cpu_seconds_total",
+  help:
+    "CPU time of each shard's own thread (Linux): shard 0 is the main thread (signalling, HTTP, the TCP " +
+    "ports), the others carry UDP media; a shard near one second a second keeps its core busy.",
+  labels: [],
+  merge: "per_shard",
+});
+
 export const shardUp = registry.gauge({
   name: "xrtc_shard_up",
   help: "1 when the shard answered the last scrape; its last counters are kept in the sums either way.",

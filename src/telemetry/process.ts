@@ -1,6 +1,6 @@
 // Figures of the process and the host, read when metrics are collected: resident memory, CPU time and
-// descriptors (/proc/self), the kernel's UDP error counters (/proc/net/snmp), and each isolate's
-// event-loop lag. Linux only; elsewhere these series stay at zero.
+// descriptors (/proc/self), the kernel's UDP error counters (/proc/net/snmp), and each shard's thread CPU
+// time (/proc/thread-self) and event-loop lag. Linux only; elsewhere these series stay at zero.
 import {
   cpuSeconds,
   eventLoopLag,
@@ -8,6 +8,7 @@ import {
   maxFds,
   openFds,
   residentMemory,
+  shardCpuSeconds,
   startTime,
 } from "./catalog.ts";
 
@@ -68,6 +69,15 @@ export function installProcessCollectors(): void {
     set({ kind: "receive_buffer" }, udp.RcvbufErrors ?? 0);
     set({ kind: "send_buffer" }, udp.SndbufErrors ?? 0);
     set({ kind: "no_port" }, udp.NoPorts ?? 0);
+  });
+}
+
+/** Registers the collector of this shard's thread CPU time: on each shard's own thread (metrics are
+ * collected there, and /proc/thread-self is the thread that reads it). */
+export function installThreadCollectors(): void {
+  shardCpuSeconds.collectWith((set) => {
+    const ns = Number(readText("/proc/thread-self/schedstat")?.split(" ")[0]);
+    if (Number.isFinite(ns)) set({}, ns / 1e9);
   });
 }
 

@@ -9,7 +9,7 @@ import { forEachFrame, FrameOutbox } from "./frame_batch.ts";
 import { MediaPlane } from "./media_plane.ts";
 import { connectJanusIceTcp } from "../session/janus_tcp.ts";
 import { type FromShard, localReport, type ToShard } from "./shards.ts";
-import { startLagMonitor } from "../../telemetry/process.ts";
+import { installThreadCollectors, startLagMonitor } from "../../telemetry/process.ts";
 import { log } from "../../telemetry/log.ts";
 
 /** The worker's side of its message port (the worker global, typed narrowly). */
@@ -70,6 +70,7 @@ async function init(m: Extract<ToShard, { t: "init" }>): Promise<void> {
     });
     for (const p of m.udpPorts) plane.addUdpPort(p.name, p.host, p.port);
     stopLag = startLagMonitor();
+    installThreadCollectors();
     log("info", "shard_started", { shard, ports: m.udpPorts.map((p) => p.port).join(",") });
     // Its upstream port first: messages arrive in order, so the port is known once "ready" is.
     scope.postMessage({ t: "upstream", port: plane.upstream.localAddress.port });
