@@ -210,7 +210,7 @@ async function main() {
     let threads: ReturnType<typeof threadUse> | undefined;
     if (!directClients.length) {
       const perf = o.record ? await recordStart(o.record, pids) : undefined;
-      const threads0 = pids.map(threadSamples);
+      const threads0 = o.threads ? pids.map(threadSamples) : [];
       const cpu0 = cpuMs(pids);
       sent = await sendAt(clients, rate, stepMs);
       await sleep(400); // drain

@@ -63,6 +63,10 @@ function printThreads(s: Step, stepMs: number): void {
 /** Each busy thread's samples by what was running; with the unsampled step's figures for the thread, the
  * same split of what one wakeup costs. */
 function printProfile(p: Profile, measured: Step): void {
+  if (!p.total) {
+    console.log("    perf recorded no samples (is perf_event_paranoid above 1 for this user?)");
+    return;
+  }
   for (const [name, t] of [...p.threads].sort((a, b) => b[1].samples - a[1].samples)) {
     if (t.samples < p.total * 0.05) continue;
     const kinds = KINDS.filter((k) => t.byKind[k] > 0);
@@ -101,16 +105,13 @@ interface Target {
   warm: boolean;
 }
 
+/** Each generator run's clients get ufrags of their own against the one xRTC. */
+let runs = 0;
+
 async function measure(t: Target, rate: number, record?: string): Promise<Step> {
   const base = { clients: CLIENTS, size: 1200, maxLoss: 1, rates: [rate], pids: [t.proc.pid], ...t.opts };
-  if (t.warm) await gen({ ...base, stepMs: WARM_MS, tag: `w${rate}${record ? "p" : ""}` });
-  const r = await gen({
-    ...base,
-    stepMs: STEP_MS,
-    threads: true,
-    record,
-    tag: `m${rate}${record ? "p" : ""}`,
-  });
+  if (t.warm) await gen({ ...base, stepMs: WARM_MS, tag: `p${++runs}c` });
+  const r = await gen({ ...base, stepMs: STEP_MS, threads: true, record, tag: `p${++runs}c` });
   return r.steps[0];
 }
 

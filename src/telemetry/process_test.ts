@@ -1,17 +1,24 @@
 import assert from "node:assert/strict";
-import { installThreadCollectors } from "./process.ts";
+import { installProcessCollectors, installThreadCollectors } from "./process.ts";
 import { registry } from "./catalog.ts";
 import { seriesTotal } from "./exposition.ts";
 
-Deno.test("a shard's thread CPU time: this thread's, within the process's", () => {
+const total = (name: string) => seriesTotal(registry.snapshot(), name);
+
+Deno.test("a shard's CPU time is its own thread's: another thread's work leaves it, and shows in the process's", async () => {
+  installProcessCollectors();
   installThreadCollectors();
-  const end = performance.now() + 200;
-  while (performance.now() < end) { /* spin: CPU time on this thread */ }
-  const thread = seriesTotal(registry.snapshot(), "xrtc_shard_cpu_seconds_total");
-  const stat = Deno.readTextFileSync("/proc/self/stat");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const processSeconds = (Number(f[11]) + Number(f[12])) / 100;
-  assert.ok(thread >= 0.15, `the spin counted: ${thread} s`);
-  // Ticks of 10 ms: the process's count can trail the thread's nanoseconds by a tick per thread.
-  assert.ok(thread <= processSeconds + 0.05, `${thread} s within the process's ${processSeconds} s`);
+  const thread0 = total("xrtc_shard_cpu_seconds_total"), process0 = total("xrtc_process_cpu_seconds_total");
+  // Another thread spins for 400 ms while this one waits.
+  const spin = `const end = performance.now() + 400; while (performance.now() < end); postMessage("done");`;
+  const url = URL.createObjectURL(new Blob([spin], { type: "text/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  await new Promise((resolve) => worker.onmessage = resolve);
+  worker.terminate();
+  URL.revokeObjectURL(url);
+  const thread = total("xrtc_shard_cpu_seconds_total") - thread0;
+  const process = total("xrtc_process_cpu_seconds_total") - process0;
+  assert.ok(process >= 0.3, `the process counted the other thread's spin: ${process} s`);
+  assert.ok(thread < 0.1, `this thread mostly waited: ${thread} s`);
+  assert.ok(total("xrtc_shard_cpu_seconds_total") > 0, "this thread's own time is counted");
 });
