@@ -4,7 +4,7 @@
 // test process). The client host reaches nginx and the nodes' ICE ports only (nftables), and has no
 // route to the server link.
 import { run } from "./run.ts";
-import { applyNft, type Topology } from "./topology.ts";
+import { applyNft, settled, type Topology, withoutDad } from "./topology.ts";
 
 export const CLUSTER_PORTS = { udp: 6001, tcp: 6443, http: 8080, admin: 6090, redis: 6379, front: 8080 };
 
@@ -89,6 +89,7 @@ export async function makeClusterTopology(nodeCount = 3): Promise<ClusterTopolog
     }
     const where = host ? ["-n", host] : [];
     await run(["ip", ...where, "addr", "add", `${addr}/24`, "dev", `${name}h`]);
+    await withoutDad(host, `${name}h`);
     await run(["ip", ...where, "link", "set", `${name}h`, "up"]);
   };
   try {
@@ -115,6 +116,7 @@ export async function makeClusterTopology(nodeCount = 3): Promise<ClusterTopolog
     await attach(undefined, "brs", "198.18.8.254");
     await attach(undefined, "brp", "198.19.8.254");
     await limitClient(c);
+    await settled(c.clientNs);
     const route = await run(c.inNs(c.clientNs, ["ip", "route", "get", c.janusAddr]), { allowFail: true });
     if (!/unreachable/i.test(route)) throw new Error(`client namespace can route to Janus: ${route}`);
   } catch (e) {

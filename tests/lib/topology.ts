@@ -65,14 +65,17 @@ export async function makeTopology(): Promise<Topology> {
       await run(["ip", "netns", "add", ns]);
       await run(["ip", "link", "add", `${veth}a`, "type", "veth", "peer", "name", `${veth}b`, "netns", ns]);
       await run(["ip", "addr", "add", `${mine}/24`, "dev", `${veth}a`]);
+      await withoutDad(undefined, `${veth}a`);
       await run(["ip", "link", "set", `${veth}a`, "up"]);
       await run(["ip", "-n", ns, "addr", "add", `${theirs}/24`, "dev", `${veth}b`]);
+      await withoutDad(ns, `${veth}b`);
       await run(["ip", "-n", ns, "link", "set", `${veth}b`, "up"]);
       await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
       // nodad: usable at once, no duplicate-address detection wait on a link of two ends.
       await run(["ip", "addr", "add", `${mine6}/64`, "dev", `${veth}a`, "nodad"]);
       await run(["ip", "-n", ns, "addr", "add", `${theirs6}/64`, "dev", `${veth}b`, "nodad"]);
     }
+    await settled(clientNs);
     // The client host has only its /24: no route to Janus's network, and no default route.
     const route = await run(["ip", "netns", "exec", clientNs, "ip", "route", "get", t.janusAddr], {
       allowFail: true,
@@ -89,6 +92,24 @@ export async function makeTopology(): Promise<Topology> {
     throw e;
   }
   return t;
+}
+
+/** Turns IPv6 duplicate-address detection off on a link before it comes up: its link-local address is then
+ * final at once. With DAD it changes state about a second later, which Chromium in that namespace takes
+ * for a network change, failing a page load in progress (net::ERR_NETWORK_CHANGED). */
+export async function withoutDad(ns: string | undefined, dev: string): Promise<void> {
+  const write = ["sh", "-c", `echo 0 > /proc/sys/net/ipv6/conf/${dev}/accept_dad`];
+  await run(ns ? ["ip", "netns", "exec", ns, ...write] : write);
+}
+
+/** Waits until no address in the namespace is still tentative (none is, with DAD off), so that no
+ * address change reaches a browser started there afterwards. */
+export async function settled(ns: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await run(["ip", "-n", ns, "-o", "addr", "show", "tentative"])).trim()) {
+    if (Date.now() > deadline) throw new Error(`addresses still tentative in ${ns}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Loads an nftables ruleset inside a namespace. */
