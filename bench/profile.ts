@@ -9,6 +9,7 @@
 //   deno run -A bench/profile.ts                 rates 2000 and 20000 packets/s, UDP clients
 //   PROFILE_RATES=500,20000 PROFILE_TCP=1 ...    other rates; also xRTC with ICE-TCP clients
 //   PROFILE_V8_FLAGS=--flag1,--flag2 ...         xRTC with these V8 flags too
+//   PROFILE_SAMPLE=0 ...                         the figures only, no sampled runs
 import { buildCRelay, gen, startPeer } from "./scenarios.ts";
 import { startXrtc } from "./xrtc.ts";
 import { freePort, type Proc, spawn } from "./procs.ts";
@@ -119,7 +120,7 @@ const peer = await startPeer();
 const stops: Array<() => Promise<void>> = [() => peer.stop()];
 const recordDir = await Deno.makeTempDir({ prefix: "xrtc-profile-" });
 try {
-  const canRecord = await perfWorks();
+  const canRecord = Deno.env.get("PROFILE_SAMPLE") !== "0" && await perfWorks();
   const cPort = freePort();
   const c = await spawn([String(cPort), String(peer.udp)], /^RELAY/, { command: await buildCRelay() });
   stops.push(() => c.stop());
@@ -148,7 +149,7 @@ try {
       warm: true,
     });
   }
-  if (!canRecord) console.log("(perf cannot run here: no sample split)");
+  if (!canRecord) console.log("(no sampled runs: PROFILE_SAMPLE=0, or perf cannot run here)");
   for (const rate of RATES) {
     console.log(
       `at ${rate} packets/s (${CLIENTS} clients, 1,200 bytes, ${
