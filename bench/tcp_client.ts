@@ -2,7 +2,7 @@
 // generator uses a UDP socket: send() frames a datagram, and the datagrams sent in one turn leave in one
 // write (a browser's TCP stack coalesces the same way); received frames go to the handler one by one.
 import { FrameDecoder } from "../src/io/framing.ts";
-import { FramedWriter } from "../src/io/tcp.ts";
+import { FramedWriter, sendWithoutDelay } from "../src/io/tcp.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
 import type { DatagramHandler, DatagramSocket } from "../src/io/types.ts";
 
@@ -23,7 +23,7 @@ export class TcpDatagrams implements DatagramSocket {
 
   static async connect(port: number, onPacket: DatagramHandler): Promise<TcpDatagrams> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.setNoDelay(true);
+    sendWithoutDelay(conn);
     const local = conn.localAddr as Deno.NetAddr;
     return new TcpDatagrams(conn, mustPeer(local.hostname, local.port), onPacket);
   }
@@ -52,8 +52,5 @@ export class TcpDatagrams implements DatagramSocket {
     if (this.#closed) return;
     this.#closed = true;
     this.#writer.close();
-    try {
-      this.conn.close();
-    } catch { /* closed */ }
   }
 }

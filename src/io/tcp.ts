@@ -69,9 +69,14 @@ export class FramedWriter {
     }
   }
 
+  /** Drops what is queued and closes the connection: the writer owns it from its making (a connection
+   * closed already is fine). */
   close(): void {
     this.#closed = true;
     this.#queue = [];
+    try {
+      this.conn.close();
+    } catch { /* closed already */ }
   }
 }
 

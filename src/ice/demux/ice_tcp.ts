@@ -188,9 +188,6 @@ export class IceTcpConnection {
     if (this.#closed) return;
     this.#closed = true;
     this.#writer.close();
-    try {
-      this.conn.close();
-    } catch { /* closed */ }
     const served = this.#port.served;
     this.#port.ended();
     log("debug", "ice_tcp_closed", { peer: this.peer.text, ...served, reason });

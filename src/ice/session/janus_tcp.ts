@@ -11,20 +11,19 @@ import { log } from "../../telemetry/log.ts";
 const EARLY_PACKET_LIMIT = 64;
 
 export const connectJanusIceTcp: ConnectIceTcp = (remote, onPacket, onClose) => {
-  let conn: Deno.Conn | undefined;
   let closed = false;
   const early: Uint8Array[] = [];
   let writer: FramedWriter | undefined;
   const close = () => {
     if (closed) return;
     closed = true;
+    // The writer closes the connection; before there is one, no connection is open (connectTcp has not
+    // resolved, or failed).
     writer?.close();
-    try {
-      conn?.close();
-    } catch { /* closed */ }
     onClose();
   };
   (async () => {
+    let conn: Deno.TcpConn;
     try {
       conn = await connectTcp(remote.host, remote.port, TIMING.janusLegConnectTimeoutMs);
     } catch (e) {
