@@ -5,7 +5,8 @@
 //   deno task bench [--list]
 // Environment: BENCH_SCENARIOS (comma list of scenario ids or prefixes, e.g. "direct,half,gap"; default
 // all), BENCH_BACKENDS (deno,ffi), BENCH_RATES (comma list of packets/s), BENCH_STEP_MS,
-// BENCH_LATENCY_STEP_MS (the 20k step, where CPU per packet and latency are read; default 6000), BENCH_CLIENTS,
+// BENCH_LATENCY_STEP_MS (the 20k step, where CPU per packet and latency are read; default 6000),
+// BENCH_WARM_MS (each throughput run's warm-up at 20k before its steps, reported apart; default 10000), BENCH_CLIENTS,
 // BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_ROUNDS (rounds of the throughput
 // scenarios, default 3), BENCH_OUT (JSON path).
 import { ROOT } from "./procs.ts";
@@ -25,6 +26,7 @@ const settings: Settings = {
   sessions: list("BENCH_SESSIONS", "100,1000,10000").map(Number),
   latencyRate: 20_000,
   latencyStepMs: Number(env("BENCH_LATENCY_STEP_MS", "6000")),
+  warmMs: Number(env("BENCH_WARM_MS", "10000")),
   heldStepMs: 20_000,
   heldWindowMs: 1_000,
   rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),

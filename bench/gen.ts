@@ -27,6 +27,9 @@ export interface GenOptions {
   stepMs: number;
   /** The step at this rate lasts `ms` instead. */
   longStep?: { rate: number; ms: number };
+  /** Modes "xrtc" and "raw": before the steps, the clients send at `rate` for `ms`, measured apart (the
+   * result's `warm`): a fresh xRTC's JIT compiles its media path in its first seconds of traffic. */
+  warm?: { rate: number; ms: number };
   size: number;
   maxLoss: number;
   /** Processes whose CPU time is summed per step. */
@@ -202,6 +205,12 @@ async function main() {
   }
   if (o.mode === "gap") return await gap(clients, through, lastEcho, longestGap);
   const pids = o.pids ?? [];
+  if (o.warm) {
+    const cpu0 = cpuMs(pids);
+    const sent = await sendAt(clients, o.warm.rate, o.warm.ms);
+    await sleep(400); // drain
+    result.warm = { rate: o.warm.rate, ...measured(through, sent, cpuMs(pids) - cpu0) };
+  }
   for (const rate of o.rates) {
     for (const set of [through, direct, relayed]) set.reset();
     for (const c of [...clients, ...directClients, ...relayClients]) c.lastSeq = 0;

@@ -10,6 +10,7 @@
 //   PROFILE_RATES=500,20000 PROFILE_TCP=1 ...    other rates; also xRTC with ICE-TCP clients
 //   PROFILE_V8_FLAGS=--flag1,--flag2 ...         xRTC with these V8 flags too
 //   PROFILE_SAMPLE=0 ...                         the figures only, no sampled runs
+//   PROFILE_WARM_MS=20000 ...                    xRTC's warm-up once started (default 20 s)
 import { buildCRelay, gen, startPeer } from "./scenarios.ts";
 import { startXrtc } from "./xrtc.ts";
 import { freePort, type Proc, spawn } from "./procs.ts";
@@ -21,6 +22,8 @@ const TCP = Deno.env.get("PROFILE_TCP") === "1";
 /** V8 flags to try, besides those of `deno task start`. */
 const V8_FLAGS = (Deno.env.get("PROFILE_V8_FLAGS") ?? "").split(",").filter((f) => f);
 const STEP_MS = 8_000, WARM_MS = 3_000, CLIENTS = 4;
+/** xRTC's warm-up once started, before any step: its JIT compiles the media path in the first seconds. */
+const WARM_UP_MS = Number(Deno.env.get("PROFILE_WARM_MS") ?? "20000");
 
 /** `perf script` of a recording, parsed. */
 async function readProfile(file: string): Promise<Profile> {
@@ -150,6 +153,21 @@ try {
     });
   }
   if (!canRecord) console.log("(no sampled runs: PROFILE_SAMPLE=0, or perf cannot run here)");
+  // A server runs for days: its media path is compiled before anything is read (bench.ts, warmMs).
+  const warmRate = Math.max(...RATES);
+  await gen({
+    clients: CLIENTS,
+    size: 1200,
+    maxLoss: 1,
+    rates: [],
+    stepMs: 0,
+    mode: "xrtc",
+    port: x.udpPort,
+    http,
+    warm: { rate: warmRate, ms: WARM_UP_MS },
+    tag: `p${++runs}c`,
+  });
+  console.log(`(xRTC warmed up for ${WARM_UP_MS / 1000} s at ${warmRate} packets/s first)`);
   for (const rate of RATES) {
     console.log(
       `at ${rate} packets/s (${CLIENTS} clients, 1,200 bytes, ${

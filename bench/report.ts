@@ -29,6 +29,8 @@ export type Baseline = Pick<Step, typeof BASELINE_FIELDS[number]>;
 
 export interface GenResult {
   steps: Step[];
+  /** The warm-up before the steps (the generator's `warm`). */
+  warm?: Step;
   sessions?: number;
   connected?: number;
   seconds?: number;
@@ -40,6 +42,8 @@ export interface ThroughputRow {
   label: string;
   backend: string;
   steps: Step[];
+  /** The warm-up before the steps, at the latency rate. */
+  warm?: Step;
   /** The round it was measured in (a repeated scenario), or the number of rounds merged into it. */
   round?: number;
   rounds?: number;
@@ -239,6 +243,19 @@ export function cpuGrowth(r: Results, s: Settings, a: string, b: string): RatioS
   return v.length ? spread(v) : undefined;
 }
 
+/** Per row with a warm-up: its CPU per forwarded packet in the warm-up (right after the process started, at
+ * the latency rate) over the steady latency step's, within each round; the C relay's is the control. */
+export function warmUpCost(r: Results, s: Settings): Record<string, RatioSpread> {
+  const perId = new Map<string, number[]>();
+  for (const row of r.throughput) {
+    const w = row.warm;
+    if (!w?.received) continue;
+    const v = (w.cpuMs / (w.received * 2)) * 1000 / cpuPerThousand(row, s);
+    if (Number.isFinite(v)) perId.set(row.id, [...perId.get(row.id) ?? [], v]);
+  }
+  return Object.fromEntries([...perId].map(([id, v]) => [id, spread(v)]));
+}
+
 /** The ratios the bench exists to show, by name: compared with the previous run's. */
 export function ratios(r: Results, s: Settings): Record<string, number> {
   const rows = mergeRounds(r.throughput);
@@ -332,6 +349,21 @@ export function render(
       for (const [k, g] of grown) {
         const range = g!.rounds > 1 ? ` (rounds: ${pct(g!.min)} to ${pct(g!.max)})` : "";
         lines.push(`  ${k}: ${pct(g!.median)}${range}`);
+      }
+    }
+    const warm = warmUpCost(r, s);
+    if (Object.keys(warm).length) {
+      lines.push(
+        "",
+        `The warm-up, not in the figures above: CPU per forwarded packet in the first ${
+          f(s.warmMs / 1000, 0)
+        } s of traffic at ${s.latencyRate} pps over the steady step's (xRTC's JIT at work; the relays in C are the control):`,
+      );
+      for (const row of rows) {
+        const x = warm[row.id];
+        if (x === undefined) continue;
+        const range = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
+        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${range}`);
       }
     }
     const now = ratios(r, s);

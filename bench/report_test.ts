@@ -9,6 +9,7 @@ import {
   mergeRounds,
   render,
   type Step,
+  warmUpCost,
 } from "./report.ts";
 import type { Settings } from "./scenarios.ts";
 
@@ -117,4 +118,34 @@ Deno.test("a step measured against the direct path in alternate windows reads it
     line("idle-held:ffi").includes("| 0.05/0.10/0.20 (direct RTT 0.20/0.80/1.60) |"),
     line("idle-held:ffi"),
   );
+});
+
+Deno.test("the warm-up's CPU per packet is read against the steady step of its own run, and printed apart", () => {
+  const r = emptyResults();
+  for (const [round, warm, steady] of [[0, 6, 4], [1, 5, 5], [2, 9, 6]]) {
+    r.throughput.push({ ...row("half:ffi", "ffi", round, steady), warm: step(warm) });
+  }
+  r.throughput.push({ ...row("relay-c", "C", 0, 3), warm: step(3) });
+  r.throughput.push(row("full:ffi", "ffi", 0, 4)); // no warm-up: no figure
+  const w = warmUpCost(r, settings);
+  near(w["half:ffi"].median, 1.5);
+  near(w["half:ffi"].min, 1);
+  near(w["half:ffi"].max, 1.5);
+  near(w["relay-c"].median, 1);
+  assert.equal(w["full:ffi"], undefined);
+  const text = render(
+    r,
+    {
+      ...settings,
+      rates: [20_000],
+      maxLoss: 0.001,
+      rounds: 3,
+      backends: ["ffi"],
+      warmMs: 10_000,
+    } as Settings,
+  );
+  assert.match(text, /first 10 s of traffic at 20000 pps/);
+  assert.ok(text.includes("\n  half:ffi, ffi: 1.50 (rounds: 1.00 to 1.50)"), text);
+  // The steady figure in the table is the step's, not the warm-up's.
+  assert.match(text, /\| half:ffi \| ffi \| [^|]+ \| 5\.000 \|/);
 });

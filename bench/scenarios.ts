@@ -34,6 +34,12 @@ export interface Settings {
    * read against a direct path measured minutes before, and the C relay's moved as much). */
   heldStepMs: number;
   heldWindowMs: number;
+  /** Before its steps, each throughput run (relays and xRTC alike) sends this long at latencyRate, measured
+   * apart: a fresh xRTC's JIT compiles its media path in its first seconds of traffic (measured at 2k
+   * packets/s, 8 s steps: V8's compiler threads ran 50 ms in the first step after 3 s of traffic and 5 ms
+   * after 40 s, and the media thread used 7 % less), a cost a server that runs for days pays once. The
+   * report gives that first stretch's CPU per packet against the steady step's (0: no warm-up). */
+  warmMs: number;
   /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
    * ratio to the C relay is taken within a round (the machine's drift between rounds cancels). */
   rounds: number;
@@ -90,6 +96,7 @@ function common(s: Settings) {
     maxLoss: s.maxLoss,
     stepMs: s.stepMs,
     longStep: { rate: s.latencyRate, ms: s.latencyStepMs },
+    ...(s.warmMs > 0 ? { warm: { rate: s.latencyRate, ms: s.warmMs } } : {}),
   };
 }
 
@@ -110,8 +117,8 @@ function throughXrtc(ctx: Context, x: BenchXrtc, proc: Proc, o: Record<string, u
   });
 }
 
-function addRow(ctx: Context, id: string, label: string, backend: string, steps: Step[]) {
-  ctx.results.throughput.push({ id, label, backend, steps, round: ctx.round });
+function addRow(ctx: Context, id: string, label: string, backend: string, steps: Step[], warm?: Step) {
+  ctx.results.throughput.push({ id, label, backend, steps, round: ctx.round, ...(warm ? { warm } : {}) });
 }
 
 /** Time and size of `n` GETs of an admin path, and xRTC's CPU per call. */
@@ -148,7 +155,7 @@ async function measureRelays(
       pids: relays.map((p) => p.pid),
       ...o.gen,
     });
-    addRow(ctx, row.id, row.label, row.backend, r.steps);
+    addRow(ctx, row.id, row.label, row.backend, r.steps, r.warm);
   } finally {
     for (const p of relays) await p.stop();
   }
@@ -215,7 +222,8 @@ function proxyScenario(
       const x: BenchXrtc = { ...options, ...xrtcPorts(ctx.peer.http) };
       const proc = await startXrtc(x);
       try {
-        addRow(ctx, id, label, options.backend, (await throughXrtc(ctx, x, proc)).steps);
+        const r = await throughXrtc(ctx, x, proc);
+        addRow(ctx, id, label, options.backend, r.steps, r.warm);
       } finally {
         await proc.stop();
       }
@@ -302,6 +310,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
                 `xRTC half proxy, clients send GSO bursts of 8, GRO ${gro ? "on" : "off"}`,
                 "ffi",
                 r.steps,
+                r.warm,
               );
             } finally {
               await proc.stop();
@@ -318,7 +327,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
           const proc = await startXrtc(x);
           try {
             const r = await throughXrtc(ctx, x, proc);
-            addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps);
+            addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps, r.warm);
           } finally {
             await proc.stop();
             await Deno.remove(stateDir, { recursive: true });
@@ -335,7 +344,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
           const proc = await startXrtc(x);
           try {
             const r = await throughXrtc(ctx, x, proc, { tcp: x.tcpPort });
-            addRow(ctx, "half-tcp:ffi", "xRTC half proxy, ICE-TCP clients", "ffi", r.steps);
+            addRow(ctx, "half-tcp:ffi", "xRTC half proxy, ICE-TCP clients", "ffi", r.steps, r.warm);
           } finally {
             await proc.stop();
           }
@@ -357,6 +366,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
                 `xRTC half proxy, workers: ${workers} (16 clients)`,
                 "ffi",
                 r.steps,
+                r.warm,
               );
               ctx.results.threads[workers] = threadUse(threads0, threadSamples(proc.pid));
             } finally {
