@@ -21,7 +21,8 @@ const RATES = (Deno.env.get("PROFILE_RATES") ?? "2000,20000").split(",").map(Num
 const TCP = Deno.env.get("PROFILE_TCP") === "1";
 /** V8 flags to try, besides those of `deno task start`. */
 const V8_FLAGS = (Deno.env.get("PROFILE_V8_FLAGS") ?? "").split(",").filter((f) => f);
-const STEP_MS = 8_000, WARM_MS = 3_000, CLIENTS = 4;
+/** A step; the unmeasured stretch before it, with the step's own new sessions; clients per run. */
+const STEP_MS = 8_000, SESSIONS_WARM_MS = 3_000, CLIENTS = 4;
 /** xRTC's warm-up once started, before any step: its JIT compiles the media path in the first seconds. */
 const WARM_UP_MS = Number(Deno.env.get("PROFILE_WARM_MS") ?? "20000");
 
@@ -114,7 +115,7 @@ let runs = 0;
 
 async function measure(t: Target, rate: number, record?: string): Promise<Step> {
   const base = { clients: CLIENTS, size: 1200, maxLoss: 1, rates: [rate], pids: [t.proc.pid], ...t.opts };
-  if (t.warm) await gen({ ...base, stepMs: WARM_MS, tag: `p${++runs}c` });
+  if (t.warm) await gen({ ...base, stepMs: SESSIONS_WARM_MS, tag: `p${++runs}c` });
   const r = await gen({ ...base, stepMs: STEP_MS, threads: true, record, tag: `p${++runs}c` });
   return r.steps[0];
 }
@@ -153,7 +154,8 @@ try {
     });
   }
   if (!canRecord) console.log("(no sampled runs: PROFILE_SAMPLE=0, or perf cannot run here)");
-  // A server runs for days: its media path is compiled before anything is read (bench.ts, warmMs).
+  // A server runs for days: its media path is compiled before anything is read (as in the bench:
+  // scenarios.ts, Settings.warmMs).
   const warmRate = Math.max(...RATES);
   await gen({
     clients: CLIENTS,
