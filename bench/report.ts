@@ -278,6 +278,23 @@ export function ratios(r: Results, s: Settings): Record<string, number> {
   return out;
 }
 
+/** A titled list of one spread per row, in the table's order (nothing when no row has one). */
+function perRow(
+  lines: string[],
+  rows: ThroughputRow[],
+  by: Record<string, RatioSpread>,
+  title: string,
+): void {
+  if (!Object.keys(by).length) return;
+  lines.push("", title);
+  for (const row of rows) {
+    const x = by[row.id];
+    if (x === undefined) continue;
+    const range = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
+    lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${range}`);
+  }
+}
+
 export function render(
   r: Results,
   s: Settings,
@@ -323,19 +340,12 @@ export function render(
         } |`,
       );
     }
-    const toC = cpuRatios(r, s);
-    if (Object.keys(toC).length) {
-      lines.push(
-        "",
-        `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling; rows with sessions held: to the C relay of the same seconds):`,
-      );
-      for (const row of rows) {
-        const x = toC[row.id];
-        if (x === undefined) continue;
-        const range = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
-        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${range}`);
-      }
-    }
+    perRow(
+      lines,
+      rows,
+      cpuRatios(r, s),
+      `CPU per forwarded packet at ${s.latencyRate} pps, as a ratio to the C relay (1.00 = the ceiling; rows with sessions held: to the C relay of the same seconds):`,
+    );
     const growth: Array<[string, string, string]> = [
       ["xRTC, workers: 2 over workers: 1", "workers-2:ffi", "workers-1:ffi"],
       ["bare relay in C, 2 processes over 1", "relay-reuseport-x2", "relay-reuseport-x1"],
@@ -351,21 +361,14 @@ export function render(
         lines.push(`  ${k}: ${pct(g!.median)}${range}`);
       }
     }
-    const warm = warmUpCost(r, s);
-    if (Object.keys(warm).length) {
-      lines.push(
-        "",
-        `The warm-up, not in the figures above: CPU per forwarded packet in the first ${
-          f(s.warmMs / 1000, 0)
-        } s of traffic at ${s.latencyRate} pps over the steady step's (xRTC's JIT at work; the relays in C are the control):`,
-      );
-      for (const row of rows) {
-        const x = warm[row.id];
-        if (x === undefined) continue;
-        const range = x.rounds > 1 ? ` (rounds: ${f(x.min)} to ${f(x.max)})` : "";
-        lines.push(`  ${row.label}, ${row.backend}: ${f(x.median)}${range}`);
-      }
-    }
+    perRow(
+      lines,
+      rows,
+      warmUpCost(r, s),
+      `The warm-up, not in the figures above: CPU per forwarded packet in the first ${
+        f(s.warmMs / 1000, 0)
+      } s of traffic at ${s.latencyRate} pps over the steady step's (xRTC's JIT at work; the relays in C are the control):`,
+    );
     const now = ratios(r, s);
     lines.push("", `ratios of max pps (same run)${previous ? `; previous run (${previous.date})` : ""}:`);
     for (const [k, v] of Object.entries(now)) {
