@@ -457,69 +457,87 @@ Deno.test(
     await withLab({ xrtc: { admin: { addr: `127.0.0.1:${adminPort}` } } }, async (lab) => {
       await t.step("drain", async () => {
         const x = lab.spawn();
-        await x.ready();
-        const calls = [0, 1, 2, 3, 4].map((i) =>
-          runWeriftClient(lab.topo, {
-            signal: i % 2 ? "ws" : "http",
-            base: lab.base,
-            scenario: "echotest",
-            tag: `d${i}`,
-            messages: 5,
-            rtp: 300,
-            timeoutMs: 60_000,
-          })
-        );
-        const browser = await launchChromium(lab.topo, { secureOrigin: lab.base });
-        const page = await browser.browser.newPage();
-        await page.goto(`${lab.base}/echotest.html?autostart=1&signal=http`);
-        await waitFor(
-          "6 calls up",
-          () => x.lines.filter((l) => l.includes("event=client_path_selected")).length >= 6 || undefined,
-          30_000,
-          100,
-        );
-        const frames = async () =>
-          (await page.evaluate<{ framesDecoded: number }>("window.xrtcStats()")).framesDecoded;
-        x.signal("SIGTERM");
-        await sleep(300);
-        const created = await fetch(`${lab.base}/janus`, {
-          method: "POST",
-          body: JSON.stringify({ janus: "create", transaction: "c" }),
-        });
-        assert.equal(created.status, 503);
-        assert.ok(Number(created.headers.get("retry-after")) > 0);
-        assert.equal((await created.json()).janus, "error");
-        const ws = new WebSocket(`ws://${lab.topo.xrtcPublic}:${PORTS.http}/`, "janus-protocol");
-        await new Promise((r) => ws.onopen = r);
-        const refused = await new Promise<Record<string, unknown>>((resolve) => {
-          ws.onmessage = (ev) => resolve(JSON.parse(ev.data));
-          ws.send(JSON.stringify({ janus: "create", transaction: "w" }));
-        });
-        ws.close();
-        assert.equal((refused.error as { code: number }).code, 503);
-        assert.equal(
-          (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status,
-          503,
-          "not ready while draining",
-        );
-        const f1 = await frames();
-        await sleep(1_500);
-        assert.ok(await frames() > f1 + 20, "Chromium's call goes on");
-        const results = await Promise.all(calls);
-        for (const r of results) {
-          assert.deepEqual(r.errors, []);
-          assert.ok(
-            (r.rtpEchoed as number) >= 285,
-            `a werift call kept ${r.rtpEchoed}/300 through the drain`,
+        // A failure here must not leave this xRTC on the state directory (the next step starts its own).
+        let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+        try {
+          await x.ready();
+          const calls = [0, 1, 2, 3, 4].map((i) =>
+            runWeriftClient(lab.topo, {
+              signal: i % 2 ? "ws" : "http",
+              base: lab.base,
+              scenario: "echotest",
+              tag: `d${i}`,
+              messages: 5,
+              rtp: 300,
+              timeoutMs: 60_000,
+            })
           );
+          browser = await launchChromium(lab.topo, { secureOrigin: lab.base });
+          const page = await browser.browser.newPage();
+          await page.goto(`${lab.base}/echotest.html?autostart=1&signal=http`);
+          await waitFor(
+            "6 calls up",
+            () => x.lines.filter((l) => l.includes("event=client_path_selected")).length >= 6 || undefined,
+            30_000,
+            100,
+          );
+          const frames = async () =>
+            (await page.evaluate<{ framesDecoded: number }>("window.xrtcStats()")).framesDecoded;
+          // A selected path is not yet decoded video (DTLS, the first keyframe): the drain starts on a call
+          // whose media flows.
+          await waitFor(
+            "Chromium decodes the echo",
+            async () => await frames() >= 30 || undefined,
+            20_000,
+            100,
+          );
+          x.signal("SIGTERM");
+          await sleep(300);
+          const created = await fetch(`${lab.base}/janus`, {
+            method: "POST",
+            body: JSON.stringify({ janus: "create", transaction: "c" }),
+          });
+          assert.equal(created.status, 503);
+          assert.ok(Number(created.headers.get("retry-after")) > 0);
+          assert.equal((await created.json()).janus, "error");
+          const ws = new WebSocket(`ws://${lab.topo.xrtcPublic}:${PORTS.http}/`, "janus-protocol");
+          await new Promise((r) => ws.onopen = r);
+          const refused = await new Promise<Record<string, unknown>>((resolve) => {
+            ws.onmessage = (ev) => resolve(JSON.parse(ev.data));
+            ws.send(JSON.stringify({ janus: "create", transaction: "w" }));
+          });
+          ws.close();
+          assert.equal((refused.error as { code: number }).code, 503);
+          assert.equal(
+            (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).status,
+            503,
+            "not ready while draining",
+          );
+          const f1 = await frames();
+          await waitFor(
+            "Chromium's call goes on",
+            async () => await frames() > f1 + 20 || undefined,
+            5_000,
+            100,
+          );
+          const results = await Promise.all(calls);
+          for (const r of results) {
+            assert.deepEqual(r.errors, []);
+            assert.ok(
+              (r.rtpEchoed as number) >= 285,
+              `a werift call kept ${r.rtpEchoed}/300 through the drain`,
+            );
+          }
+          assert.equal(await x.exited(200), undefined, "still running: Chromium's call is live");
+          const hungUp = Date.now();
+          await page.evaluate("window.xrtcStop()");
+          const code = await x.exited(5_000);
+          assert.equal(code, 0);
+          assert.ok(Date.now() - hungUp < 1_500, `exited ${Date.now() - hungUp} ms after the last hangup`);
+        } finally {
+          await browser?.close().catch(() => {});
+          await x.kill9();
         }
-        assert.equal(await x.exited(200), undefined, "still running: Chromium's call is live");
-        const hungUp = Date.now();
-        await page.evaluate("window.xrtcStop()");
-        const code = await x.exited(5_000);
-        assert.equal(code, 0);
-        assert.ok(Date.now() - hungUp < 1_500, `exited ${Date.now() - hungUp} ms after the last hangup`);
-        await browser.close();
       });
       await t.step("a second SIGTERM during a drain stops at once", async () => {
         const x = lab.spawn();
