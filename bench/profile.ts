@@ -23,6 +23,8 @@ const TCP = Deno.env.get("PROFILE_TCP") === "1";
 const V8_FLAGS = (Deno.env.get("PROFILE_V8_FLAGS") ?? "").split(",").filter((f) => f);
 /** A step; the unmeasured stretch before it, with the step's own new sessions; clients per run. */
 const STEP_MS = 8_000, SESSIONS_WARM_MS = 3_000, CLIENTS = 4;
+/** What every generator run here has in common. */
+const RUN = { clients: CLIENTS, size: 1200, maxLoss: 1 };
 /** xRTC's warm-up once started, before any step: its JIT compiles the media path in the first seconds. */
 const WARM_UP_MS = Number(Deno.env.get("PROFILE_WARM_MS") ?? "20000");
 
@@ -114,7 +116,7 @@ interface Target {
 let runs = 0;
 
 async function measure(t: Target, rate: number, record?: string): Promise<Step> {
-  const base = { clients: CLIENTS, size: 1200, maxLoss: 1, rates: [rate], pids: [t.proc.pid], ...t.opts };
+  const base = { ...RUN, rates: [rate], pids: [t.proc.pid], ...t.opts };
   if (t.warm) await gen({ ...base, stepMs: SESSIONS_WARM_MS, tag: `p${++runs}c` });
   const r = await gen({ ...base, stepMs: STEP_MS, threads: true, record, tag: `p${++runs}c` });
   return r.steps[0];
@@ -139,17 +141,13 @@ try {
     await Deno.remove(`/tmp/perf-${xrtc.pid}.map`).catch(() => {});
   });
   const http = `http://127.0.0.1:${x.httpPort}`;
-  targets.push({
-    label: "xRTC half proxy",
-    proc: xrtc,
-    opts: { mode: "xrtc", port: x.udpPort, http },
-    warm: true,
-  });
+  const udpClients = { mode: "xrtc", port: x.udpPort, http };
+  targets.push({ label: "xRTC half proxy", proc: xrtc, opts: udpClients, warm: true });
   if (xTcp) {
     targets.push({
       label: "xRTC, ICE-TCP clients",
       proc: xrtc,
-      opts: { mode: "xrtc", port: x.udpPort, http, tcp: xTcp },
+      opts: { ...udpClients, tcp: xTcp },
       warm: true,
     });
   }
@@ -158,14 +156,10 @@ try {
   // scenarios.ts, Settings.warmMs).
   const warmRate = Math.max(...RATES);
   await gen({
-    clients: CLIENTS,
-    size: 1200,
-    maxLoss: 1,
+    ...RUN,
+    ...udpClients,
     rates: [],
     stepMs: 0,
-    mode: "xrtc",
-    port: x.udpPort,
-    http,
     warm: { rate: warmRate, ms: WARM_UP_MS },
     tag: `p${++runs}c`,
   });

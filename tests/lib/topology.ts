@@ -4,7 +4,7 @@
 // Addresses are from the benchmarking range (RFC 2544, 198.18.0.0/15) and, for IPv6, unique local
 // addresses (RFC 4193, fd18::/64 and fd19::/64), and exist only on these links; the topology refuses to
 // start if the machine already uses them.
-import { run } from "./run.ts";
+import { run, waitFor } from "./run.ts";
 
 export interface Topology {
   serverNs: string;
@@ -105,11 +105,11 @@ export async function withoutDad(ns: string | undefined, dev: string): Promise<v
 /** Waits until no address in the namespace is still tentative (none is, with DAD off), so that no
  * address change reaches a browser started there afterwards. */
 export async function settled(ns: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while ((await run(["ip", "-n", ns, "-o", "addr", "show", "tentative"])).trim()) {
-    if (Date.now() > deadline) throw new Error(`addresses still tentative in ${ns}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    `no tentative address in ${ns}`,
+    async () => !(await run(["ip", "-n", ns, "-o", "addr", "show", "tentative"])).trim() || undefined,
+    5_000,
+  );
 }
 
 /** Loads an nftables ruleset inside a namespace. */
