@@ -8,7 +8,8 @@
 // BENCH_LATENCY_STEP_MS (the 20k step, where CPU per packet and latency are read; default 6000),
 // BENCH_WARM_MS (each throughput run's warm-up at 20k before its steps, reported apart; default 10000), BENCH_CLIENTS,
 // BENCH_SESSIONS (comma list of idle-session counts, "" to skip), BENCH_ROUNDS (rounds of the throughput
-// scenarios, default 3), BENCH_OUT (JSON path).
+// scenarios, default 3), BENCH_PACED_UP_TO (the clients pace their packets at rates up to this, default
+// 20000; 0: every millisecond's packets together at every rate), BENCH_OUT (JSON path).
 import { ROOT } from "./procs.ts";
 import { type Context, type Scenario, scenarios, type Settings, startPeer } from "./scenarios.ts";
 import { cpuRatios, emptyResults, ratios, render } from "./report.ts";
@@ -30,6 +31,7 @@ const settings: Settings = {
   heldStepMs: 20_000,
   heldWindowMs: 1_000,
   rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),
+  pacedUpTo: Number(env("BENCH_PACED_UP_TO", "20000")),
 };
 const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);
 

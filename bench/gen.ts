@@ -1,8 +1,10 @@
 // The bench's load generator: N clients on the wire. Through xRTC each completes ICE with a signed
 // STUN check on the shared port (after signalling an offer through xRTC's Janus API); then all send
 // SRTP-sized packets at a set rate, stepping the rate up until loss exceeds the limit. Every packet
-// carries its client index, sequence number and send time; the echo comes back to the same socket,
-// so loss, reordering, cross-talk and round-trip time are measured here. Runs on the FFI backend.
+// carries its client index, sequence number and send time, and the echo peer adds when its socket received
+// it and when it sent it back (stamps.ts); the echo comes back to the same socket, so loss, reordering,
+// cross-talk, round-trip time and each leg's one-way time (to the kernel's receive time at the other end)
+// are measured here. Runs on the FFI backend.
 // Mode "gap" keeps a steady rate for durationMs and reports the longest silence of each client's echoes
 // (the bench restarts xRTC meanwhile); it prints "CONNECTED" once every client's ICE is up.
 //   deno run -A bench/gen.ts '<json options>'     prints one line "RESULT <json>"
@@ -12,6 +14,7 @@ import { mustPeer, type PeerAddress } from "../src/io/address.ts";
 import { cpuMs, threadSamples, threadUse } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
 import { TcpDatagrams } from "./tcp_client.ts";
+import { sleepMs, Stamp, STAMPED_BYTES, wallMs } from "./stamps.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions" | "gap";
@@ -48,6 +51,11 @@ export interface GenOptions {
   burst?: number;
   /** Each client's burst leaves as one UDP GSO send (a sender on the host that uses GSO). */
   gso?: boolean;
+  /** At rates up to this, UDP clients send each packet (or burst) at its own time, 1/rate apart, in a
+   * send of its own, as independent clients do; at higher rates (a sleep between packets would cost more
+   * than the gap), and ICE-TCP clients always, every millisecond's packets leave together in one batched
+   * send (a burst of rate/1000 each millisecond). */
+  pacedUpTo?: number;
   /** Modes "xrtc" and "raw": as many clients again send straight to this port (the echo peer), in windows of
    * `pairedWindowMs` alternating with the clients through xRTC, so that each step's added latency is read
    * against a direct path measured in the same seconds rather than minutes before. */
@@ -62,7 +70,7 @@ export interface GenOptions {
 const o: GenOptions = JSON.parse(Deno.args[0]);
 // The generator is the same tool in every run: plain batched sends, no GSO (unless a scenario asks for
 // it), and no GRO, as a browser has none.
-const backend = FfiUdpBackend.open({ gso: o.gso ?? false, gro: false });
+const backend = FfiUdpBackend.open({ gso: o.gso ?? false, gro: false, receiveTimes: true });
 const burst = Math.max(1, o.burst ?? 1);
 
 const signal = (i: number) => signalOffer(o.http!, `${o.tag ?? "c"}${i}x`);
@@ -76,17 +84,23 @@ interface Client {
   samples: Samples;
 }
 
-/** Echoes received by one set of clients in a step: round trips (the first MAX_SAMPLES), reordering and
- * cross-talk. */
+/** Echoes received by one set of clients in a step: round trips and one-way legs (the first MAX of each),
+ * reordering and cross-talk. */
 class Samples {
   static readonly MAX = 4_000_000;
   readonly rtts = new Float64Array(Samples.MAX);
+  readonly oneWays = new Float64Array(Samples.MAX);
   received = 0;
+  legs = 0;
   reordered = 0;
   foreign = 0;
 
   reset(): void {
-    this.received = this.reordered = this.foreign = 0;
+    this.received =
+      this.legs =
+      this.reordered =
+      this.foreign =
+        0;
   }
 
   add(rtt: number): void {
@@ -94,12 +108,30 @@ class Samples {
     this.received++;
   }
 
-  percentiles(): { rttP50: number; rttP99: number; rttP999: number } {
-    const n = Math.min(this.received, Samples.MAX);
-    const sorted = this.rtts.subarray(0, n).slice().sort();
-    const pct = (p: number) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
-    return { rttP50: pct(0.5), rttP99: pct(0.99), rttP999: pct(0.999) };
+  /** A one-way trip, either way: from one end's send to the kernel's receive at the other. */
+  addLeg(ms: number): void {
+    if (Number.isNaN(ms)) return;
+    if (this.legs < Samples.MAX) this.oneWays[this.legs] = ms;
+    this.legs++;
   }
+
+  percentiles() {
+    const rtt = percentiles(this.rtts, this.received), oneWay = percentiles(this.oneWays, this.legs);
+    return {
+      rttP50: rtt(0.5),
+      rttP99: rtt(0.99),
+      rttP999: rtt(0.999),
+      oneWayP50: oneWay(0.5),
+      oneWayP99: oneWay(0.99),
+      oneWayP999: oneWay(0.999),
+    };
+  }
+}
+
+function percentiles(values: Float64Array, count: number): (p: number) => number {
+  const n = Math.min(count, values.length);
+  const sorted = values.subarray(0, n).slice().sort();
+  return (p) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
 }
 
 const result: Record<string, unknown> = { mode: o.mode, steps: [] };
@@ -109,21 +141,32 @@ const packet = new Uint8Array(o.size);
 const packetView = new DataView(packet.buffer);
 packet[0] = 0x80;
 
-/** Sends to `set` at `rate` for `ms` (bursts of `burst` packets per client, round robin); the count sent. */
+/** Sends to `set` at `rate` for `ms` (bursts of `burst` packets per client, round robin): paced
+ * (`o.pacedUpTo`), or each millisecond's packets together; the count sent. */
 function sendAt(set: Client[], rate: number, ms: number): Promise<number> {
   let sent = 0;
   const t0 = performance.now();
+  const total = Math.floor((ms * rate) / 1000);
+  // An ICE-TCP client's frames queued in one task leave in one write (tcp_client.ts): never paced.
+  const paced = rate <= (o.pacedUpTo ?? 0) && !(set[0]?.socket instanceof TcpDatagrams);
   return new Promise((done) => {
     const timer = setInterval(() => {
       const elapsed = performance.now() - t0;
-      const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((ms * rate) / 1000));
+      // Paced: this tick sends the packets due until the next one, each waiting for its time (the
+      // thread sleeps meanwhile; the echoes' receive times are the kernel's, so none is read late).
+      const due = Math.min(total, Math.floor(((elapsed + (paced ? 1 : 0)) * rate) / 1000));
       while (sent < due) {
+        if (paced) {
+          const wait = t0 + ((sent - (sent % burst)) * 1000) / rate - performance.now();
+          if (wait > 0) sleepMs(wait);
+        }
         const c = set[Math.floor(sent / burst) % set.length];
         packet[1] = c.index;
         packetView.setUint32(2, ++seq);
-        packetView.setFloat64(8, performance.now());
+        packetView.setFloat64(Stamp.clientSent, wallMs());
         c.socket.send(packet, c.target);
         sent++;
+        if (paced && sent % burst === 0) backend.flush();
       }
       if (elapsed >= ms) {
         clearInterval(timer);
@@ -157,13 +200,15 @@ async function main() {
         else if (what === "request") validated[index] = true;
         return;
       }
-      if (data.length < 16) return;
+      if (data.length < STAMPED_BYTES) return;
       if (gaps && data[1] < gaps) {
         const now = performance.now();
         if (lastEcho[data[1]]) longestGap[data[1]] = Math.max(longestGap[data[1]], now - lastEcho[data[1]]);
         lastEcho[data[1]] = now;
       }
-      const dv = new DataView(data.buffer, data.byteOffset, 16);
+      // The kernel's receive time here (an ICE-TCP client has none: its leg back is not counted).
+      const received = sock instanceof TcpDatagrams ? NaN : backend.receivedAt;
+      const dv = new DataView(data.buffer, data.byteOffset, STAMPED_BYTES);
       if (data[1] !== index) {
         samples.foreign++;
         return;
@@ -171,7 +216,10 @@ async function main() {
       const echoed = dv.getUint32(2);
       if (echoed < c.lastSeq) samples.reordered++;
       else c.lastSeq = echoed;
-      samples.add(performance.now() - dv.getFloat64(8));
+      const sent = dv.getFloat64(Stamp.clientSent);
+      samples.add(wallMs() - sent);
+      samples.addLeg(dv.getFloat64(Stamp.peerReceived) - sent);
+      samples.addLeg(received - dv.getFloat64(Stamp.peerSent));
     };
     c.socket = backend.bind({ host: "127.0.0.1", port: 0 }, c.onPacket);
     return c;

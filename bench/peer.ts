@@ -1,5 +1,6 @@
 // The bench's echo peer, standing where Janus stands: a project-owned ICE responder that answers
-// Binding requests with its credentials and echoes every other datagram to its sender, plus a
+// Binding requests with its credentials and echoes every other datagram to its sender (stamped with when
+// its socket received it and when it sent it back: stamps.ts), plus a
 // Janus-like HTTP API (server info, create, attach, and a plugin message that replies synchronously with
 // an answer naming this peer).
 // Labelled "project-owned echo, not Janus" wherever its figures are printed.
@@ -8,6 +9,7 @@ import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramSocket } from "../src/io/types.ts";
 import type { PeerAddress } from "../src/io/address.ts";
 import { benchSdp } from "./sdp.ts";
+import { Stamp, STAMPED_BYTES, wallMs } from "./stamps.ts";
 import {
   Attr,
   BINDING_REQUEST,
@@ -24,9 +26,16 @@ export const PEER_PWD = "benchpeerpasswordbenchpeer";
 const key = new TextEncoder().encode(PEER_PWD);
 
 // Like Janus (one datagram per send and per receive), whatever xRTC does: no GSO, no GRO.
-const backend = FfiUdpBackend.open({ gso: false, gro: false });
+const backend = FfiUdpBackend.open({ gso: false, gro: false, receiveTimes: true });
 const handler = (data: Uint8Array, from: PeerAddress, s: DatagramSocket) => {
-  if (data[0] > 3) return s.send(data, from); // media: echo
+  if (data[0] > 3) { // media: echo
+    if (data.length >= STAMPED_BYTES) {
+      const stamps = new DataView(data.buffer, data.byteOffset, STAMPED_BYTES);
+      stamps.setFloat64(Stamp.peerReceived, backend.receivedAt);
+      stamps.setFloat64(Stamp.peerSent, wallMs());
+    }
+    return s.send(data, from);
+  }
   try {
     const msg = parseStun(data);
     if (

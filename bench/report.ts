@@ -14,6 +14,11 @@ export interface Step {
   rttP50: number;
   rttP99: number;
   rttP999: number;
+  /** One-way trips, both legs (client to peer, peer back), each from its sender's stamp to the kernel's
+   * receive at the other end (bench/stamps.ts); an ICE-TCP client's leg back is not among them. */
+  oneWayP50: number;
+  oneWayP99: number;
+  oneWayP999: number;
   /** The direct path measured in windows alternating with this step's (the held-sessions step): the
    * step's added latency is read against it instead of the direct scenario's. */
   baseline?: Baseline;
@@ -24,7 +29,16 @@ export interface Step {
   threads?: ThreadUse[];
 }
 
-const BASELINE_FIELDS = ["sent", "received", "rttP50", "rttP99", "rttP999"] as const;
+const BASELINE_FIELDS = [
+  "sent",
+  "received",
+  "rttP50",
+  "rttP99",
+  "rttP999",
+  "oneWayP50",
+  "oneWayP99",
+  "oneWayP999",
+] as const;
 export type Baseline = Pick<Step, typeof BASELINE_FIELDS[number]>;
 
 export interface GenResult {
@@ -175,6 +189,9 @@ export function mergeRounds(rows: ThroughputRow[]): ThroughputRow[] {
         rttP50: m("rttP50"),
         rttP99: m("rttP99"),
         rttP999: m("rttP999"),
+        oneWayP50: m("oneWayP50"),
+        oneWayP99: m("oneWayP99"),
+        oneWayP999: m("oneWayP999"),
         ...(at.every((t) => t.baseline) ? { baseline: mergeBaselines(at.map((t) => t.baseline!)) } : {}),
       };
     });
@@ -315,6 +332,12 @@ export function render(
       } % loss (the proxy forwards twice that: both directions)${
         s.rounds > 1 ? `; ${s.rounds} interleaved rounds, each figure the median over them` : ""
       }`,
+      `${
+        s.pacedUpTo > 0
+          ? `UDP clients pace their packets up to ${s.pacedUpTo} packets/s (each alone, 1/rate apart), above that each millisecond's leave together`
+          : "each millisecond's packets leave together"
+      }; ICE-TCP clients write each millisecond's frames at once`,
+      "added one-way: each leg (client to peer, peer back) from its sender's stamp to the kernel's receive at the other end, its percentile less the direct path's; ICE-TCP clients: the leg to the peer only",
       "",
       `| target | backend | max pps | CPU ms/1000 pkts @${s.latencyRate} | loss @${s.latencyRate} | added one-way p50/p99/p99.9 ms | reordered | cross-talk |`,
       "|---|---|---|---|---|---|---|---|",
@@ -323,12 +346,14 @@ export function render(
       const a = at(row);
       // Against the direct path of the same seconds where the step has one, else the direct scenario's.
       const base = a?.baseline ?? d;
+      const oneWay = (x: Pick<Step, "oneWayP50" | "oneWayP99" | "oneWayP999">) =>
+        `${f(x.oneWayP50)}/${f(x.oneWayP99)}/${f(x.oneWayP999)}`;
       const added = row.id === "direct"
-        ? `0 (RTT ${f(a?.rttP50)}/${f(a?.rttP99)}/${f(a?.rttP999)})`
+        ? `0 (one-way ${a ? oneWay(a) : "-"}; RTT ${f(a?.rttP50)}/${f(a?.rttP99)}/${f(a?.rttP999)})`
         : a && base
-        ? `${f((a.rttP50 - base.rttP50) / 2)}/${f((a.rttP99 - base.rttP99) / 2)}/${
-          f((a.rttP999 - base.rttP999) / 2)
-        }${a.baseline ? ` (direct RTT ${f(base.rttP50)}/${f(base.rttP99)}/${f(base.rttP999)})` : ""}`
+        ? `${f(a.oneWayP50 - base.oneWayP50)}/${f(a.oneWayP99 - base.oneWayP99)}/${
+          f(a.oneWayP999 - base.oneWayP999)
+        }${a.baseline ? ` (direct one-way ${oneWay(base)})` : ""}`
         : "-";
       const cpu = f(cpuPerThousand(row, s), 3);
       const steps = row.steps.length > 1;

@@ -29,6 +29,9 @@ function step(perThousand: number, extra: Partial<Step> = {}): Step {
     rttP50: 0.1,
     rttP99: 0.2,
     rttP999: 0.3,
+    oneWayP50: 0.05,
+    oneWayP99: 0.1,
+    oneWayP999: 0.15,
     ...extra,
   };
 }
@@ -102,20 +105,34 @@ Deno.test("growth of one row over another pairs rows of the same round", () => {
 
 Deno.test("a step measured against the direct path in alternate windows reads its added latency against it", () => {
   const r = emptyResults();
-  r.throughput.push(row("direct", "-", undefined, NaN, { rttP50: 0.1, rttP99: 0.5, rttP999: 0.9 }));
-  r.throughput.push(row("half:ffi", "ffi", undefined, 4, { rttP50: 0.1, rttP99: 0.9, rttP999: 1.3 }));
-  const baseline = { sent: 1, received: 1, rttP50: 0.2, rttP99: 0.8, rttP999: 1.6 };
   r.throughput.push(
-    row("idle-held:ffi", "ffi", undefined, 4, { rttP50: 0.3, rttP99: 1.0, rttP999: 2.0, baseline }),
+    row("direct", "-", undefined, NaN, { oneWayP50: 0.05, oneWayP99: 0.25, oneWayP999: 0.45 }),
+  );
+  r.throughput.push(
+    row("half:ffi", "ffi", undefined, 4, { oneWayP50: 0.05, oneWayP99: 0.45, oneWayP999: 0.65 }),
+  );
+  const baseline = {
+    sent: 1,
+    received: 1,
+    rttP50: 0.2,
+    rttP99: 0.8,
+    rttP999: 1.6,
+    oneWayP50: 0.1,
+    oneWayP99: 0.4,
+    oneWayP999: 0.8,
+  };
+  r.throughput.push(
+    row("idle-held:ffi", "ffi", undefined, 4, { oneWayP50: 0.15, oneWayP99: 0.5, oneWayP999: 1.0, baseline }),
   );
   const text = render(
     r,
     { ...settings, rates: [20_000], maxLoss: 0.001, rounds: 1, backends: ["ffi"] } as Settings,
   );
   const line = (id: string) => text.split("\n").find((l) => l.startsWith(`| ${id} |`)) ?? "";
+  assert.ok(line("direct").includes("| 0 (one-way 0.05/0.25/0.45; RTT 0.10/0.20/0.30) |"), line("direct"));
   assert.ok(line("half:ffi").includes("| 0.00/0.20/0.20 |"), line("half:ffi"));
   assert.ok(
-    line("idle-held:ffi").includes("| 0.05/0.10/0.20 (direct RTT 0.20/0.80/1.60) |"),
+    line("idle-held:ffi").includes("| 0.05/0.10/0.20 (direct one-way 0.10/0.40/0.80) |"),
     line("idle-held:ffi"),
   );
 });

@@ -43,6 +43,9 @@ export interface Settings {
   /** Rounds of the throughput scenarios, interleaved: each figure is the median over them, and each
    * ratio to the C relay is taken within a round (the machine's drift between rounds cancels). */
   rounds: number;
+  /** The clients pace their packets at rates up to this (GenOptions.pacedUpTo): what a relay sees of
+   * independent senders, one datagram at a time, rather than a millisecond's packets in one burst. */
+  pacedUpTo: number;
 }
 
 export interface Context {
@@ -96,6 +99,7 @@ function common(s: Settings) {
     maxLoss: s.maxLoss,
     stepMs: s.stepMs,
     longStep: { rate: s.latencyRate, ms: s.latencyStepMs },
+    pacedUpTo: s.pacedUpTo,
     ...(s.warmMs > 0 ? { warm: { rate: s.latencyRate, ms: s.warmMs } } : {}),
   };
 }

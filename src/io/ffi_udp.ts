@@ -60,6 +60,11 @@ const UDP_GRO = 104;
 const GRO_CMSG_SPACE = 24, CMSG_DATA = 16;
 /** A coalesced receive is at most an IP datagram's payload (the kernel's GRO limit of 64 KiB). */
 const GRO_MAX_BYTES = 65_536;
+/** Kernel receive times (SO_TIMESTAMPNS, x86_64 numbering): a cmsg (SOL_SOCKET, SCM_TIMESTAMPNS, a
+ * struct timespec on CLOCK_REALTIME) per datagram, stamped as the datagram reached the socket's stack. */
+const SO_TIMESTAMPNS = 35, SCM_TIMESTAMPNS = 35;
+/** CMSG_SPACE(sizeof(struct timespec)) on 64-bit Linux. */
+const TIMESTAMP_CMSG_SPACE = 32;
 const MSG_TRUNC = 0x20;
 const EPOLLIN = 1;
 const EPOLL_CTL_ADD = 1;
@@ -112,6 +117,10 @@ export interface FfiBackendOptions {
   gso?: boolean;
   /** UDP GRO on receives (default on). */
   gro?: boolean;
+  /** Each datagram's kernel receive time, in `receivedAt` while its handler runs (default off): a
+   * process that measures a path reads when a datagram arrived, not when it woke up to read it (the bench's
+   * clients and echo peer). */
+  receiveTimes?: boolean;
   /** The calling thread runs nothing but this backend's media (a shard worker), so it may wait for
    * datagrams itself. */
   ownThread?: boolean;
@@ -229,6 +238,7 @@ export class FfiUdpBackend implements DatagramBackend {
   gso: boolean;
   /** Sockets ask for coalesced receives (a socket whose kernel refuses the option just never gets one). */
   readonly gro: boolean;
+  readonly receiveTimes: boolean;
 
   private constructor(
     readonly lib: Deno.DynamicLibrary<typeof SYMBOLS>,
@@ -238,7 +248,9 @@ export class FfiUdpBackend implements DatagramBackend {
   ) {
     this.gso = opts.gso ?? true;
     this.gro = opts.gro ?? true;
-    this.rx = new Batch(BATCH, this.gro ? GRO_SLOT : SLOT, this.gro ? GRO_CMSG_SPACE : 0);
+    this.receiveTimes = opts.receiveTimes ?? false;
+    const control = (this.gro ? GRO_CMSG_SPACE : 0) + (this.receiveTimes ? TIMESTAMP_CMSG_SPACE : 0);
+    this.rx = new Batch(BATCH, this.gro ? GRO_SLOT : SLOT, control);
     this.#ownThread = opts.ownThread ?? false;
     if (this.#ownThread && opts.turns) {
       this.#turns = new TurnWaiter(opts.turns);
@@ -338,6 +350,12 @@ export class FfiUdpBackend implements DatagramBackend {
     return new FfiUdpBackend(lib, lib.symbols, epfd, opts);
   }
 
+  /** With `receiveTimes`, while a handler runs: when its datagram reached the socket, in milliseconds
+   * since the epoch (CLOCK_REALTIME; NaN when the kernel gave none). */
+  get receivedAt(): number {
+    return this.rx.receivedAt;
+  }
+
   bind(opts: BindOptions, onPacket: DatagramHandler): DatagramSocket {
     const c = this.libc;
     const host = opts.host || anyAddress(4);
@@ -356,6 +374,7 @@ export class FfiUdpBackend implements DatagramBackend {
     setopt(SOL_SOCKET, SO_SNDBUF, SOCKET_BUFFER);
     if (family === 6) setopt(IPPROTO_IPV6, IPV6_V6ONLY, 0);
     if (this.gro) setopt(SOL_UDP, UDP_GRO, 1);
+    if (this.receiveTimes) setopt(SOL_SOCKET, SO_TIMESTAMPNS, 1);
     if (opts.reusePort) {
       setopt(SOL_SOCKET, SO_REUSEADDR, 1);
       setopt(SOL_SOCKET, SO_REUSEPORT, 1);
@@ -728,7 +747,7 @@ function vectorsFrom(vector: Uint8Array, count: number): Uint8Array[] {
 }
 
 /** Packet slots, addresses, iovecs and mmsghdrs for one recvmmsg or sendmmsg vector, kept referenced;
- * for receives with GRO, a control buffer per slot for the segment size. */
+ * for receives with GRO or receive times, a control buffer per slot for their cmsgs. */
 class Batch {
   readonly slots: Uint8Array;
   readonly names: Uint8Array;
@@ -745,6 +764,8 @@ class Batch {
   #filled: number;
   /** Receives: per slot and GRO segment, the view last handed out (see datagram()). */
   readonly #views: Uint8Array[] = [];
+  /** Receives with receive times: the kernel's time of the slot last read by readControl(). */
+  receivedAt = NaN;
 
   constructor(readonly count: number, readonly slot: number, readonly controlSpace = 0) {
     this.#filled = count;
@@ -803,18 +824,29 @@ class Batch {
     this.#filled = n;
   }
 
-  /** After a recvmmsg: slot i's GRO segment size, or 0 when it holds one datagram. The only cmsg a UDP
-   * socket gets unasked is UDP_GRO's (IP_PKTINFO and the like are not enabled). */
-  groSegmentSize(i: number): number {
+  /** After a recvmmsg: slot i's GRO segment size, or 0 when it holds one datagram; with receive times,
+   * its kernel receive time into `receivedAt`. Those are the only cmsgs a socket here asks for. */
+  readControl(i: number): number {
     if (this.controlSpace === 0) return 0;
-    // msg_controllen (a size_t) as written back by the kernel: its low half is enough, and reading it so
-    // allocates no BigInt per datagram.
+    // msg_controllen and cmsg_len (size_t) as written back by the kernel: their low halves are enough, and
+    // reading them so allocates no BigInt per datagram.
     const used = this.msgsView.getUint32(i * MMSG + OFF_CONTROLLEN, true);
-    if (used < GRO_CMSG_SPACE - 4) return 0;
-    const c = i * this.controlSpace;
-    const v = this.controlView;
-    if (v.getInt32(c + 8, true) !== SOL_UDP || v.getInt32(c + 12, true) !== UDP_GRO) return 0;
-    return v.getInt32(c + CMSG_DATA, true);
+    const v = this.controlView, c = i * this.controlSpace;
+    let gro = 0;
+    this.receivedAt = NaN;
+    for (let at = 0; at + CMSG_DATA <= used;) {
+      const len = v.getUint32(c + at, true);
+      if (len < CMSG_DATA || at + len > used) break;
+      const level = v.getInt32(c + at + 8, true), type = v.getInt32(c + at + 12, true);
+      const data = c + at + CMSG_DATA;
+      if (level === SOL_UDP && type === UDP_GRO) gro = v.getInt32(data, true);
+      else if (level === SOL_SOCKET && type === SCM_TIMESTAMPNS) {
+        const seconds = v.getUint32(data, true) + v.getInt32(data + 4, true) * 0x1_0000_0000;
+        this.receivedAt = seconds * 1e3 + v.getUint32(data + 8, true) / 1e6;
+      }
+      at += (len + 7) & ~7; // CMSG_ALIGN
+    }
+    return gro;
   }
 }
 
@@ -840,7 +872,7 @@ class FfiSocket implements DatagramSocket {
       for (let i = 0; i < n; i++) {
         const o = i * MMSG;
         const len = rx.msgsView.getUint32(o + OFF_LEN, true);
-        const gro = rx.groSegmentSize(i);
+        const gro = rx.readControl(i);
         const segment = gro > 0 && gro < len ? gro : len;
         if (segment > MAX_DATAGRAM || rx.msgsView.getUint32(o + OFF_FLAGS, true) & MSG_TRUNC) {
           drop.truncated_datagram.inc();

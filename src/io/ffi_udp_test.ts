@@ -15,11 +15,13 @@ const segmentedTotal = () => counterTotal("xrtc_udp_gso_datagrams_total");
 const coalescedTotal = () => counterTotal("xrtc_udp_gro_datagrams_total");
 const wakeupsTotal = () => counterTotal("xrtc_shard_wakeups_total");
 
-async function exchange(gso: boolean, ownThread = false, gro = true) {
-  const backend = FfiUdpBackend.open({ gso, ownThread, gro });
+async function exchange(gso: boolean, ownThread = false, gro = true, receiveTimes = false) {
+  const backend = FfiUdpBackend.open({ gso, ownThread, gro, receiveTimes });
   const got = new Map<string, string[]>();
+  const receivedAt: number[] = [];
   const sinks = [0, 1].map(() =>
     backend.bind({ host: "127.0.0.1", port: 0 }, (data, _from, socket) => {
+      receivedAt.push(backend.receivedAt);
       const key = socket.localAddress.text;
       const list = got.get(key) ?? [];
       list.push(`${data.length}:${new TextDecoder().decode(data.subarray(0, 12))}`);
@@ -31,6 +33,7 @@ async function exchange(gso: boolean, ownThread = false, gro = true) {
   // One flush: 40 datagrams of 1,200 bytes interleaved to two sinks, then a shorter last one to the
   // first, then a large one that goes alone.
   const sent = new Map<string, string[]>();
+  const sentFrom = Date.now();
   const send = (to: PeerAddress, size: number, tag: string) => {
     const data = new Uint8Array(size).fill(0x61);
     data.set(new TextEncoder().encode(tag.padEnd(12, ".")));
@@ -50,7 +53,7 @@ async function exchange(gso: boolean, ownThread = false, gro = true) {
   const wakeups = wakeupsTotal() - wakeupsBefore;
   for (const s of [...sinks, source]) s.close();
   await backend.close();
-  return { sent, got, segmented, coalesced, wakeups };
+  return { sent, got, segmented, coalesced, wakeups, receivedAt, sentFrom };
 }
 
 Deno.test("ffi backend: batched datagrams arrive whole, in order per destination, with UDP GSO and GRO", async () => {
@@ -75,6 +78,20 @@ Deno.test("ffi backend: the same without GSO (options.udp_gso: false)", async ()
   assert.equal(r.coalesced, 0, "loopback coalesces nothing a plain sender sends");
   // 43 datagrams sent in one flush are read in a few wakeups of the reactor, each counted once.
   assert.ok(r.wakeups >= 1 && r.wakeups < 43 / 2, `wakeups: ${r.wakeups}`);
+});
+
+Deno.test("ffi backend with receive times: the same datagrams, each with the kernel's time of arrival (GSO and GRO on)", async () => {
+  const r = await exchange(true, false, true, true);
+  const end = Date.now();
+  for (const [to, list] of r.sent) assert.deepEqual(r.got.get(to), list, to);
+  assert.ok(r.coalesced >= 40, `datagrams received as GRO segments: ${r.coalesced}`);
+  assert.equal(r.receivedAt.length, 43);
+  // Date.now() is whole milliseconds: the kernel's times fall within the exchange give or take one.
+  for (const t of r.receivedAt) {
+    assert.ok(t >= r.sentFrom - 1 && t <= end + 1, `${t} not in [${r.sentFrom}, ${end}]`);
+  }
+  const without = await exchange(true);
+  assert.ok(without.receivedAt.every(Number.isNaN), "no receive times unless asked for");
 });
 
 Deno.test("ffi backend on a thread of its own: the same datagrams whole and in order", async () => {
