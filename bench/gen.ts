@@ -96,11 +96,8 @@ class Samples {
   foreign = 0;
 
   reset(): void {
-    this.received =
-      this.legs =
-      this.reordered =
-      this.foreign =
-        0;
+    this.received = this.legs = 0;
+    this.reordered = this.foreign = 0;
   }
 
   add(rtt: number): void {
