@@ -2,6 +2,8 @@
 // stamp packets with the wall clock as the kernel stamps datagrams (CLOCK_REALTIME, to a fraction of a
 // microsecond) and read the kernel's receive times (FfiBackendOptions.receiveTimes) on the same clock, so
 // each one-way trip is measured across processes, without the wakeup of the process that reads it.
+import { timespecMs } from "../src/io/ffi_udp.ts";
+
 const lib = Deno.dlopen("libc.so.6", {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   nanosleep: { parameters: ["buffer", "pointer"], result: "i32" },
@@ -10,11 +12,10 @@ const CLOCK_REALTIME = 0;
 const timespec = new Uint8Array(16);
 const view = new DataView(timespec.buffer);
 
-/** Milliseconds since the epoch (a Number: 0.25 µs apart at today's dates). */
+/** Milliseconds since the epoch. */
 export function wallMs(): number {
   lib.symbols.clock_gettime(CLOCK_REALTIME, timespec);
-  const seconds = view.getUint32(0, true) + view.getInt32(4, true) * 0x1_0000_0000;
-  return seconds * 1e3 + view.getUint32(8, true) / 1e6;
+  return timespecMs(view, 0);
 }
 
 const sleepSpec = new Uint8Array(16);
