@@ -13,7 +13,7 @@ import {
   threadUse,
 } from "./procs.ts";
 import { type BenchXrtc, startXrtc } from "./xrtc.ts";
-import type { GenResult, Results, Step } from "./report.ts";
+import type { GenResult, Results } from "./report.ts";
 
 export interface Settings {
   backends: Array<"deno" | "ffi">;
@@ -121,7 +121,15 @@ function throughXrtc(ctx: Context, x: BenchXrtc, proc: Proc, o: Record<string, u
   });
 }
 
-function addRow(ctx: Context, id: string, label: string, backend: string, steps: Step[], warm?: Step) {
+/** A throughput row from what the generator measured: its steps, and its warm-up if it had one. */
+function addRow(
+  ctx: Context,
+  id: string,
+  label: string,
+  backend: string,
+  run: Pick<GenResult, "steps" | "warm">,
+) {
+  const { steps, warm } = run;
   ctx.results.throughput.push({ id, label, backend, steps, round: ctx.round, ...(warm ? { warm } : {}) });
 }
 
@@ -159,7 +167,7 @@ async function measureRelays(
       pids: relays.map((p) => p.pid),
       ...o.gen,
     });
-    addRow(ctx, row.id, row.label, row.backend, r.steps, r.warm);
+    addRow(ctx, row.id, row.label, row.backend, r);
   } finally {
     for (const p of relays) await p.stop();
   }
@@ -227,7 +235,7 @@ function proxyScenario(
       const proc = await startXrtc(x);
       try {
         const r = await throughXrtc(ctx, x, proc);
-        addRow(ctx, id, label, options.backend, r.steps, r.warm);
+        addRow(ctx, id, label, options.backend, r);
       } finally {
         await proc.stop();
       }
@@ -313,8 +321,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
                 id,
                 `xRTC half proxy, clients send GSO bursts of 8, GRO ${gro ? "on" : "off"}`,
                 "ffi",
-                r.steps,
-                r.warm,
+                r,
               );
             } finally {
               await proc.stop();
@@ -331,7 +338,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
           const proc = await startXrtc(x);
           try {
             const r = await throughXrtc(ctx, x, proc);
-            addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r.steps, r.warm);
+            addRow(ctx, "half-journal:ffi", "xRTC half proxy, state journal on", "ffi", r);
           } finally {
             await proc.stop();
             await Deno.remove(stateDir, { recursive: true });
@@ -348,7 +355,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
           const proc = await startXrtc(x);
           try {
             const r = await throughXrtc(ctx, x, proc, { tcp: x.tcpPort });
-            addRow(ctx, "half-tcp:ffi", "xRTC half proxy, ICE-TCP clients", "ffi", r.steps, r.warm);
+            addRow(ctx, "half-tcp:ffi", "xRTC half proxy, ICE-TCP clients", "ffi", r);
           } finally {
             await proc.stop();
           }
@@ -369,8 +376,7 @@ const throughputScenarios = (backend: "deno" | "ffi"): Scenario[] => [
                 `workers-${workers}:ffi`,
                 `xRTC half proxy, workers: ${workers} (16 clients)`,
                 "ffi",
-                r.steps,
-                r.warm,
+                r,
               );
               ctx.results.threads[workers] = threadUse(threads0, threadSamples(proc.pid));
             } finally {
@@ -449,14 +455,14 @@ const idleScenario = (backend: "deno" | "ffi", onMain = false): Scenario => ({
         `idle-held-c:${backend}${suffix}`,
         `bare relay in C, while xRTC (${backend}${shards}) holds ${made} idle sessions (${rotation})`,
         "C",
-        r.steps.flatMap((s) => s.relay ? [s.relay] : []),
+        { steps: r.steps.flatMap((s) => s.relay ? [s.relay] : []) },
       );
       addRow(
         ctx,
         `idle-held:${backend}${suffix}`,
         `xRTC half proxy${shards}, ${made} idle sessions held (${rotation})`,
         backend,
-        r.steps.map(({ relay: _, ...s }) => s),
+        { steps: r.steps.map(({ relay: _, ...s }) => s) },
       );
     } finally {
       await proc.stop();
@@ -610,7 +616,7 @@ export function scenarios(s: Settings): Scenario[] {
       title: "direct path",
       async run(ctx) {
         const r = await gen({ ...common(s), mode: "raw", port: ctx.peer.udp, rates: [s.latencyRate] });
-        addRow(ctx, "direct", "direct path", "-", r.steps);
+        addRow(ctx, "direct", "direct path", "-", r);
       },
     }),
     repeated(cRelayScenario),
