@@ -4,20 +4,24 @@
 // carries its client index, sequence number and send time, and the echo peer adds when its socket received
 // it and when it sent it back (stamps.ts); the echo comes back to the same socket, so loss, reordering,
 // cross-talk, round-trip time and each leg's one-way time (to the kernel's receive time at the other end)
-// are measured here. Runs on the FFI backend.
+// are measured here. Runs on the FFI backend; once ICE is done, the UDP clients' packets are bench/c_load.c's
+// (`cLoad`), so that what is read of a proxy is not the generator's own scheduling.
 // Mode "gap" keeps a steady rate for durationMs and reports the longest silence of each client's echoes
 // (the bench restarts xRTC meanwhile); it prints "CONNECTED" once every client's ICE is up.
 //   deno run -A bench/gen.ts '<json options>'     prints one line "RESULT <json>"
 import { FfiUdpBackend } from "../src/io/ffi_udp.ts";
 import type { DatagramHandler, DatagramSocket } from "../src/io/types.ts";
 import { mustPeer, type PeerAddress } from "../src/io/address.ts";
-import { cpuMs, threadSamples, threadUse } from "./procs.ts";
+import { cpuMs, LineChannel, threadSamples, threadUse } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
 import { TcpDatagrams } from "./tcp_client.ts";
 import { sleepMs, Stamp, STAMPED_BYTES, wallMs } from "./stamps.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions" | "gap";
+  /** Modes "xrtc" and "raw": bench/c_load.c's binary, which sends and receives for the UDP clients once
+   * their ICE is done (without it, or for ICE-TCP clients, this process does). */
+  cLoad?: string;
   /** UDP port to send to (xRTC's shared port, a relay, or the peer itself). */
   port: number;
   /** xRTC's HTTP base for signalling. */
@@ -84,6 +88,31 @@ interface Client {
   samples: Samples;
 }
 
+/** What came back to one set of clients in a step: echoes, reordering, cross-talk, and percentiles of the
+ * round trips and of the one-way legs (either way, from one end's send to the kernel's receive at the
+ * other). */
+interface Echoes {
+  received: number;
+  reordered: number;
+  foreign: number;
+  rttP50: number;
+  rttP99: number;
+  rttP999: number;
+  oneWayP50: number;
+  oneWayP99: number;
+  oneWayP999: number;
+}
+
+/** One set of clients (through xRTC, through a relay, or straight to the peer) as a step drives it. */
+interface ClientSet {
+  /** Sends at `rate` packets a second for `ms`; the count sent. */
+  send(rate: number, ms: number): Promise<number>;
+  /** A new step: what came back so far is forgotten. */
+  reset(): Promise<void>;
+  /** What came back since the last reset. */
+  echoes(): Promise<Echoes>;
+}
+
 /** Echoes received by one set of clients in a step: round trips and one-way legs (the first MAX of each),
  * reordering and cross-talk. */
 class Samples {
@@ -112,9 +141,12 @@ class Samples {
     this.legs++;
   }
 
-  percentiles() {
+  echoes(): Echoes {
     const rtt = percentiles(this.rtts, this.received), oneWay = percentiles(this.oneWays, this.legs);
     return {
+      received: this.received,
+      reordered: this.reordered,
+      foreign: this.foreign,
       rttP50: rtt(0.5),
       rttP99: rtt(0.99),
       rttP999: rtt(0.999),
@@ -129,6 +161,57 @@ function percentiles(values: Float64Array, count: number): (p: number) => number
   const n = Math.min(count, values.length);
   const sorted = values.subarray(0, n).slice().sort();
   return (p) => n ? sorted[Math.min(n - 1, Math.floor(n * p))] : NaN;
+}
+
+/** Clients this process sends for and reads (sendAt, each client's onPacket). */
+class OwnClients implements ClientSet {
+  constructor(readonly clients: Client[], readonly samples: Samples) {}
+  send(rate: number, ms: number): Promise<number> {
+    return sendAt(this.clients, rate, ms);
+  }
+  reset(): Promise<void> {
+    this.samples.reset();
+    for (const c of this.clients) c.lastSeq = 0;
+    return Promise.resolve();
+  }
+  echoes(): Promise<Echoes> {
+    return Promise.resolve(this.samples.echoes());
+  }
+}
+
+/** Clients handed to bench/c_load.c, set `set` of its. */
+class CLoadClients implements ClientSet {
+  constructor(readonly load: LineChannel, readonly set: number) {}
+  async send(rate: number, ms: number): Promise<number> {
+    return Number((await this.load.request(`send ${this.set} ${rate} ${ms}`)).split(" ")[1]);
+  }
+  reset(): Promise<void> {
+    return this.load.send(`reset ${this.set}`);
+  }
+  async echoes(): Promise<Echoes> {
+    const line = await this.load.request(`stats ${this.set}`);
+    if (!line.startsWith("STATS ")) throw new Error(`c_load: ${line}`);
+    // A percentile of no samples is null there, NaN here.
+    return JSON.parse(line.slice(6), (_, v) => v ?? NaN) as Echoes;
+  }
+}
+
+/** Hands the UDP client sets (ICE done) to bench/c_load.c, which inherits their sockets; their ClientSets. */
+async function handToC(binary: string, sets: Client[][]): Promise<{ load: LineChannel; sets: ClientSet[] }> {
+  const specs = sets.flatMap((set, i) =>
+    set.map((c) => `${backend.handOver(c.socket)}:${i}:${c.index}:${c.target.port}`)
+  );
+  const load = LineChannel.start(binary, [
+    "gen",
+    String(o.size),
+    String(burst),
+    o.gso ? "1" : "0",
+    String(o.pacedUpTo ?? 0),
+    ...specs,
+  ]);
+  const ready = await load.next();
+  if (ready !== `GEN ${specs.length}`) throw new Error(`c_load: ${ready}`);
+  return { load, sets: sets.map((_, i) => new CLoadClients(load, i)) };
 }
 
 const result: Record<string, unknown> = { mode: o.mode, steps: [] };
@@ -250,23 +333,46 @@ async function main() {
   }
   if (o.mode === "gap") return await gap(clients, through, lastEcho, longestGap);
   const pids = o.pids ?? [];
+  // ICE is done: the UDP sets' packets are c_load's from here on (ICE-TCP clients stay here).
+  const udpSets = [...(o.tcp ? [] : [clients]), directClients, relayClients].filter((set) => set.length);
+  const c = o.cLoad ? await handToC(o.cLoad, udpSets) : undefined;
+  const setOf = (set: Client[], samples: Samples): ClientSet => {
+    const i = udpSets.indexOf(set);
+    return c && i >= 0 ? c.sets[i] : new OwnClients(set, samples);
+  };
+  const throughSet = setOf(clients, through), directSet = setOf(directClients, direct);
+  const relaySet = setOf(relayClients, relayed);
+  try {
+    await steps(
+      pids,
+      throughSet,
+      directClients.length ? directSet : undefined,
+      relayClients.length ? relaySet : undefined,
+    );
+  } finally {
+    await c?.load.close();
+  }
+}
+
+/** The warm-up and the rate steps, through `through`, with direct and relayed windows if paired. */
+async function steps(pids: number[], through: ClientSet, direct?: ClientSet, relayed?: ClientSet) {
   if (o.warm) {
+    await through.reset();
     const cpu0 = cpuMs(pids);
-    const sent = await sendAt(clients, o.warm.rate, o.warm.ms);
+    const sent = await through.send(o.warm.rate, o.warm.ms);
     await sleep(400); // drain
-    result.warm = { rate: o.warm.rate, ...measured(through, sent, cpuMs(pids) - cpu0) };
+    result.warm = { rate: o.warm.rate, ...measured(await through.echoes(), sent, cpuMs(pids) - cpu0) };
   }
   for (const rate of o.rates) {
-    for (const set of [through, direct, relayed]) set.reset();
-    for (const c of [...clients, ...directClients, ...relayClients]) c.lastSeq = 0;
+    for (const set of [through, direct, relayed]) await set?.reset();
     const stepMs = rate === o.longStep?.rate ? o.longStep.ms : o.stepMs;
     let sent = 0, directSent = 0, relaySent = 0, cpu = 0, relayCpu = 0;
     let threads: ReturnType<typeof threadUse> | undefined;
-    if (!directClients.length) {
+    if (!direct) {
       const perf = o.record ? await recordStart(o.record, pids) : undefined;
       const threads0 = o.threads ? pids.map(threadSamples) : [];
       const cpu0 = cpuMs(pids);
-      sent = await sendAt(clients, rate, stepMs);
+      sent = await through.send(rate, stepMs);
       await sleep(400); // drain
       cpu = cpuMs(pids) - cpu0;
       if (o.threads) threads = pids.flatMap((pid, i) => threadUse(threads0[i], threadSamples(pid)));
@@ -277,27 +383,32 @@ async function main() {
       const windows = Math.max(1, Math.round(stepMs / o.pairedWindowMs!));
       const windowMs = stepMs / windows;
       for (let w = 0; w < windows; w++) {
-        directSent += await sendAt(directClients, rate, windowMs);
+        directSent += await direct.send(rate, windowMs);
         await sleep(20);
-        if (relayClients.length) {
+        if (relayed) {
           const relayCpu0 = cpuMs(o.pairedRelay!.pids);
-          relaySent += await sendAt(relayClients, rate, windowMs);
+          relaySent += await relayed.send(rate, windowMs);
           await sleep(20);
           relayCpu += cpuMs(o.pairedRelay!.pids) - relayCpu0;
         }
         const cpu0 = cpuMs(pids);
-        sent += await sendAt(clients, rate, windowMs);
+        sent += await through.send(rate, windowMs);
         await sleep(20);
         cpu += cpuMs(pids) - cpu0;
       }
       await sleep(400); // drain
     }
-    const baseline = directClients.length
-      ? { baseline: { sent: directSent, received: direct.received, ...direct.percentiles() } }
-      : {};
-    const step = { rate, ...measured(through, sent, cpu), ...baseline, ...(threads ? { threads } : {}) };
-    if (relayClients.length) {
-      Object.assign(step, { relay: { rate, ...measured(relayed, relaySent, relayCpu), ...baseline } });
+    const baseline = direct ? { baseline: paired(await direct.echoes(), directSent) } : {};
+    const step = {
+      rate,
+      ...measured(await through.echoes(), sent, cpu),
+      ...baseline,
+      ...(threads ? { threads } : {}),
+    };
+    if (relayed) {
+      Object.assign(step, {
+        relay: { rate, ...measured(await relayed.echoes(), relaySent, relayCpu), ...baseline },
+      });
     }
     (result.steps as unknown[]).push(step);
     if (step.loss > o.maxLoss) break;
@@ -321,16 +432,14 @@ async function recordStart(file: string, pids: number[]): Promise<{ stop(): Prom
 }
 
 /** One step's figures for one set of clients: what came back of what was sent, and the proxy's CPU. */
-function measured(samples: Samples, sent: number, cpuMs: number) {
-  return {
-    sent,
-    received: samples.received,
-    loss: sent ? Math.max(0, 1 - samples.received / sent) : 1,
-    reordered: samples.reordered,
-    foreign: samples.foreign,
-    cpuMs,
-    ...samples.percentiles(),
-  };
+function measured(echoes: Echoes, sent: number, cpuMs: number) {
+  return { sent, loss: sent ? Math.max(0, 1 - echoes.received / sent) : 1, cpuMs, ...echoes };
+}
+
+/** The direct path's figures in the same step (the paired windows), that latency is read against. */
+function paired(e: Echoes, sent: number) {
+  const { received, rttP50, rttP99, rttP999, oneWayP50, oneWayP99, oneWayP999 } = e;
+  return { sent, received, rttP50, rttP99, rttP999, oneWayP50, oneWayP99, oneWayP999 };
 }
 
 /** A steady rate for durationMs while the bench restarts xRTC: per client, the longest silence between two

@@ -35,13 +35,7 @@ export async function spawn(args: string[], ready: RegExp, o: SpawnOptions = {})
   let exited: number | undefined;
   child.status.then((s) => exited = s.code);
   const read = async (stream: ReadableStream<Uint8Array>) => {
-    let buf = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      lines.push(...parts);
-    }
+    for await (const line of linesOf(stream)) lines.push(line);
   };
   read(child.stdout);
   if (o.stderr) read(child.stderr);
@@ -165,3 +159,82 @@ export function rssKb(pid: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A child process spoken to in lines: commands on its stdin, replies on its stdout, answered in order.
+ * Its stderr is the bench's; it ends when its stdin closes (the bench's process ending closes it too). */
+export class LineChannel {
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #lines: AsyncIterator<string>;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly command: string, readonly child: Deno.ChildProcess) {
+    this.#writer = child.stdin.getWriter();
+    this.#lines = linesOf(child.stdout);
+  }
+
+  static start(command: string, args: string[]): LineChannel {
+    const child = new Deno.Command(command, { args, stdin: "piped", stdout: "piped", stderr: "inherit" })
+      .spawn();
+    return new LineChannel(command, child);
+  }
+
+  /** The next line it prints. */
+  async next(): Promise<string> {
+    const r = await this.#lines.next();
+    if (r.done) throw new Error(`${this.command} ended (${(await this.child.status).code})`);
+    return r.value;
+  }
+
+  /** Writes a command that has no reply. */
+  send(line: string): Promise<void> {
+    return this.#writer.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  /** Writes a command and resolves with its reply line; concurrent requests are answered in turn. */
+  request(line: string): Promise<string> {
+    const reply = this.#queue.then(async () => {
+      await this.send(line);
+      return await this.next();
+    });
+    this.#queue = reply.catch(() => {});
+    return reply;
+  }
+
+  /** Closes its stdin (it ends) and waits for it. */
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    await this.child.status;
+  }
+}
+
+/** A stream's text, line by line. */
+async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    yield* parts;
+  }
+}
+
+const built = new Map<string, Promise<string>>();
+/** bench/<name>.c built once per run with the machine's C compiler; the binary's path. */
+export function buildC(name: "c_relay" | "c_load"): Promise<string> {
+  let binary = built.get(name);
+  if (!binary) built.set(name, binary = compile(name));
+  return binary;
+}
+
+async function compile(name: string): Promise<string> {
+  const out = `${await Deno.makeTempDir({ prefix: "xrtc-bench-c-" })}/${name}`;
+  const r = await new Deno.Command("gcc", { args: ["-O2", "-o", out, `${ROOT}bench/${name}.c`, "-lm"] })
+    .output()
+    .catch((e) => {
+      throw new Error(
+        `the bench's C tools need gcc (apt-get install gcc): ${e instanceof Error ? e.message : e}`,
+      );
+    });
+  if (!r.success) throw new Error(`gcc failed: ${new TextDecoder().decode(r.stderr)}`);
+  return out;
+}

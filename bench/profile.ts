@@ -11,9 +11,9 @@
 //   PROFILE_V8_FLAGS=--flag1,--flag2 ...         xRTC with these V8 flags too
 //   PROFILE_SAMPLE=0 ...                         the figures only, no sampled runs
 //   PROFILE_WARM_MS=20000 ...                    xRTC's warm-up once started (default 20 s)
-import { buildCRelay, gen, startPeer } from "./scenarios.ts";
+import { gen, startPeer } from "./scenarios.ts";
 import { startXrtc } from "./xrtc.ts";
-import { freePort, type Proc, spawn } from "./procs.ts";
+import { buildC, freePort, type Proc, spawn } from "./procs.ts";
 import type { Step } from "./report.ts";
 import { type FunctionSamples, KINDS, parsePerfScript, type Profile } from "./perf_samples.ts";
 
@@ -128,7 +128,7 @@ const recordDir = await Deno.makeTempDir({ prefix: "xrtc-profile-" });
 try {
   const canRecord = Deno.env.get("PROFILE_SAMPLE") !== "0" && await perfWorks();
   const cPort = freePort();
-  const c = await spawn([String(cPort), String(peer.udp)], /^RELAY/, { command: await buildCRelay() });
+  const c = await spawn([String(cPort), String(peer.udp)], /^RELAY/, { command: await buildC("c_relay") });
   stops.push(() => c.stop());
   const targets: Target[] = [{ label: "C relay", proc: c, opts: { mode: "raw", port: cPort }, warm: false }];
   const x = { backend: "ffi" as const, peerHttp: peer.http, udpPort: freePort(), httpPort: freePort() };

@@ -1,6 +1,7 @@
 // The bench's scenarios, in the order they run. Each has an id (BENCH_SCENARIOS picks them by id or id
 // prefix) and adds typed results; report.ts turns them into the printed tables by id, never by label.
 import {
+  buildC,
   cpuMs,
   DENO,
   freePort,
@@ -68,7 +69,7 @@ export interface Scenario {
 /** The echo peer (bench/peer.ts): a fresh one per idle-session scenario, since it keeps a socket per
  * session as Janus keeps a port per handle, and never learns of hangups. */
 export async function startPeer(): Promise<Proc & { udp: number; http: number }> {
-  const p = await spawn(["run", "-A", "bench/peer.ts"], /^PEER \d+ \d+/);
+  const p = await spawn(["run", "-A", "bench/peer.ts", await buildC("c_load")], /^PEER \d+ \d+/);
   const [, udp, http] = p.lines.find((l) => l.startsWith("PEER "))!.split(" ").map(Number);
   return Object.assign(p, { udp, http });
 }
@@ -76,7 +77,7 @@ export async function startPeer(): Promise<Proc & { udp: number; http: number }>
 /** Runs the generator to its end. */
 export async function gen(opts: Record<string, unknown>): Promise<GenResult> {
   const out = await new Deno.Command(DENO, {
-    args: ["run", "-A", "bench/gen.ts", JSON.stringify(opts)],
+    args: ["run", "-A", "bench/gen.ts", JSON.stringify({ cLoad: await buildC("c_load"), ...opts })],
     cwd: ROOT,
     stdout: "piped",
     stderr: "inherit",
@@ -186,23 +187,10 @@ function idleSessions(ctx: Context, x: BenchXrtc, n: number): Promise<GenResult>
   });
 }
 
-let cRelay: string | undefined;
-/** bench/c_relay.c, built once per run with the machine's C compiler. */
-export async function buildCRelay(): Promise<string> {
-  if (cRelay) return cRelay;
-  const out = `${await Deno.makeTempDir({ prefix: "xrtc-bench-c-" })}/c_relay`;
-  const r = await new Deno.Command("gcc", { args: ["-O2", "-o", out, `${ROOT}bench/c_relay.c`] }).output()
-    .catch((e) => {
-      throw new Error(`the C relay needs gcc (apt-get install gcc): ${e instanceof Error ? e.message : e}`);
-    });
-  if (!r.success) throw new Error(`gcc failed: ${new TextDecoder().decode(r.stderr)}`);
-  return cRelay = out;
-}
-
 /** A starter for the C relay (built once) on a given port, forwarding to `peerUdp`; with `reusePort`, one
  * of several processes on that port. */
 async function cRelayTo(peerUdp: number, reusePort = false): Promise<(port: number) => Promise<Proc>> {
-  const command = await buildCRelay();
+  const command = await buildC("c_relay");
   return (port) =>
     spawn([String(port), String(peerUdp), ...(reusePort ? ["reuseport"] : [])], /^RELAY/, { command });
 }

@@ -622,6 +622,16 @@ export class FfiUdpBackend implements DatagramBackend {
     return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
   }
 
+  /** Stops serving `socket` without closing it and returns its descriptor, which now belongs to the caller
+   * (the bench's generator hands its clients, ICE done, to a child process that inherits them: sockets
+   * here are made without close-on-exec). */
+  handOver(socket: DatagramSocket): number {
+    if (!(socket instanceof FfiSocket) || socket.backend !== this) {
+      throw new Error("not a socket of this backend");
+    }
+    return socket.handOver();
+  }
+
   forget(fd: number): void {
     this.#sockets.delete(fd);
     this.libc.epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, this.#epollEvent);
@@ -908,11 +918,22 @@ class FfiSocket implements DatagramSocket {
     if (!this.#closed) this.backend.enqueue(this.fd, this.family, data, to);
   }
 
+  /** FfiUdpBackend.handOver. */
+  handOver(): number {
+    this.#release();
+    return this.fd;
+  }
+
   close(): void {
     if (this.#closed) return;
+    this.#release();
+    this.backend.libc.close(this.fd);
+  }
+
+  #release(): void {
+    if (this.#closed) throw new Error("socket closed");
     this.backend.flush();
     this.#closed = true;
     this.backend.forget(this.fd);
-    this.backend.libc.close(this.fd);
   }
 }
