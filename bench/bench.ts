@@ -11,7 +11,14 @@
 // scenarios, default 3), BENCH_PACED_UP_TO (the clients pace their packets at rates up to this, default
 // 20000; 0: every millisecond's packets together at every rate), BENCH_OUT (JSON path).
 import { ROOT } from "./procs.ts";
-import { type Context, type Scenario, scenarios, type Settings, startPeer } from "./scenarios.ts";
+import {
+  type Context,
+  PACED_UP_TO,
+  type Scenario,
+  scenarios,
+  type Settings,
+  startPeer,
+} from "./scenarios.ts";
 import { cpuRatios, emptyResults, ratios, render } from "./report.ts";
 
 const env = (k: string, d: string) => Deno.env.get(k) ?? d;
@@ -31,7 +38,7 @@ const settings: Settings = {
   heldStepMs: 20_000,
   heldWindowMs: 1_000,
   rounds: Math.max(1, Number(env("BENCH_ROUNDS", "3"))),
-  pacedUpTo: Number(env("BENCH_PACED_UP_TO", "20000")),
+  pacedUpTo: Number(env("BENCH_PACED_UP_TO", String(PACED_UP_TO))),
 };
 const OUT = env("BENCH_OUT", `${ROOT}bench/latest.json`);
 

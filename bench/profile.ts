@@ -1,5 +1,6 @@
 // Where xRTC's CPU per packet goes, against the C relay, thread by thread. Both forward the same echo stream
-// (4 clients, 1,200-byte packets, ffi backend, xRTC as `deno task start` runs it) at a low and a high rate.
+// (4 clients, 1,200-byte packets, ffi backend, xRTC as `deno task start` runs it, clients paced as in the
+// bench) at a low and a high rate.
 // For each: CPU per 1,000 forwarded packets, and for each busy thread its CPU a second, its wakeups
 // (context switches) a second, and what one wakeup costs and carries. Then, where `perf` can record, a
 // second run of each step is sampled (the first is not, so the figures above carry no sampling cost): each
@@ -11,7 +12,7 @@
 //   PROFILE_V8_FLAGS=--flag1,--flag2 ...         xRTC with these V8 flags too
 //   PROFILE_SAMPLE=0 ...                         the figures only, no sampled runs
 //   PROFILE_WARM_MS=20000 ...                    xRTC's warm-up once started (default 20 s)
-import { gen, startPeer } from "./scenarios.ts";
+import { gen, PACED_UP_TO, startPeer } from "./scenarios.ts";
 import { startXrtc } from "./xrtc.ts";
 import { buildC, freePort, type Proc, spawn } from "./procs.ts";
 import type { Step } from "./report.ts";
@@ -24,7 +25,7 @@ const V8_FLAGS = (Deno.env.get("PROFILE_V8_FLAGS") ?? "").split(",").filter((f) 
 /** A step; the unmeasured stretch before it, with the step's own new sessions; clients per run. */
 const STEP_MS = 8_000, SESSIONS_WARM_MS = 3_000, CLIENTS = 4;
 /** What every generator run here has in common. */
-const RUN = { clients: CLIENTS, size: 1200, maxLoss: 1 };
+const RUN = { clients: CLIENTS, size: 1200, maxLoss: 1, pacedUpTo: PACED_UP_TO };
 /** xRTC's warm-up once started, before any step: its JIT compiles the media path in the first seconds. */
 const WARM_UP_MS = Number(Deno.env.get("PROFILE_WARM_MS") ?? "20000");
 

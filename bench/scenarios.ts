@@ -49,6 +49,9 @@ export interface Settings {
   pacedUpTo: number;
 }
 
+/** Up to this rate the clients pace their packets unless BENCH_PACED_UP_TO says otherwise (Settings.pacedUpTo). */
+export const PACED_UP_TO = 20_000;
+
 export interface Context {
   settings: Settings;
   /** The shared echo peer for the throughput scenarios. */
