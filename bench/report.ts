@@ -101,6 +101,7 @@ export interface MaintenanceResult {
   sessions: number;
   live: number;
   seconds: number;
+  tickMs: number;
   maintainMsPerSecond: number;
   tickUsP50: number;
   tickUsP99: number;
@@ -483,7 +484,7 @@ export function render(
       "",
       `keeping ${m.live} of ${m.sessions} idle half-proxy sessions alive (in-process, socket-free, ` +
         `${m.seconds} simulated s): maintenance ${f(m.maintainMsPerSecond, 2)} ms of CPU per second ` +
-        `(5 ms ticks: p50 ${f(m.tickUsP50, 1)} us, p99 ${f(m.tickUsP99, 1)} us, max ${
+        `(${m.tickMs} ms ticks: p50 ${f(m.tickUsP50, 1)} us, p99 ${f(m.tickUsP99, 1)} us, max ${
           f(m.tickUsMax, 0)
         } us), ` +
         `${f(m.stunToJanusPerSecond, 0)} STUN datagrams a second to the Janus legs, ` +

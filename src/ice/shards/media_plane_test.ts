@@ -5,6 +5,7 @@ import { mustPeer } from "../../io/address.ts";
 import { type MemoryBackend, MemoryNetwork } from "../../io/memory_udp.ts";
 import { randomCredentials } from "../credentials.ts";
 import { ClaimBoard } from "./claims.ts";
+import { TIMING } from "../timing.ts";
 import type { MediaPlane } from "./media_plane.ts";
 import {
   facing,
@@ -299,20 +300,23 @@ Deno.test("a plane whose sessions have nothing due sleeps until one has: mainten
   assert.equal(h.plane.table.liveCount, 3);
   h.advance(1_000, 5); // the Janus legs come up
   const stunBefore = janus.requests.length + janus.responses.length;
-  const runsBefore = periodic.runs.get(5) ?? 0;
-  // 20 s in steps of 5 ms: a task run every tick would run 4,000 times.
+  const runsBefore = periodic.runs.get(TIMING.maintenanceTickMs) ?? 0;
+  // 20 s in steps of 5 ms: a task run every tick would run 1,000 times.
   h.advance(20_000, 5);
-  const runs = (periodic.runs.get(5) ?? 0) - runsBefore;
+  const runs = (periodic.runs.get(TIMING.maintenanceTickMs) ?? 0) - runsBefore;
   assert.ok(runs > 0 && runs < 100, `maintenance ran ${runs} times in 20 s`);
   assert.ok(
     janus.requests.length + janus.responses.length > stunBefore,
     "the Janus legs were kept alive meanwhile",
   );
   // A session going live while the task sleeps is maintained within a tick.
-  const sleeping = periodic.runs.get(5) ?? 0;
+  const sleeping = periodic.runs.get(TIMING.maintenanceTickMs) ?? 0;
   goLive(h, backend, janus, "1/5", 3);
-  h.advance(10, 5);
-  assert.ok((periodic.runs.get(5) ?? 0) > sleeping, "a new live session woke the maintenance task");
+  h.advance(TIMING.maintenanceTickMs, 5);
+  assert.ok(
+    (periodic.runs.get(TIMING.maintenanceTickMs) ?? 0) > sleeping,
+    "a new live session woke the maintenance task",
+  );
   // The first three sessions' clients sent their last check 21 s ago: their consent (30 s) runs out on
   // time, though the task sleeps between due times.
   h.advance(8_900, 5);
