@@ -34,10 +34,14 @@ const stunToJanus = () => janusLegs.reduce((n, j) => n + j.requests.length + j.r
 const quota = Math.ceil(sessions * TIMING.maintenanceTickMs / TIMING.maintenanceSpreadMs);
 const warmTicks = 20_000 / TIMING.maintenanceTickMs; // past every leg's first keepalive
 const ticks: number[] = [];
-let maintainMs = 0, deliverMs = 0, sentBefore = 0;
+let maintainMs = 0, deliverMs = 0, sentBefore = 0, nextCheckPacing = 0;
 for (let step = 0; step < warmTicks + seconds * 1000 / TIMING.maintenanceTickMs; step++) {
   const now = h.clock.advance(TIMING.maintenanceTickMs);
-  if (step % (TIMING.checkIntervalMs / TIMING.maintenanceTickMs) === 0) h.plane.tick(now);
+  // Check pacing on its own interval, which need not be a multiple of the tick.
+  if (now >= nextCheckPacing) {
+    h.plane.tick(now);
+    nextCheckPacing = now + TIMING.checkIntervalMs;
+  }
   if (step === warmTicks) sentBefore = stunToJanus();
   const t0 = performance.now();
   h.plane.maintain(now, quota);
