@@ -348,6 +348,34 @@ static int next_line(char *line, size_t size) {
   return 1;
 }
 
+/** Until stdin ends: each socket epoll reports to `on_socket`, each line of stdin to `on_line`. */
+static int serve(void (*on_socket)(int fd), void (*on_line)(const char *line)) {
+  struct epoll_event events[64];
+  char line[256];
+  for (;;) {
+    int n = epoll_wait(epfd, events, 64, -1);
+    if (n < 0 && errno != EINTR) return perror("epoll_wait"), 1;
+    for (int e = 0; e < n; e++) {
+      int fd = events[e].data.fd;
+      if (fd != 0) on_socket(fd);
+      else if (!read_stdin()) return 0;
+      else while (next_line(line, sizeof line)) on_line(line);
+    }
+  }
+}
+
+/** The echo's first socket: where sessions beyond what it can bind are sent. */
+static int first;
+
+/** "bind": another socket, answered with its port. */
+static void echo_command(const char *line) {
+  if (strcmp(line, "bind") != 0) return;
+  int s = udp_socket();
+  if (s >= 0) watch(s);
+  printf("PORT %d\n", s >= 0 ? local_port(s) : local_port(first));
+  fflush(stdout);
+}
+
 static int run_echo(void) {
   if (strlen(ice_pwd) > 64) {
     fprintf(stderr, "c_load: an ICE password of more than 64 bytes\n");
@@ -360,33 +388,13 @@ static int run_echo(void) {
     setrlimit(RLIMIT_NOFILE, &files);
   }
   epfd = epoll_create1(EPOLL_CLOEXEC);
-  int first = udp_socket();
+  first = udp_socket();
   if (first < 0) return perror("socket"), 1;
   watch(first);
   watch(0);
   printf("ECHO %d\n", local_port(first));
   fflush(stdout);
-  struct epoll_event events[64];
-  char line[256];
-  for (;;) {
-    int n = epoll_wait(epfd, events, 64, -1);
-    if (n < 0 && errno != EINTR) return perror("epoll_wait"), 1;
-    for (int e = 0; e < n; e++) {
-      int fd = events[e].data.fd;
-      if (fd != 0) {
-        echo(fd);
-        continue;
-      }
-      if (!read_stdin()) return 0;
-      while (next_line(line, sizeof line)) {
-        if (strcmp(line, "bind") != 0) continue;
-        int s = udp_socket();
-        if (s >= 0) watch(s);
-        printf("PORT %d\n", s >= 0 ? local_port(s) : local_port(first));
-        fflush(stdout);
-      }
-    }
-  }
+  return serve(echo, echo_command);
 }
 
 // ---- the generator's clients ----
@@ -604,21 +612,7 @@ static int run_gen(int argc, char **argv) {
   watch(0);
   printf("GEN %d\n", client_count);
   fflush(stdout);
-  struct epoll_event events[MAX_CLIENTS];
-  char line[256];
-  for (;;) {
-    int n = epoll_wait(epfd, events, MAX_CLIENTS, -1);
-    if (n < 0 && errno != EINTR) return perror("epoll_wait"), 1;
-    for (int e = 0; e < n; e++) {
-      int fd = events[e].data.fd;
-      if (fd != 0) {
-        collect(fd);
-        continue;
-      }
-      if (!read_stdin()) return 0;
-      while (next_line(line, sizeof line)) command(line);
-    }
-  }
+  return serve(collect, command);
 }
 
 int main(int argc, char **argv) {

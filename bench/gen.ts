@@ -16,6 +16,7 @@ import { cpuMs, LineChannel, threadSamples, threadUse } from "./procs.ts";
 import { clientStun, connectOnce, nominatingCheck, signalOffer } from "./client.ts";
 import { TcpDatagrams } from "./tcp_client.ts";
 import { sleepMs, Stamp, STAMPED_BYTES, wallMs } from "./stamps.ts";
+import { type Baseline, BASELINE_FIELDS, type Echoes } from "./report.ts";
 
 export interface GenOptions {
   mode: "xrtc" | "raw" | "sessions" | "gap";
@@ -86,21 +87,6 @@ interface Client {
   target: PeerAddress;
   lastSeq: number;
   samples: Samples;
-}
-
-/** What came back to one set of clients in a step: echoes, reordering, cross-talk, and percentiles of the
- * round trips and of the one-way legs (either way, from one end's send to the kernel's receive at the
- * other). */
-interface Echoes {
-  received: number;
-  reordered: number;
-  foreign: number;
-  rttP50: number;
-  rttP99: number;
-  rttP999: number;
-  oneWayP50: number;
-  oneWayP99: number;
-  oneWayP999: number;
 }
 
 /** One set of clients (through xRTC, through a relay, or straight to the peer) as a step drives it. */
@@ -437,9 +423,9 @@ function measured(echoes: Echoes, sent: number, cpuMs: number) {
 }
 
 /** The direct path's figures in the same step (the paired windows), that latency is read against. */
-function paired(e: Echoes, sent: number) {
-  const { received, rttP50, rttP99, rttP999, oneWayP50, oneWayP99, oneWayP999 } = e;
-  return { sent, received, rttP50, rttP99, rttP999, oneWayP50, oneWayP99, oneWayP999 };
+function paired(e: Echoes, sent: number): Baseline {
+  const all = { ...e, sent };
+  return Object.fromEntries(BASELINE_FIELDS.map((k) => [k, all[k]])) as Baseline;
 }
 
 /** A steady rate for durationMs while the bench restarts xRTC: per client, the longest silence between two

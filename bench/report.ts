@@ -3,14 +3,12 @@
 import type { Settings } from "./scenarios.ts";
 import type { ThreadUse } from "./procs.ts";
 
-export interface Step {
-  rate: number;
-  sent: number;
+/** What came back to one set of clients in a step (bench/gen.ts): echoes, reordering, cross-talk, and
+ * percentiles of the round trips and of the one-way legs. */
+export interface Echoes {
   received: number;
-  loss: number;
   reordered: number;
   foreign: number;
-  cpuMs: number;
   rttP50: number;
   rttP99: number;
   rttP999: number;
@@ -19,6 +17,13 @@ export interface Step {
   oneWayP50: number;
   oneWayP99: number;
   oneWayP999: number;
+}
+
+export interface Step extends Echoes {
+  rate: number;
+  sent: number;
+  loss: number;
+  cpuMs: number;
   /** The direct path measured in windows alternating with this step's (the held-sessions step): the
    * step's added latency is read against it instead of the direct scenario's. */
   baseline?: Baseline;
@@ -29,7 +34,7 @@ export interface Step {
   threads?: ThreadUse[];
 }
 
-const BASELINE_FIELDS = [
+export const BASELINE_FIELDS = [
   "sent",
   "received",
   "rttP50",
