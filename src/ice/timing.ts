@@ -20,7 +20,7 @@ export const TIMING = {
    * (the shard's thread, the pool thread it waits through while no media flows, the peers its datagrams
    * reach), and with 10,000 sessions held one is due every tick: packets that came then were the slow
    * ones, in the tick's rhythm, for xRTC and for a relay beside it alike. The bench's held step (load in
-   * C) gave an added p99 of 0.19-0.23 ms at 5 ms, 0.14-0.16 at 20 ms and 0.17-0.22 at 50 ms, whose
+   * C) gave an added p99 of 0.19-0.23 ms at 5 ms, 0.14-0.20 at 20 ms and 0.17-0.22 at 50 ms, whose
    * batches are larger; a 20 ms tick carries about 13 keepalives. */
   maintenanceTickMs: 20,
   /** A live session is maintained at least this often, even with nothing due (a backstop: a due time
