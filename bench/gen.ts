@@ -320,21 +320,20 @@ async function main() {
   if (o.mode === "gap") return await gap(clients, through, lastEcho, longestGap);
   const pids = o.pids ?? [];
   // ICE is done: the UDP sets' packets are c_load's from here on (ICE-TCP clients stay here).
-  const udpSets = [...(o.tcp ? [] : [clients]), directClients, relayClients].filter((set) => set.length);
+  const sets: Array<[Client[], Samples]> = [
+    [clients, through],
+    [directClients, direct],
+    [relayClients, relayed],
+  ];
+  const udpSets = sets.map(([set]) => set).filter((set) => set.length && !(set === clients && o.tcp));
   const c = o.cLoad ? await handToC(o.cLoad, udpSets) : undefined;
-  const setOf = (set: Client[], samples: Samples): ClientSet => {
+  // A set with no clients is no set (a run without paired windows).
+  const [throughSet, directSet, relaySet] = sets.map(([set, samples]): ClientSet | undefined => {
     const i = udpSets.indexOf(set);
-    return c && i >= 0 ? c.sets[i] : new OwnClients(set, samples);
-  };
-  const throughSet = setOf(clients, through), directSet = setOf(directClients, direct);
-  const relaySet = setOf(relayClients, relayed);
+    return !set.length ? undefined : c && i >= 0 ? c.sets[i] : new OwnClients(set, samples);
+  });
   try {
-    await steps(
-      pids,
-      throughSet,
-      directClients.length ? directSet : undefined,
-      relayClients.length ? relaySet : undefined,
-    );
+    await steps(pids, throughSet!, directSet, relaySet);
   } finally {
     await c?.load.close();
   }

@@ -12,7 +12,7 @@ export const PEER_UFRAG = "peer";
 export const PEER_PWD = "benchpeerpasswordbenchpeer";
 
 // Like Janus, one datagram per send and per receive (no GSO, no GRO), whatever xRTC does.
-const echo = await LineChannel.start(Deno.args[0], ["echo", PEER_UFRAG, PEER_PWD]);
+const echo = LineChannel.start(Deno.args[0], ["echo", PEER_UFRAG, PEER_PWD]);
 const firstPort = Number((await echo.next()).split(" ")[1]);
 
 // Like Janus, a port of its own for each session (a handle's PeerConnection).
