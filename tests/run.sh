@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: checks, unit tests, a short fuzz run, then the integration tests against the real
 # Janus and Chromium on the deno UDP backend, then again on the ffi backend. Provisions what they need.
-# Prints each runner's output and ends with one line "N passed, N failed".
+# Prints each runner's output, then (when something failed) each failed test's name and the start of its
+# error again, so the end of the output says what failed; and ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DENO=./node_modules/.bin/deno
@@ -23,6 +24,7 @@ rm -rf "$XRTC_ARTIFACTS"
 
 passed=0
 failed=0
+failures=$(mktemp)
 run_suite() {
   local label="$1"; shift
   echo "=== $label"
@@ -41,6 +43,15 @@ run_suite() {
     failed=$((failed + $(echo "$summary" | sed -E 's/.*\| ([0-9]+) failed.*/\1/')))
     [ "$rc" -eq 0 ] || [ "$(echo "$summary" | sed -E 's/.*\| ([0-9]+) failed.*/\1/')" -gt 0 ] || failed=$((failed + 1))
   fi
+  # deno test repeats each failure's error under " ERRORS " and lists the names under " FAILURES ".
+  if [ "$rc" -ne 0 ]; then
+    {
+      echo "--- $label (exit $rc)"
+      sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '/^ FAILURES *$/ { f = 1; next } f && / => / { print "failed: " $0 }'
+      sed 's/\x1b\[[0-9;]*m//g' "$out" | awk '/^ ERRORS *$/ { e = 1; next } /^ FAILURES *$/ { e = 0 } e' | head -60
+      [ -n "$summary" ] || tail -20 "$out"
+    } >>"$failures"
+  fi
   rm -f "$out"
 }
 
@@ -54,5 +65,11 @@ run_suite "integration tests, deno UDP backend" env XRTC_TEST_IO=deno "$DENO" te
 run_suite "integration tests, ffi UDP backend" env XRTC_TEST_IO=ffi "$DENO" test -A tests/half_proxy_test.ts tests/tcp_port_test.ts tests/full_proxy_test.ts tests/workers_test.ts tests/hardening_test.ts tests/whip_test.ts tests/cluster_test.ts tests/lifecycle_test.ts tests/observability_test.ts
 
 echo
+if [ -s "$failures" ]; then
+  echo "=== what failed"
+  cat "$failures"
+  echo
+fi
+rm -f "$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
