@@ -118,7 +118,7 @@ Deno.test("cluster directory on Redis: publish, locate, node gone, outage, retur
 
     heldA.delete("101");
     a.onRegistryChange(gone("101"));
-    await sleep(50);
+    await a.published("101");
     b.forget("101");
     assert.deepEqual(await b.locate("101"), { where: "unknown" });
 
@@ -133,7 +133,7 @@ Deno.test("cluster directory on Redis: publish, locate, node gone, outage, retur
     c.onRegistryChange(added("103"));
     await c.published("103");
     a.onRegistryChange(gone("103"));
-    await sleep(50);
+    await a.published("103");
     assert.equal((await b.locate("103") as { node?: string }).node, "c");
 
     // Outage: what b located before is still served; anything else is "unreachable", at once.

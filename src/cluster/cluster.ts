@@ -152,16 +152,26 @@ export class ClusterDirectory implements SessionDirectory {
       // A WHIP resource's entry expires by itself after its session: a stale one names a node that
       // answers 404, as it should.
       if (whip) void this.#command(["SET", this.#key("whip", whip.resource), this.node, "PX", ttl]);
-      const write = this.#command(["SET", this.#key("session", id), this.node, "PX", ttl]).then((r) => {
-        clusterDirectoryWrites.inc({ outcome: r === "OK" ? "ok" : "failed" });
-      }).finally(() => {
-        if (this.#writes.get(id) === write) this.#writes.delete(id);
-      });
-      this.#writes.set(id, write);
+      this.#track(
+        id,
+        this.#command(["SET", this.#key("session", id), this.node, "PX", ttl]).then((r) => {
+          clusterDirectoryWrites.inc({ outcome: r === "OK" ? "ok" : "failed" });
+        }),
+      );
     } else if (c.kind === "session_gone") {
-      this.#writes.delete(c.id);
-      void this.#command(["EVAL", DELETE_IF_MINE, "1", this.#key("session", c.id), this.node]);
+      this.#track(
+        c.id,
+        this.#command(["EVAL", DELETE_IF_MINE, "1", this.#key("session", c.id), this.node]).then(() => {}),
+      );
     }
+  }
+
+  /** The session's latest write (or deletion) is the one `published` waits for. */
+  #track(id: string, write: Promise<void>): void {
+    const tracked = write.finally(() => {
+      if (this.#writes.get(id) === tracked) this.#writes.delete(id);
+    });
+    this.#writes.set(id, tracked);
   }
 
   async #command(args: string[]): Promise<RespValue | undefined> {

@@ -20,8 +20,9 @@ export interface SessionDirectory {
   locate(sessionId: string): Promise<Owner>;
   /** Where a WHIP resource this node does not hold lives (its PATCH and DELETE may land anywhere). */
   locateWhip(resource: string): Promise<Owner>;
-  /** Resolves once the session's entry is written (or at the directory's deadline): a create's reply
-   * waits for it, so the client's next request, on whichever node, finds the session. */
+  /** Resolves once the session's entry is written, or deleted when this node no longer holds it (or at
+   * the directory's deadline): a create's reply waits for it, so the client's next request, on whichever
+   * node, finds the session. */
   published(sessionId: string): Promise<void>;
 }
 
