@@ -2,7 +2,7 @@
 // routes.yml starting as it is (README's first command), and a start with a worker shard.
 import assert from "node:assert/strict";
 import { ROOT } from "./lib/xrtc.ts";
-import { sleep, waitFor } from "./lib/run.ts";
+import { collectLines, sleep, waitFor } from "./lib/run.ts";
 import { taskV8Flags } from "../bench/xrtc.ts";
 
 const DENO = `${ROOT}node_modules/.bin/deno`;
@@ -95,14 +95,7 @@ function startTask(args: string[] = []) {
     stderr: "piped",
   }).spawn();
   const lines: string[] = [];
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      lines.push(...value.split("\n"));
-    }
-  })();
+  collectLines(child.stdout, lines);
   child.stderr.cancel();
   return {
     lines,

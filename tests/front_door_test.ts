@@ -7,7 +7,7 @@ import { loadConfigText } from "../src/config/load.ts";
 import { start, type Xrtc } from "../src/app.ts";
 import { encodeFrame } from "../src/io/framing.ts";
 import { ROOT } from "./lib/xrtc.ts";
-import { freePort, recordFigure, sleep, waitFor } from "./lib/run.ts";
+import { collectLines, freePort, recordFigure, sleep, waitFor } from "./lib/run.ts";
 import { BINDING_REQUEST, buildStun, randomTransactionId } from "../src/stun/message.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -77,11 +77,7 @@ function spawnXrtc(configFile: string, nofile?: number) {
     : new Deno.Command(DENO, { args, stdout: "piped", stderr: "piped" });
   const child = cmd.spawn();
   const lines: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) lines.push(...chunk.split("\n"));
-    })();
-  }
+  for (const stream of [child.stdout, child.stderr]) collectLines(stream, lines);
   return {
     child,
     lines,

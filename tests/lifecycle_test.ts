@@ -105,7 +105,7 @@ async function weriftAcrossCrash(lab: Lab, tag: string, upEvent: string): Promis
   await x1.kill9();
   const x2 = lab.spawn();
   await x2.ready();
-  assert.ok(x2.lines.some((l) => /event=state_restored .*live=1/.test(l)), x2.lines.join("\n"));
+  await x2.logged(/event=state_restored .*live=1/);
   const r = await call;
   assert.deepEqual(r.errors, [], JSON.stringify(r));
   assert.ok(
@@ -347,9 +347,7 @@ Deno.test("crash: 100 werift sessions at once all resume", opts, async () => {
     await x1.kill9();
     const x2 = lab.spawn();
     await x2.ready();
-    const restored = /event=state_restored .*live=(\d+)/.exec(
-      x2.lines.find((l) => l.includes("event=state_restored")) ?? "",
-    );
+    const restored = /event=state_restored .*live=(\d+)/.exec(await x2.logged(/event=state_restored/));
     assert.equal(Number(restored?.[1]), 100, "every live session restored");
     const r = await call;
     assert.deepEqual(r.errors, []);
@@ -688,7 +686,7 @@ Deno.test(
           const killedAt = Date.now();
           const x2 = lab.spawn();
           await x2.ready();
-          assert.ok(x2.lines.some((l) => l.includes("event=whip_session_restored")), x2.lines.join("\n"));
+          await x2.logged(/event=whip_session_restored/);
           const resumedMs = (await flowing("media reaching Janus again after the restart")) +
             (Date.now() - killedAt);
 

@@ -87,12 +87,15 @@ scrape_configs:
           3_000,
         );
         const local = await xrtc.metricsText();
-        await sleep(2_500); // two more scrapes
-        assert.ok(
-          await query("sum(xrtc_sessions_opened_total)") >= 2,
-          "the echotest's session and the forged one's",
+        // Scraped once the drop is: then exactly one, and both sessions (the echotest's and the forged one's).
+        await waitFor(
+          "Prometheus's scrape with the forged check and both sessions",
+          async () =>
+            await query('xrtc_dropped_packets_total{reason="check_bad_integrity"}') === 1 &&
+              await query("sum(xrtc_sessions_opened_total)") >= 2 || undefined,
+          10_000,
+          250,
         );
-        assert.equal(await query('xrtc_dropped_packets_total{reason="check_bad_integrity"}'), 1);
         const toJanus = await query('sum(xrtc_forwarded_packets_total{direction="to_janus"})');
         const toClient = await query('sum(xrtc_forwarded_packets_total{direction="to_client"})');
         assert.ok(toJanus >= 30 && toJanus < 400, `to Janus: ${toJanus} (30 RTP, data channel, DTLS)`);

@@ -33,6 +33,38 @@ export async function waitFor<T>(
   throw new Error(`timed out waiting for ${what}${last ? `: ${last}` : ""}`);
 }
 
+/** Waits for a count that one event raises to reach `expected`, then checks that it still reads
+ * `expected` a moment later: however late the event is handled, it is counted once, not twice or never. */
+export async function countSettlesAt(
+  what: string,
+  read: () => Promise<number> | number,
+  expected: number,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let value = await read();
+  while (value < expected && Date.now() < end) {
+    await sleep(25);
+    value = await read();
+  }
+  await sleep(200);
+  value = await read();
+  if (value !== expected) throw new Error(`${what}: ${value}, not ${expected}`);
+}
+
+/** Keeps a child's output as lines (each whole, however the pipe cut it), without empty ones. */
+export function collectLines(stream: ReadableStream<Uint8Array>, lines: string[]): void {
+  (async () => {
+    let partial = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      const parts = (partial + chunk).split("\n");
+      partial = parts.pop()!;
+      lines.push(...parts.filter(Boolean));
+    }
+    if (partial) lines.push(partial);
+  })();
+}
+
 /** A loopback TCP port free at the time of the call (the kernel's choice). */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

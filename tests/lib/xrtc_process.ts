@@ -2,13 +2,16 @@
 // it again: its lines as they come, readiness, signals, exit.
 import { ROOT, testConfigYaml, type XrtcTestOptions } from "./xrtc.ts";
 import type { Topology } from "./topology.ts";
-import { sleep, waitFor } from "./run.ts";
+import { collectLines, sleep, waitFor } from "./run.ts";
 
 export interface XrtcProcess {
   child: Deno.ChildProcess;
   pid: number;
   lines: string[];
   ready(timeoutMs?: number): Promise<void>;
+  /** The first line matching `pattern`, once it has come: logs are on stderr, "xrtc: ready" on stdout, and
+   * the two pipes are read apart, so a line written before ready may be read after it. */
+  logged(pattern: RegExp, timeoutMs?: number): Promise<string>;
   signal(sig: Deno.Signal): void;
   /** Resolves with the exit code, or undefined if it has not exited within `ms`. */
   exited(ms: number): Promise<number | undefined>;
@@ -47,13 +50,7 @@ export function spawnXrtc(
     env: { XRTC_LOG: "info" },
   }).spawn();
   const lines: string[] = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        lines.push(...chunk.split("\n").filter(Boolean));
-      }
-    })();
-  }
+  for (const stream of [child.stdout, child.stderr]) collectLines(stream, lines);
   let code: number | undefined;
   child.status.then((s) => code = s.code);
   return {
@@ -65,6 +62,17 @@ export function spawnXrtc(
         if (code !== undefined) throw new Error(`xRTC exited (${code}):\n${lines.slice(-20).join("\n")}`);
         return lines.includes("xrtc: ready") || undefined;
       }, timeoutMs).then(() => {}),
+    logged: async (pattern, timeoutMs = 5_000) => {
+      try {
+        return await waitFor(
+          `a line matching ${pattern}`,
+          () => lines.find((l) => pattern.test(l)),
+          timeoutMs,
+        );
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; the last lines:\n${lines.slice(-20).join("\n")}`);
+      }
+    },
     signal: (sig) => child.kill(sig),
     exited: async (ms) =>
       await Promise.race([child.status.then((s) => s.code), sleep(ms).then(() => undefined)]),
