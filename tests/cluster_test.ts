@@ -87,15 +87,19 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
     const line = text.split("\n").find((l) => l.startsWith(series + " "));
     return line ? Number(line.split(" ")[1]) : 0;
   };
-  /** The node that created a Janus session, and the backend it placed it on (from the node's log). */
-  const holderOf = (session: unknown) => {
-    for (let i = 0; i < nodes.length; i++) {
-      const line = nodes[i].lines.find((l) =>
-        l.includes("event=janus_session_created") && l.includes(`janus_session=${session} `)
-      );
-      if (line) return { node: i, backend: /backend=(\S+)/.exec(line)![1] };
-    }
-    return undefined;
+  /** The node that created a Janus session, and the backend it placed it on (from the node's log, whose
+   * pipe is read apart from the reply: the line may come a moment after it), or undefined. */
+  const holderOf = async (session: unknown) => {
+    const find = () => {
+      for (let i = 0; i < nodes.length; i++) {
+        const line = nodes[i].lines.find((l) =>
+          l.includes("event=janus_session_created") && l.includes(`janus_session=${session} `)
+        );
+        if (line) return { node: i, backend: /backend=(\S+)/.exec(line)![1] };
+      }
+      return undefined;
+    };
+    return await waitFor(`the log of session ${session}'s creation`, find, 5_000, 20).catch(() => undefined);
   };
   const allBackendsUp = async () => {
     for (let i = 0; i < nodes.length; i++) {
@@ -159,7 +163,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
             assert.ok((cl.rtpEchoed as number) >= 27, `RTP echoed ${cl.rtpEchoed}/30`);
             assert.equal(cl.dcEchoes, 5);
             assert.equal(cl.rtpForeign, 0, "no other client's media");
-            const holder = holderOf(cl.session);
+            const holder = await holderOf(cl.session);
             assert.ok(holder, `a node created session ${cl.session}`);
             const addr = c.nodes[holder.node].publicAddr;
             const cands = cl.answerCandidates as string[];
@@ -217,7 +221,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         try {
           const created = await wsRequest(ws, { janus: "create" });
           const sid = (created.data as Msg).id;
-          const holder = holderOf(sid)!;
+          const holder = (await holderOf(sid))!;
           assert.equal(holder.node, 0);
           const attached = await post(`${signallingOf(1)}/janus/${sid}`, {
             janus: "attach",
@@ -232,7 +236,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
           // Created over HTTP on node 2, continued over a WebSocket on node 1.
           const viaHttp = await post(`${signallingOf(2)}/janus`, { janus: "create" });
           const sid2 = (viaHttp.body.data as Msg).id;
-          assert.equal(holderOf(sid2)!.node, 2);
+          assert.equal((await holderOf(sid2))!.node, 2);
           const ws1 = await openWs(signallingOf(1).replace("http", "ws"));
           try {
             const a2 = await wsRequest(ws1, {
@@ -241,7 +245,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
               session_id: sid2,
             });
             assert.equal(a2.janus, "success", JSON.stringify(a2));
-            const j2 = holderOf(sid2)!.backend === "janus-a" ? janusA! : janusB!;
+            const j2 = (await holderOf(sid2))!.backend === "janus-a" ? janusA! : janusB!;
             assert.deepEqual((await j2.admin({ janus: "list_handles" }, `/${sid2}`)).handles, [
               (a2.data as Msg).id,
             ]);
@@ -271,10 +275,17 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         const offer = Deno.readTextFileSync(new URL("./fixtures/chromium-offer.sdp", import.meta.url));
         const { answer, location, etag } = await whipPublish(`${frontUrl}/whip/live`, offer);
         const resource = location.split("/").at(-1)!;
-        const holder = nodes.findIndex((n) =>
-          n.lines.some((l) => l.includes("event=whip_session_open") && l.includes(`resource=${resource}`))
+        const holder = await waitFor(
+          "a node holds the resource (its log)",
+          () => {
+            const i = nodes.findIndex((n) =>
+              n.lines.some((l) => l.includes("event=whip_session_open") && l.includes(`resource=${resource}`))
+            );
+            return i >= 0 ? i : undefined;
+          },
+          5_000,
+          20,
         );
-        assert.ok(holder >= 0, "a node holds the resource");
         const candidates = answer.split(/\r?\n/).filter((l) => l.startsWith("a=candidate:"));
         assert.ok(
           candidates.length > 0 && candidates.every((l) => l.includes(` ${c.nodes[holder].publicAddr} `)),
@@ -300,11 +311,14 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         const again = await fetch(`${signallingOf(third)}${location}`, { method: "DELETE" });
         await again.body?.cancel();
         assert.equal(again.status, 404);
-        assert.ok(
-          nodes[holder].lines.some((l) =>
-            l.includes("event=whip_session_end") && l.includes(`resource=${resource}`)
-          ),
-          "the holder ended the WHIP session",
+        await waitFor(
+          "the holder's log: the WHIP session ended",
+          () =>
+            nodes[holder].lines.some((l) =>
+              l.includes("event=whip_session_end") && l.includes(`resource=${resource}`)
+            ) || undefined,
+          5_000,
+          20,
         );
       },
     );
@@ -316,7 +330,8 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         for (let i = 0; i < 6; i++) {
           ids.push(((await post(`${frontUrl}/janus`, { janus: "create" })).body.data as Msg).id);
         }
-        const onA = ids.filter((id) => holderOf(id)?.backend === "janus-a");
+        const holders = await Promise.all(ids.map(holderOf));
+        const onA = ids.filter((_, i) => holders[i]?.backend === "janus-a");
         assert.ok(onA.length > 0, "some sessions on janus-a");
         const killedAt = performance.now();
         await janusA!.stop();
@@ -334,7 +349,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         );
         const outMs = performance.now() - killedAt;
         for (const id of onA) {
-          const holder = holderOf(id)!;
+          const holder = (await holderOf(id))!;
           await waitFor(
             `session ${id} released`,
             () =>
@@ -353,7 +368,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
           fresh.push(((await post(`${frontUrl}/janus`, { janus: "create" })).body.data as Msg).id);
         }
         assert.deepEqual(
-          fresh.map((id) => holderOf(id)?.backend),
+          (await Promise.all(fresh.map(holderOf))).map((h) => h?.backend),
           Array(6).fill("janus-b"),
         );
         janusA = await startJanus(c.asTopology, { instance: 0 });
@@ -362,7 +377,10 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         for (let i = 0; i < 6; i++) {
           again.push(((await post(`${frontUrl}/janus`, { janus: "create" })).body.data as Msg).id);
         }
-        assert.ok(again.some((id) => holderOf(id)?.backend === "janus-a"), "janus-a back in rotation");
+        assert.ok(
+          (await Promise.all(again.map(holderOf))).some((h) => h?.backend === "janus-a"),
+          "janus-a back in rotation",
+        );
         await recordFigure("cluster: janus killed", { out_of_rotation_ms: Math.round(outMs) });
         for (const id of [...ids, ...fresh, ...again]) {
           await post(`${frontUrl}/janus/${id}`, { janus: "destroy" });

@@ -7,7 +7,7 @@ import { launchChromium } from "./lib/browser.ts";
 import { type Janus, type JanusOptions, startJanus } from "./lib/janus.ts";
 import { openEchoSession, PORTS, runWeriftClient, TEST_BACKEND, type XrtcTestOptions } from "./lib/xrtc.ts";
 import { spawnXrtc, writeConfig, type XrtcProcess } from "./lib/xrtc_process.ts";
-import { artifactPath, freePort, sleep, waitFor } from "./lib/run.ts";
+import { artifactPath, freePort, recordFigure, sleep, waitFor } from "./lib/run.ts";
 import { FLUSH_MS } from "../src/state/journal.ts";
 import type { Page } from "playwright-core";
 
@@ -530,8 +530,10 @@ Deno.test(
           const hungUp = Date.now();
           await page.evaluate("window.xrtcStop()");
           const code = await x.exited(5_000);
+          const exitMs = Date.now() - hungUp;
+          await recordFigure("drain: exit after the last hangup", { exit_ms: exitMs });
           assert.equal(code, 0);
-          assert.ok(Date.now() - hungUp < 1_500, `exited ${Date.now() - hungUp} ms after the last hangup`);
+          assert.ok(exitMs < 1_500, `exited ${exitMs} ms after the last hangup`);
         } finally {
           await browser?.close().catch(() => {});
           await x.kill9();
@@ -551,8 +553,11 @@ Deno.test(
         assert.equal(await x.exited(100), undefined, "draining");
         const sent = Date.now();
         x.signal("SIGTERM");
-        assert.equal(await x.exited(3_000), 0);
-        assert.ok(Date.now() - sent < 1_000, `stopped ${Date.now() - sent} ms after the second signal`);
+        const code = await x.exited(3_000);
+        const stopMs = Date.now() - sent;
+        await recordFigure("drain: stop after a second SIGTERM", { stop_ms: stopMs });
+        assert.equal(code, 0);
+        assert.ok(stopMs < 1_000, `stopped ${stopMs} ms after the second signal`);
         await call;
       });
     });
