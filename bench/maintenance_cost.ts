@@ -1,8 +1,8 @@
 // What keeping N idle half-proxy sessions alive costs the thread that forwards their media: one media
 // plane in this process on the socket-free network of the unit tests (src/ice/test_support.ts), N
 // sessions claimed by a client's nominating check and connected to a Janus stand-in each, then the plane's
-// maintenance tick driven every tick (TIMING.maintenanceTickMs) of a simulated clock. Simulated time makes the figure the same on a
-// busy machine: CPU per simulated second, not latency.
+// maintenance driven every tick (TIMING.maintenanceTickMs) of a simulated clock. Simulated time makes the
+// figure the same on a busy machine: CPU per simulated second, not latency.
 //   deno run -A bench/maintenance_cost.ts <sessions> <simulated seconds>   prints "MAINT <json>"
 import { mustPeer } from "../src/io/address.ts";
 import { MemoryNetwork } from "../src/io/memory_udp.ts";

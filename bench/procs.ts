@@ -207,8 +207,8 @@ export class LineChannel {
   }
 }
 
-/** A stream's text, line by line. */
-async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+/** A stream's text, line by line (each whole, however the stream cut it; the last even without a newline). */
+export async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buf = "";
   for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
     buf += chunk;
@@ -216,6 +216,7 @@ async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<stri
     buf = parts.pop()!;
     yield* parts;
   }
+  if (buf) yield buf;
 }
 
 const built = new Map<string, Promise<string>>();

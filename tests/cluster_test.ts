@@ -311,15 +311,7 @@ Deno.test("cluster: 3 xRTC nodes, 2 Janus, Redis, nginx round robin", opts, asyn
         const again = await fetch(`${signallingOf(third)}${location}`, { method: "DELETE" });
         await again.body?.cancel();
         assert.equal(again.status, 404);
-        await waitFor(
-          "the holder's log: the WHIP session ended",
-          () =>
-            nodes[holder].lines.some((l) =>
-              l.includes("event=whip_session_end") && l.includes(`resource=${resource}`)
-            ) || undefined,
-          5_000,
-          20,
-        );
+        await nodes[holder].logged(new RegExp(`event=whip_session_end .*resource=${resource}`));
       },
     );
 

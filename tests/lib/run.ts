@@ -1,4 +1,5 @@
 // Running commands from tests: fail loudly with the command's own output.
+import { linesOf } from "../../bench/procs.ts";
 export async function run(cmd: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
   const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "piped" })
     .output();
@@ -41,27 +42,17 @@ export async function countSettlesAt(
   expected: number,
   timeoutMs = 5_000,
 ): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let value = await read();
-  while (value < expected && Date.now() < end) {
-    await sleep(25);
-    value = await read();
-  }
+  // Not reaching it is reported below, with the value read.
+  await waitFor(what, async () => await read() >= expected || undefined, timeoutMs, 25).catch(() => {});
   await sleep(200);
-  value = await read();
+  const value = await read();
   if (value !== expected) throw new Error(`${what}: ${value}, not ${expected}`);
 }
 
 /** Keeps a child's output as lines (each whole, however the pipe cut it), without empty ones. */
 export function collectLines(stream: ReadableStream<Uint8Array>, lines: string[]): void {
   (async () => {
-    let partial = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      const parts = (partial + chunk).split("\n");
-      partial = parts.pop()!;
-      lines.push(...parts.filter(Boolean));
-    }
-    if (partial) lines.push(partial);
+    for await (const line of linesOf(stream)) if (line) lines.push(line);
   })();
 }
 
